@@ -1,0 +1,295 @@
+"""Enqueuers: read a Sequence or a generator ahead of the consumer on workers.
+
+`OrderedEnqueuer` keeps `max_queue_size` batches of a Sequence in flight on a
+pool of workers and hands them out in index order (or in a shuffled order per
+pass).  `GeneratorEnqueuer` pulls items from a generator on worker threads,
+serialising access so a generator that is not thread-safe never yields a
+corrupted, lost or duplicated item.
+
+Both keep the Keras 2 API: `start(workers, max_queue_size)`, `get()`,
+`stop(timeout)`, `is_running()`.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import queue
+import threading
+from typing import Any, Iterator
+
+from nbtrain.data.sequence import SequenceCursor, is_sequence
+
+_POLL = 0.1  # seconds between checks of the stop flag while blocked
+
+
+class OrderedEnqueuer:
+    """Reads a Sequence on workers and yields its batches in order, pass after pass.
+
+    After the consumer takes the last batch of a pass, the sequence's
+    `on_epoch_end` is called (in the consumer's thread, before any batch of the
+    next pass is produced) and the next pass begins with the length read again.
+
+    Args:
+        sequence: an `nbtrain.Sequence` or `keras.utils.PyDataset`.
+        use_multiprocessing: read batches in worker processes instead of threads.
+        shuffle: shuffle the batch order at every pass.
+        cursor: an `nbtrain.data.SequenceCursor` to continue from (used by
+            `nbtrain.Run` to resume at the exact next batch); a new one by default.
+
+    Example:
+
+    ```python
+    enqueuer = nbtrain.OrderedEnqueuer(sequence, shuffle=True)
+    enqueuer.start(workers=2, max_queue_size=10)
+    batches = enqueuer.get()
+    x, y = next(batches)
+    enqueuer.stop()
+    ```
+    """
+
+    def __init__(
+        self,
+        sequence: Any,
+        use_multiprocessing: bool = False,
+        shuffle: bool = False,
+        *,
+        cursor: SequenceCursor | None = None,
+    ):
+        if not is_sequence(sequence):
+            raise TypeError(
+                "OrderedEnqueuer needs an nbtrain.Sequence or a keras.utils.PyDataset, "
+                f"got {type(sequence).__name__}."
+            )
+        self.sequence = sequence
+        self.use_multiprocessing = use_multiprocessing
+        self.shuffle = shuffle
+        self.cursor = cursor if cursor is not None else SequenceCursor(sequence, shuffle)
+        self._pool = None
+        self._stop = threading.Event()
+        self.max_queue_size = 10
+        self.workers = 1
+
+    def is_running(self) -> bool:
+        return self._pool is not None and not self._stop.is_set()
+
+    def start(self, workers: int = 1, max_queue_size: int = 10) -> None:
+        """Start the worker pool.
+
+        Args:
+            workers: number of worker threads or processes (at least 1).
+            max_queue_size: batches kept in flight ahead of the consumer.
+        """
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}.")
+        if max_queue_size < 1:
+            raise ValueError(f"max_queue_size must be at least 1, got {max_queue_size}.")
+        if self._pool is not None:
+            raise RuntimeError("This enqueuer is already started.")
+        self.workers, self.max_queue_size = workers, max_queue_size
+        self._stop.clear()
+        self.cursor.ensure_started()
+        if self.use_multiprocessing:
+            from nbtrain.data.processes import ProcessSequencePool
+
+            self._pool = ProcessSequencePool(self.sequence, workers)
+        else:
+            from nbtrain.data.workers import ThreadPool
+
+            self._pool = ThreadPool(self.sequence, workers)
+
+    def get(self) -> Iterator[Any]:
+        """Yield batches forever in order; raise a worker's exception as it was raised."""
+        if self._pool is None:
+            raise RuntimeError("Call start() before get().")
+        pool, cursor = self._pool, self.cursor
+        in_flight: collections.deque = collections.deque()
+        planned = iter(cursor.remaining())
+
+        def refill():
+            for index in planned:
+                in_flight.append(pool.submit(index))
+                if len(in_flight) >= self.max_queue_size:
+                    return
+
+        refill()
+        while not self._stop.is_set():
+            if not in_flight:
+                raise RuntimeError("OrderedEnqueuer has no batch in flight (sequence empty?).")
+            future = in_flight[0]
+            while True:
+                try:
+                    item = future.result(timeout=_POLL)
+                    break
+                except concurrent.futures.TimeoutError:
+                    if self._stop.is_set():
+                        return
+            in_flight.popleft()
+            if cursor.advance():
+                pool.new_pass()
+                planned = iter(cursor.remaining())
+                if not cursor.order:
+                    raise ValueError(
+                        f"{type(self.sequence).__name__} became empty (length 0) in on_epoch_end."
+                    )
+            refill()
+            yield item
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop the workers and wait for them (process workers are terminated
+        past `timeout`).  Safe to call more than once."""
+        self._stop.set()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(timeout)
+
+
+class _Failure:
+    __slots__ = ("exception",)
+
+    def __init__(self, exception: BaseException):
+        self.exception = exception
+
+
+_END = object()
+
+
+class GeneratorEnqueuer:
+    """Pulls items from a generator on worker threads into a bounded queue.
+
+    Access to the generator is serialised (one `next()` at a time, items queued
+    in the order they were produced), so a generator that is not thread-safe is
+    safe here.  When the generator ends, `get()` ends after the last item.  On
+    `stop()`, items that were produced but not consumed are kept in `leftover`,
+    so a consumer that resumes loses nothing.
+
+    Args:
+        generator: any iterator yielding batches.
+        use_multiprocessing: run the generator in worker processes (each holds
+            its own copy of the generator; see `nbtrain.data.processes`).
+        random_seed: base seed for the workers' random state (process workers).
+    """
+
+    def __init__(self, generator: Iterator[Any], use_multiprocessing: bool = False,
+                 random_seed: int | None = None):
+        if not hasattr(generator, "__next__"):
+            raise TypeError(
+                f"GeneratorEnqueuer needs an iterator or generator, got {type(generator).__name__}."
+            )
+        self.generator = generator
+        self.use_multiprocessing = use_multiprocessing
+        self.random_seed = random_seed
+        self.leftover: list[Any] = []
+        self._threads: list[threading.Thread] = []
+        self._queue: queue.Queue | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._finished = False
+        self._held: list[Any] = []
+        self._backend = None
+
+    def is_running(self) -> bool:
+        if self._backend is not None:
+            return self._backend.is_running()
+        return bool(self._threads) and not self._stop.is_set()
+
+    def start(self, workers: int = 1, max_queue_size: int = 10) -> None:
+        """Start pulling from the generator.
+
+        Args:
+            workers: number of worker threads (or processes).
+            max_queue_size: items kept ready ahead of the consumer.
+        """
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}.")
+        if max_queue_size < 1:
+            raise ValueError(f"max_queue_size must be at least 1, got {max_queue_size}.")
+        if self._threads or self._backend is not None:
+            raise RuntimeError("This enqueuer is already started.")
+        self._stop.clear()
+        if self.use_multiprocessing:
+            from nbtrain.data.processes import ProcessGeneratorBackend
+
+            self._backend = ProcessGeneratorBackend(
+                self.generator, workers, max_queue_size, self.random_seed
+            )
+            return
+        self._queue = queue.Queue(max_queue_size)
+        self._threads = [
+            threading.Thread(target=self._run, name=f"nbtrain-generator-{i}", daemon=True)
+            for i in range(workers)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=_POLL)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with self._lock:
+                if self._stop.is_set():
+                    return
+                if self._finished:  # restarted after the end: say so again
+                    self._put(_END)
+                    return
+                try:
+                    item = next(self.generator)
+                except StopIteration:
+                    self._finished = True
+                    self._put(_END)
+                    return
+                except BaseException as exc:  # noqa: BLE001 - delivered to the consumer
+                    self._finished = True
+                    self._put(_Failure(exc))
+                    return
+                if not self._put(item):
+                    self._held.append(item)  # produced during stop: keep it
+                    return
+
+    def get(self) -> Iterator[Any]:
+        """Yield the generator's items; end when it ends; raise its exceptions."""
+        if self._backend is not None:
+            yield from self._backend.get()
+            return
+        if self._queue is None:
+            raise RuntimeError("Call start() before get().")
+        while not self._stop.is_set():
+            try:
+                item = self._queue.get(timeout=_POLL)
+            except queue.Empty:
+                continue
+            if item is _END:
+                return
+            if isinstance(item, _Failure):
+                raise item.exception
+            yield item
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop the workers, join them and keep unconsumed items in `leftover`."""
+        self._stop.set()
+        if self._backend is not None:
+            backend, self._backend = self._backend, None
+            backend.stop(timeout)
+            self.leftover.extend(backend.leftover)
+            return
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads = []
+        if self._queue is not None:
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not _END and not isinstance(item, _Failure):
+                    self.leftover.append(item)
+            self._queue = None
+        self.leftover.extend(self._held)
+        self._held = []
