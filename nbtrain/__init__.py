@@ -1,0 +1,44 @@
+"""nbtrain: the Keras 2 `fit_generator` loop rebuilt for Keras 3, run in the
+background with a live dashboard in Jupyter.
+
+`import nbtrain` is light: TensorFlow and Keras are imported on first use of a
+name that needs them, so `%load_ext nbtrain` is quick.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from nbtrain.data import GeneratorEnqueuer, OrderedEnqueuer, Sequence, iter_sequence_infinite
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "fit_generator": "nbtrain.engine",
+    "evaluate_generator": "nbtrain.engine",
+    "predict_generator": "nbtrain.engine",
+}
+
+__all__ = [
+    "GeneratorEnqueuer",
+    "OrderedEnqueuer",
+    "Sequence",
+    "evaluate_generator",
+    "fit_generator",
+    "iter_sequence_infinite",
+    "predict_generator",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nbtrain' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,0 +1,104 @@
+"""Checking and unpacking what a generator yields, and class weights."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def describe(value: Any, depth: int = 0) -> str:
+    """A short description of a batch for error messages (types and shapes, not data)."""
+    if isinstance(value, np.ndarray) or hasattr(value, "shape") and hasattr(value, "dtype"):
+        return f"{type(value).__name__}(shape={tuple(value.shape)}, dtype={value.dtype})"
+    if depth < 2 and isinstance(value, (list, tuple)):
+        inner = ", ".join(describe(v, depth + 1) for v in value[:4])
+        more = ", ..." if len(value) > 4 else ""
+        return f"{type(value).__name__} of {len(value)} [{inner}{more}]"
+    if depth < 2 and isinstance(value, dict):
+        inner = ", ".join(f"{k!r}: {describe(v, depth + 1)}" for k, v in list(value.items())[:4])
+        return f"dict {{{inner}}}"
+    text = repr(value)
+    return f"{type(value).__name__} {text[:60]}{'...' if len(text) > 60 else ''}"
+
+
+def unpack_batch(batch: Any, source: str = "generator") -> tuple[Any, Any, Any]:
+    """Split a training batch into `(x, y, sample_weight)`.
+
+    Args:
+        batch: `(x, y)` or `(x, y, sample_weight)`.
+        source: what produced it, for the error message.
+
+    Raises:
+        ValueError: for anything else, showing what was received.
+    """
+    if isinstance(batch, tuple) and len(batch) in (2, 3):
+        x, y = batch[0], batch[1]
+        sample_weight = batch[2] if len(batch) == 3 else None
+        if x is None:
+            raise ValueError(f"Output of {source} has x = None: {describe(batch)}")
+        return x, y, sample_weight
+    raise ValueError(
+        f"Output of {source} should be a tuple `(x, y)` or `(x, y, sample_weight)`. "
+        f"Found: {describe(batch)}"
+    )
+
+
+def unpack_inputs(batch: Any) -> Any:
+    """The `x` of a prediction batch: `(x,)`, `(x, y)`, `(x, y, w)` or a bare `x`."""
+    if isinstance(batch, tuple):
+        if len(batch) in (1, 2, 3):
+            return batch[0]
+        raise ValueError(
+            "Output of generator should be `x`, `(x,)`, `(x, y)` or `(x, y, sample_weight)`. "
+            f"Found: {describe(batch)}"
+        )
+    return batch
+
+
+def batch_size_of(x: Any) -> int:
+    """Number of samples in `x` (array, list/tuple or dict of arrays)."""
+    while isinstance(x, (list, tuple, dict)):
+        x = next(iter(x.values())) if isinstance(x, dict) else x[0]
+    return int(x.shape[0]) if hasattr(x, "shape") else len(x)
+
+
+def check_class_weight(class_weight: Any) -> dict | None:
+    """Validate `class_weight`: None or a dict mapping class index to weight."""
+    if class_weight is None:
+        return None
+    if not isinstance(class_weight, dict):
+        raise TypeError(
+            f"class_weight must be a dict mapping class index to weight, got "
+            f"{type(class_weight).__name__}."
+        )
+    for key in class_weight:
+        if not isinstance(key, (int, np.integer)):
+            raise ValueError(f"class_weight keys must be integer class indices, got {key!r}.")
+    return class_weight
+
+
+def apply_class_weight(y: Any, sample_weight: Any, class_weight: dict | None) -> Any:
+    """Per-sample weights from `class_weight` (multiplied into `sample_weight`).
+
+    `y` holds class indices (shape `(n,)` or `(n, 1)`) or one-hot rows
+    (shape `(n, k)`, the class being the argmax), as in Keras.
+    """
+    if not class_weight:
+        return sample_weight
+    if isinstance(y, (list, tuple, dict)):
+        raise ValueError("class_weight is only supported for models with a single output.")
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] > 1:
+        classes = np.argmax(y, axis=1)
+    elif y.ndim <= 2:
+        classes = np.round(y.reshape(len(y))).astype(np.int64)
+    else:
+        raise ValueError(f"class_weight needs targets of rank 1 or 2, got shape {y.shape}.")
+    lookup = np.ones(max(int(classes.max(initial=0)), max(class_weight)) + 1, dtype=np.float32)
+    for cls, weight in class_weight.items():
+        lookup[int(cls)] = weight
+    weights = lookup[classes]
+    if sample_weight is not None:
+        weights = weights * np.asarray(sample_weight, dtype=np.float32).reshape(len(weights))
+    return weights

@@ -1,0 +1,142 @@
+"""`evaluate_generator` and `predict_generator` (Keras 2.3 signatures) on Keras 3."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+from nbtrain.engine import validation as checks
+from nbtrain.engine.batches import unpack_inputs
+from nbtrain.engine.callbacks import LoopCallbacks
+from nbtrain.engine.progress import make_progress
+from nbtrain.engine.steps import make_steps
+from nbtrain.engine.stream import DataExhausted, DataStream
+from nbtrain.engine.training import evaluate_stream
+
+
+def _stream(model: Any, generator: Any, steps: Any, workers: int, max_queue_size: int,
+            use_multiprocessing: bool, what: str) -> tuple[DataStream, int | None]:
+    source = checks.as_source(generator)
+    steps = checks.check_steps(source, steps, "steps", what)
+    checks.check_workers(workers, max_queue_size)
+    stream = DataStream(source, workers=int(workers), use_multiprocessing=use_multiprocessing,
+                        max_queue_size=int(max_queue_size), shuffle=False)
+    return stream, steps
+
+
+def _flatten(model: Any, logs: dict) -> Any:
+    flatten = getattr(model, "_flatten_metrics_in_order", None)
+    if flatten is not None:
+        return flatten(logs)
+    values = list(logs.values())
+    return values[0] if len(values) == 1 else values
+
+
+def evaluate_generator(model: Any, generator: Any, steps: int | None = None,
+                       callbacks: Any = None, max_queue_size: int = 10, workers: int = 1,
+                       use_multiprocessing: bool = False, verbose: Any = 0,
+                       *, compiled_steps: bool | None = None) -> Any:
+    """Evaluate `model` on batches from a generator or a Sequence.
+
+    Returns the same numbers as `model.evaluate` on the same data, in the same
+    order: the loss alone (a scalar) when the model has no metrics, else a list
+    starting with the loss.
+
+    Args:
+        model: a compiled `keras.Model`.
+        generator: a Sequence, a PyDataset or an iterator of `(x, y)` /
+            `(x, y, sample_weight)` tuples.
+        steps: batches to draw; None means the Sequence's length (required for a generator).
+        callbacks: `keras.callbacks.Callback`s receiving the test hooks.
+        max_queue_size: batches read ahead.
+        workers: 0 reads on this thread; N >= 1 uses N workers.
+        use_multiprocessing: workers are processes.
+        verbose: accepted for compatibility (no progress bar).
+
+    Example:
+
+    ```python
+    loss, accuracy = nbtrain.evaluate_generator(model, val_sequence)
+    ```
+    """
+    checks.check_model(model, "evaluate_generator")
+    stream, steps = _stream(model, generator, steps, workers, max_queue_size,
+                            use_multiprocessing, "evaluate_generator")
+    runner = make_steps(model, "test", compiled_steps)
+    cbs = LoopCallbacks(callbacks, model=model, verbose=verbose, epochs=1, steps=steps)
+    try:
+        stream.start()
+        logs = evaluate_stream(runner, stream, steps or stream.steps_this_epoch(), cbs)
+    finally:
+        stream.stop()
+    return _flatten(model, logs)
+
+
+def _concatenate(outputs: list) -> Any:
+    first = outputs[0]
+    if isinstance(first, dict):
+        return {key: np.concatenate([o[key] for o in outputs]) for key in first}
+    if isinstance(first, (list, tuple)):
+        return [np.concatenate([o[i] for o in outputs]) for i in range(len(first))]
+    return np.concatenate(outputs)
+
+
+def predict_generator(model: Any, generator: Any, steps: int | None = None,
+                      callbacks: Any = None, max_queue_size: int = 10, workers: int = 1,
+                      use_multiprocessing: bool = False, verbose: Any = 0) -> Any:
+    """Predict on batches from a generator or a Sequence and concatenate the outputs.
+
+    Batches may be `x`, `(x,)`, `(x, y)` or `(x, y, sample_weight)`; only `x` is used.
+
+    Args:
+        model: a `keras.Model` (it need not be compiled).
+        generator: a Sequence, a PyDataset or an iterator of batches.
+        steps: batches to draw; None means the Sequence's length (required for a generator).
+        callbacks: `keras.callbacks.Callback`s receiving the predict hooks.
+        max_queue_size: batches read ahead.
+        workers: 0 reads on this thread; N >= 1 uses N workers.
+        use_multiprocessing: workers are processes.
+        verbose: 0 silent, 1 prints a line when done.
+
+    Returns:
+        One NumPy array for a single-output model; a list (or dict) of arrays,
+        one per output, otherwise.
+
+    Example:
+
+    ```python
+    predictions = nbtrain.predict_generator(model, test_sequence)
+    ```
+    """
+    if not hasattr(model, "predict_on_batch"):
+        raise TypeError(f"predict_generator needs a keras.Model, got {type(model).__name__}.")
+    stream, steps = _stream(model, generator, steps, workers, max_queue_size,
+                            use_multiprocessing, "predict_generator")
+    cbs = LoopCallbacks(callbacks, model=model, verbose=verbose, epochs=1, steps=steps)
+    outputs: list = []
+    try:
+        stream.start()
+        total = steps or stream.steps_this_epoch()
+        cbs.on_predict_begin()
+        for step in range(total):
+            try:
+                x = unpack_inputs(stream.next())
+            except DataExhausted:
+                warnings.warn(f"The data ended after {step} of {total} steps.", stacklevel=2)
+                break
+            cbs.on_predict_batch_begin(step)
+            out = model.predict_on_batch(x)
+            outputs.append(out)
+            cbs.on_predict_batch_end(step, {"outputs": out})
+        cbs.on_predict_end()
+    finally:
+        stream.stop()
+    if not outputs:
+        raise ValueError("predict_generator received no batch to predict on.")
+    result = _concatenate(outputs)
+    progress = make_progress(verbose)
+    if progress is not None:
+        print(f"{len(outputs)}/{total} batches predicted")
+    return result

@@ -1,0 +1,96 @@
+"""A stream of batches from a Sequence or a generator, inline or on workers.
+
+The stream owns the enqueuer's life: started once, read epoch after epoch,
+stopped in every exit path.  It also keeps what a resumed run needs to go on
+at the exact next batch: the Sequence's cursor, or the generator's items that
+were produced but not consumed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nbtrain.data import GeneratorEnqueuer, OrderedEnqueuer, SequenceCursor, is_sequence
+
+
+class DataExhausted(Exception):
+    """The generator ended before the requested number of steps."""
+
+
+class DataStream:
+    """Batches from `data` (Sequence or iterator).
+
+    Args:
+        data: an `nbtrain.Sequence`, a `keras.utils.PyDataset` or an iterator.
+        workers: 0 reads on the calling thread; >= 1 uses an enqueuer.
+        use_multiprocessing: enqueuer workers are processes.
+        max_queue_size: batches read ahead.
+        shuffle: shuffle a Sequence's batch order at each pass.
+        cursor: continue a Sequence from this cursor (resume).
+        pending: items to hand out before reading the generator (resume).
+    """
+
+    def __init__(self, data: Any, *, workers: int = 1, use_multiprocessing: bool = False,
+                 max_queue_size: int = 10, shuffle: bool = False,
+                 cursor: SequenceCursor | None = None, pending: list | None = None):
+        self.data = data
+        self.is_sequence = is_sequence(data)
+        self.workers = workers
+        self.use_multiprocessing = use_multiprocessing
+        self.max_queue_size = max_queue_size
+        self.cursor = cursor
+        if self.is_sequence and self.cursor is None:
+            self.cursor = SequenceCursor(data, shuffle=shuffle)
+        self.pending = list(pending or [])
+        self._enqueuer = None
+        self._iterator = None
+
+    def start(self) -> None:
+        """Start the workers (no-op for workers=0)."""
+        if self.is_sequence:
+            self.cursor.ensure_started()
+        if self.workers == 0 or self._iterator is not None:
+            return
+        if self.is_sequence:
+            self._enqueuer = OrderedEnqueuer(
+                self.data, use_multiprocessing=self.use_multiprocessing, cursor=self.cursor
+            )
+        else:
+            self._enqueuer = GeneratorEnqueuer(self.data, use_multiprocessing=self.use_multiprocessing)
+        self._enqueuer.start(workers=self.workers, max_queue_size=self.max_queue_size)
+        self._iterator = self._enqueuer.get()
+
+    def steps_this_epoch(self) -> int:
+        """Batches in the Sequence's current pass (its length, read again each pass)."""
+        self.cursor.ensure_started()
+        return len(self.cursor.order)
+
+    def next(self) -> Any:
+        """The next batch; raises `DataExhausted` when a generator has ended."""
+        if self.pending:
+            return self.pending.pop(0)
+        if self._iterator is not None:
+            try:
+                return next(self._iterator)
+            except StopIteration:
+                raise DataExhausted from None
+        if self.is_sequence:
+            index = self.cursor.remaining()[0]
+            item = self.data[index]
+            self.cursor.advance()
+            return item
+        try:
+            return next(self.data)
+        except StopIteration:
+            raise DataExhausted from None
+
+    def stop(self) -> None:
+        """Stop the workers; unconsumed generator items go back to `pending`."""
+        enqueuer, self._enqueuer = self._enqueuer, None
+        iterator, self._iterator = self._iterator, None
+        if iterator is not None:
+            iterator.close()
+        if enqueuer is not None:
+            enqueuer.stop()
+            if isinstance(enqueuer, GeneratorEnqueuer):
+                self.pending.extend(enqueuer.leftover)
