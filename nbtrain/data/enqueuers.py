@@ -16,7 +16,8 @@ import collections
 import concurrent.futures
 import queue
 import threading
-from typing import Any, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from nbtrain.data.sequence import SequenceCursor, is_sequence
 
@@ -36,6 +37,8 @@ class OrderedEnqueuer:
         shuffle: shuffle the batch order at every pass.
         cursor: an `nbtrain.data.SequenceCursor` to continue from (used by
             `nbtrain.Run` to resume at the exact next batch); a new one by default.
+        transform: a function applied to every batch before `get()` yields it
+            (on the worker thread where possible).
 
     Example:
 
@@ -55,6 +58,7 @@ class OrderedEnqueuer:
         shuffle: bool = False,
         *,
         cursor: SequenceCursor | None = None,
+        transform: Callable[[Any], Any] | None = None,
     ):
         if not is_sequence(sequence):
             raise TypeError(
@@ -65,6 +69,7 @@ class OrderedEnqueuer:
         self.use_multiprocessing = use_multiprocessing
         self.shuffle = shuffle
         self.cursor = cursor if cursor is not None else SequenceCursor(sequence, shuffle)
+        self.transform = transform
         self._pool = None
         self._stop = threading.Event()
         self.max_queue_size = 10
@@ -96,13 +101,14 @@ class OrderedEnqueuer:
         else:
             from nbtrain.data.workers import ThreadPool
 
-            self._pool = ThreadPool(self.sequence, workers)
+            self._pool = ThreadPool(self.sequence, workers, self.transform)
 
     def get(self) -> Iterator[Any]:
         """Yield batches forever in order; raise a worker's exception as it was raised."""
         if self._pool is None:
             raise RuntimeError("Call start() before get().")
         pool, cursor = self._pool, self.cursor
+        transform = None if getattr(pool, "applies_transform", False) else self.transform
         in_flight: collections.deque = collections.deque()
         planned = iter(cursor.remaining())
 
@@ -112,6 +118,7 @@ class OrderedEnqueuer:
                 if len(in_flight) >= self.max_queue_size:
                     return
 
+        low_water = self.max_queue_size // 2
         refill()
         while not self._stop.is_set():
             if not in_flight:
@@ -125,6 +132,8 @@ class OrderedEnqueuer:
                     if self._stop.is_set():
                         return
             in_flight.popleft()
+            if transform is not None:
+                item = transform(item)
             if cursor.advance():
                 pool.new_pass()
                 planned = iter(cursor.remaining())
@@ -132,7 +141,11 @@ class OrderedEnqueuer:
                     raise ValueError(
                         f"{type(self.sequence).__name__} became empty (length 0) in on_epoch_end."
                     )
-            refill()
+                refill()
+            elif len(in_flight) <= low_water:
+                # Refill in bursts: workers wake once for several batches, which
+                # costs the training thread far less than a wake-up per batch.
+                refill()
             yield item
 
     def stop(self, timeout: float | None = None) -> None:
@@ -168,10 +181,13 @@ class GeneratorEnqueuer:
         use_multiprocessing: run the generator in worker processes (each holds
             its own copy of the generator; see `nbtrain.data.processes`).
         random_seed: base seed for the workers' random state (process workers).
+        transform: a function applied to every item before `get()` yields it
+            (on the worker thread for thread workers).
     """
 
     def __init__(self, generator: Iterator[Any], use_multiprocessing: bool = False,
-                 random_seed: int | None = None):
+                 random_seed: int | None = None, *,
+                 transform: Callable[[Any], Any] | None = None):
         if not hasattr(generator, "__next__"):
             raise TypeError(
                 f"GeneratorEnqueuer needs an iterator or generator, got {type(generator).__name__}."
@@ -179,6 +195,7 @@ class GeneratorEnqueuer:
         self.generator = generator
         self.use_multiprocessing = use_multiprocessing
         self.random_seed = random_seed
+        self.transform = transform
         self.leftover: list[Any] = []
         self._threads: list[threading.Thread] = []
         self._queue: queue.Queue | None = None
@@ -241,6 +258,8 @@ class GeneratorEnqueuer:
                     return
                 try:
                     item = next(self.generator)
+                    if self.transform is not None:
+                        item = self.transform(item)
                 except StopIteration:
                     self._finished = True
                     self._put(_END)
@@ -256,7 +275,8 @@ class GeneratorEnqueuer:
     def get(self) -> Iterator[Any]:
         """Yield the generator's items; end when it ends; raise its exceptions."""
         if self._backend is not None:
-            yield from self._backend.get()
+            for item in self._backend.get():
+                yield item if self.transform is None else self.transform(item)
             return
         if self._queue is None:
             raise RuntimeError("Call start() before get().")

@@ -8,6 +8,7 @@ decides where `__getitem__` runs.  Process pools live in `processes.py`.
 from __future__ import annotations
 
 import concurrent.futures
+from collections.abc import Callable
 from typing import Any
 
 
@@ -17,16 +18,26 @@ class ThreadPool:
     Args:
         sequence: the Sequence to read.
         workers: number of threads.
+        transform: applied to each batch on the worker thread (the consumer's
+            per-batch preparation, moved off its critical path).
     """
 
-    def __init__(self, sequence: Any, workers: int):
+    applies_transform = True
+
+    def __init__(self, sequence: Any, workers: int, transform: Callable[[Any], Any] | None = None):
         self.sequence = sequence
+        self.transform = transform
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=workers, thread_name_prefix="nbtrain-sequence"
         )
 
     def submit(self, index: int) -> concurrent.futures.Future:
-        return self._executor.submit(self.sequence.__getitem__, index)
+        if self.transform is None:
+            return self._executor.submit(self.sequence.__getitem__, index)
+        return self._executor.submit(self._get, index)
+
+    def _get(self, index: int) -> Any:
+        return self.transform(self.sequence[index])
 
     def new_pass(self) -> None:
         """The sequence may have changed in `on_epoch_end`; threads see it already."""

@@ -13,16 +13,17 @@ from nbtrain.engine.callbacks import LoopCallbacks
 from nbtrain.engine.progress import make_progress
 from nbtrain.engine.steps import make_steps
 from nbtrain.engine.stream import DataExhausted, DataStream
-from nbtrain.engine.training import evaluate_stream
+from nbtrain.engine.training import evaluate_stream, test_batch_transform
 
 
 def _stream(model: Any, generator: Any, steps: Any, workers: int, max_queue_size: int,
-            use_multiprocessing: bool, what: str) -> tuple[DataStream, int | None]:
+            use_multiprocessing: bool, what: str,
+            transform: Any = None) -> tuple[DataStream, int | None]:
     source = checks.as_source(generator)
     steps = checks.check_steps(source, steps, "steps", what)
     checks.check_workers(workers, max_queue_size)
     stream = DataStream(source, workers=int(workers), use_multiprocessing=use_multiprocessing,
-                        max_queue_size=int(max_queue_size), shuffle=False)
+                        max_queue_size=int(max_queue_size), shuffle=False, transform=transform)
     return stream, steps
 
 
@@ -62,9 +63,9 @@ def evaluate_generator(model: Any, generator: Any, steps: int | None = None,
     ```
     """
     checks.check_model(model, "evaluate_generator")
-    stream, steps = _stream(model, generator, steps, workers, max_queue_size,
-                            use_multiprocessing, "evaluate_generator")
     runner = make_steps(model, "test", compiled_steps)
+    stream, steps = _stream(model, generator, steps, workers, max_queue_size,
+                            use_multiprocessing, "evaluate_generator", test_batch_transform(runner))
     cbs = LoopCallbacks(callbacks, model=model, verbose=verbose, epochs=1, steps=steps)
     try:
         stream.start()

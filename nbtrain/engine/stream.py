@@ -8,6 +8,7 @@ were produced but not consumed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from nbtrain.data import GeneratorEnqueuer, OrderedEnqueuer, SequenceCursor, is_sequence
@@ -28,11 +29,14 @@ class DataStream:
         shuffle: shuffle a Sequence's batch order at each pass.
         cursor: continue a Sequence from this cursor (resume).
         pending: items to hand out before reading the generator (resume).
+        transform: applied to every item before `next()` returns it; with
+            thread workers it runs on the worker thread, off the consumer's path.
     """
 
     def __init__(self, data: Any, *, workers: int = 1, use_multiprocessing: bool = False,
                  max_queue_size: int = 10, shuffle: bool = False,
-                 cursor: SequenceCursor | None = None, pending: list | None = None):
+                 cursor: SequenceCursor | None = None, pending: list | None = None,
+                 transform: Callable[[Any], Any] | None = None):
         self.data = data
         self.is_sequence = is_sequence(data)
         self.workers = workers
@@ -41,7 +45,9 @@ class DataStream:
         self.cursor = cursor
         if self.is_sequence and self.cursor is None:
             self.cursor = SequenceCursor(data, shuffle=shuffle)
-        self.pending = list(pending or [])
+        self.pending = list(pending or [])  # raw items, not yet transformed
+        self._ready: list = []  # transformed items an enqueuer produced but nobody consumed
+        self.transform = transform or (lambda item: item)
         self._enqueuer = None
         self._iterator = None
 
@@ -53,10 +59,13 @@ class DataStream:
             return
         if self.is_sequence:
             self._enqueuer = OrderedEnqueuer(
-                self.data, use_multiprocessing=self.use_multiprocessing, cursor=self.cursor
+                self.data, use_multiprocessing=self.use_multiprocessing, cursor=self.cursor,
+                transform=self.transform,
             )
         else:
-            self._enqueuer = GeneratorEnqueuer(self.data, use_multiprocessing=self.use_multiprocessing)
+            self._enqueuer = GeneratorEnqueuer(
+                self.data, use_multiprocessing=self.use_multiprocessing, transform=self.transform
+            )
         self._enqueuer.start(workers=self.workers, max_queue_size=self.max_queue_size)
         self._iterator = self._enqueuer.get()
 
@@ -67,8 +76,10 @@ class DataStream:
 
     def next(self) -> Any:
         """The next batch; raises `DataExhausted` when a generator has ended."""
+        if self._ready:
+            return self._ready.pop(0)
         if self.pending:
-            return self.pending.pop(0)
+            return self.transform(self.pending.pop(0))
         if self._iterator is not None:
             try:
                 return next(self._iterator)
@@ -78,14 +89,16 @@ class DataStream:
             index = self.cursor.remaining()[0]
             item = self.data[index]
             self.cursor.advance()
-            return item
+            return self.transform(item)
         try:
-            return next(self.data)
+            item = next(self.data)
         except StopIteration:
             raise DataExhausted from None
+        return self.transform(item)
 
     def stop(self) -> None:
-        """Stop the workers; unconsumed generator items go back to `pending`."""
+        """Stop the workers; items a generator enqueuer produced but nobody
+        consumed are kept and handed out first by the next `next()`."""
         enqueuer, self._enqueuer = self._enqueuer, None
         iterator, self._iterator = self._iterator, None
         if iterator is not None:
@@ -93,4 +106,4 @@ class DataStream:
         if enqueuer is not None:
             enqueuer.stop()
             if isinstance(enqueuer, GeneratorEnqueuer):
-                self.pending.extend(enqueuer.leftover)
+                self._ready.extend(enqueuer.leftover)

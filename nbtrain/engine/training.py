@@ -9,8 +9,9 @@ of `nbtrain.run` calls `FitLoop.run` once per pass); `fit_generator` is one
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import keras
 
@@ -87,13 +88,14 @@ class FitLoop:
         self.verbose = verbose
         self.gate = gate
         self.state = LoopState(epoch=int(initial_epoch))
-        stream_args = dict(workers=int(workers), use_multiprocessing=use_multiprocessing,
-                           max_queue_size=int(max_queue_size))
-        self.train_stream = DataStream(source, shuffle=bool(shuffle), **stream_args)
-        self._val_stream_args = stream_args
-        self.val_stream: DataStream | None = None
         self.train_steps = make_steps(model, "train", compiled_steps)
         self.test_steps = make_steps(model, "test", compiled_steps)
+        stream_args = dict(workers=int(workers), use_multiprocessing=use_multiprocessing,
+                           max_queue_size=int(max_queue_size))
+        self.train_stream = DataStream(source, shuffle=bool(shuffle), transform=self._train_batch,
+                                       **stream_args)
+        self._val_stream_args = stream_args
+        self.val_stream: DataStream | None = None
         if progress is None:
             progress = make_progress(verbose)
         user = list(callbacks.callbacks if isinstance(callbacks, keras.callbacks.CallbackList)
@@ -114,15 +116,17 @@ class FitLoop:
             self._first_batch_size = batch_size_of(x)
         if self.class_weight:
             sample_weight = apply_class_weight(y, sample_weight, self.class_weight)
-        return x, y, sample_weight
+        return self.train_steps.prepare((x, y, sample_weight))
 
     def _validation_stream(self) -> DataStream:
         if self.val_stream is None:
             source = self.val_source
             if isinstance(source, ArraySequence) and self._first_batch_size:
                 source.batch_size = self._first_batch_size
-            self.val_stream = DataStream(source, shuffle=False, **self._val_stream_args)
-            self.val_stream.start()
+            self.val_stream = DataStream(source, shuffle=False,
+                                         transform=test_batch_transform(self.test_steps),
+                                         **self._val_stream_args)
+        self.val_stream.start()  # no-op while running; restarts it after close()
         return self.val_stream
 
     # -- the loop -----------------------------------------------------------------------
@@ -169,7 +173,7 @@ class FitLoop:
             batches = []
             try:
                 for _ in range(min(per_call, steps - state.batch)):
-                    batches.append(self._train_batch(self.train_stream.next()))
+                    batches.append(self.train_stream.next())
             except DataExhausted:
                 warnings.warn(
                     f"The generator ended after {state.batch + len(batches)} of {steps} "
@@ -206,25 +210,34 @@ class FitLoop:
             self.train_stream.stop()
         finally:
             if self.val_stream is not None:
-                self.val_stream.stop()
-                self.val_stream = None
+                self.val_stream.stop()  # kept: its cursor / unconsumed items serve the next run()
+
+
+def test_batch_transform(runner: Any) -> Callable[[Any], tuple]:
+    """What a stream feeding `evaluate_stream` applies to each raw batch."""
+
+    def transform(raw: Any) -> tuple:
+        return runner.prepare(unpack_batch(raw, "evaluation generator"))
+
+    return transform
 
 
 def evaluate_stream(runner: Any, stream: DataStream, steps: int, callbacks: Any) -> dict:
-    """Run the test step over `steps` batches of `stream`; return the averaged logs."""
+    """Run the test step over `steps` prepared batches of `stream` (built with
+    `test_batch_transform`); return the averaged logs."""
     runner.reset()
     callbacks.on_test_begin()
     logs = None
     for step in range(steps):
         try:
-            x, y, sample_weight = unpack_batch(stream.next(), "validation generator")
+            batch = stream.next()
         except DataExhausted:
             warnings.warn(
                 f"The evaluation data ended after {step} of {steps} steps.", stacklevel=3
             )
             break
         callbacks.on_test_batch_begin(step)
-        logs = runner.run([(x, y, sample_weight)])
+        logs = runner.run([batch])
         callbacks.on_test_batch_end(step, logs)
     result = runner.result(logs) if logs is not None else {}
     callbacks.on_test_end(result)
