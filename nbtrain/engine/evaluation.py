@@ -10,6 +10,7 @@ import numpy as np
 from nbtrain.engine import validation as checks
 from nbtrain.engine.batches import unpack_inputs
 from nbtrain.engine.callbacks import LoopCallbacks
+from nbtrain.engine.distribute import distribute_batch, replicas
 from nbtrain.engine.progress import make_progress
 from nbtrain.engine.steps import make_steps
 from nbtrain.engine.stream import DataExhausted, DataStream
@@ -84,6 +85,18 @@ def _concatenate(outputs: list) -> Any:
     return np.concatenate(outputs)
 
 
+def predict_batch(model: Any, x: Any) -> Any:
+    """`model.predict_on_batch(x)`, with `x` split across the replicas of a
+    multi-replica strategy (`predict_on_batch` would predict every row once per replica)."""
+    if replicas(model) > 1:
+        import keras
+
+        model.make_predict_function()
+        outputs = model.predict_function([distribute_batch(model.distribute_strategy, (x,))])
+        return keras.tree.map_structure(keras.ops.convert_to_numpy, outputs)
+    return model.predict_on_batch(x)
+
+
 def predict_generator(model: Any, generator: Any, steps: int | None = None,
                       callbacks: Any = None, max_queue_size: int = 10, workers: int = 1,
                       use_multiprocessing: bool = False, verbose: Any = 0) -> Any:
@@ -128,7 +141,7 @@ def predict_generator(model: Any, generator: Any, steps: int | None = None,
                 warnings.warn(f"The data ended after {step} of {total} steps.", stacklevel=2)
                 break
             cbs.on_predict_batch_begin(step)
-            out = model.predict_on_batch(x)
+            out = predict_batch(model, x)
             outputs.append(out)
             cbs.on_predict_batch_end(step, {"outputs": out})
         cbs.on_predict_end()

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from nbtrain.engine.batches import batch_size_of
+from nbtrain.engine.distribute import distribute_batch, replicas
 
 
 def to_python(logs: dict) -> dict:
@@ -101,15 +102,19 @@ class CompiledSteps:
             self._function = self.model.test_function
         self._step = find_step_function(self._function)
         self._concrete: dict = {}
+        self._strategy = self.model.distribute_strategy if replicas(self.model) > 1 else None
         self._built = True
 
-    def _concrete_for(self, batch: tuple) -> Any:
-        """The step traced for this batch's structure, shapes and dtypes (cached)."""
+    def _call(self, batch: tuple) -> Any:
+        """Run the step traced for this batch's structure, shapes and dtypes (cached);
+        under a multi-replica strategy, on the batch split across the replicas."""
         key = signature(batch)
+        if self._strategy is not None:
+            batch = distribute_batch(self._strategy, batch)
         function = self._concrete.get(key)
         if function is None:
             function = self._concrete[key] = self._step.get_concrete_function(batch)
-        return function
+        return function(batch)
 
     @property
     def steps_per_execution(self) -> int:
@@ -145,7 +150,7 @@ class CompiledSteps:
             return self._function(iter(batches))
         logs = None
         for batch in batches:
-            logs = self._concrete_for(batch)(batch)
+            logs = self._call(batch)
         return logs
 
     def result(self, last_logs: Any) -> dict:
