@@ -1,0 +1,271 @@
+"""The `%nbtrain` line magic, registered by `%load_ext nbtrain`.
+
+Like TensorBoard's notebook extension, the magic is a thin parser: every
+subcommand delegates to a plain function (`nbtrain.fit`, `Run` methods,
+`legacy_on`/`legacy_off`).  Nothing here imports TensorFlow until a
+subcommand needs it, so loading the extension is quick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import shlex
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_magic, magics_class
+
+LEGACY_METHODS = ("fit_generator", "evaluate_generator", "predict_generator")
+
+USAGE = """\
+%nbtrain fit MODEL DATA [--epochs N] [--batch-size B] [--validation VAL] [--steps N]
+             [--workers N] [--processes] [--as NAME]
+%nbtrain pause|resume|stop|wait [NAME]
+%nbtrain resume NAME --epochs N
+%nbtrain status
+%nbtrain legacy [on|off]
+Each subcommand takes --help."""
+
+
+class _HelpShown(Exception):
+    """argparse printed the help: nothing else to do."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser that reports errors as IPython `UsageError`s instead of exiting."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}\nusage: {self.format_usage().strip()[7:]}")
+
+    def exit(self, status: int = 0, message: str | None = None) -> None:  # type: ignore[override]
+        if status:
+            raise UsageError(message or f"{self.prog}: error")
+        raise _HelpShown()
+
+
+def _parsers() -> dict[str, _Parser]:
+    parsers: dict[str, _Parser] = {}
+    fit = _Parser(prog="%nbtrain fit", description="Start a background Run and show its dashboard.")
+    fit.add_argument("model", help="expression: a compiled keras.Model")
+    fit.add_argument("data", help="expression: a Sequence, PyDataset, generator, tf.data.Dataset, "
+                                  "or an (x, y) tuple of arrays")
+    fit.add_argument("--epochs", type=int, default=1, help="final epoch (default 1)")
+    fit.add_argument("--batch-size", type=int, default=None, help="batch size for arrays")
+    fit.add_argument("--validation", default=None, help="expression: validation data")
+    fit.add_argument("--steps", type=int, default=None, help="steps per epoch")
+    fit.add_argument("--workers", type=int, default=1, help="data workers (default 1)")
+    fit.add_argument("--processes", action="store_true", help="worker processes, not threads")
+    fit.add_argument("--as", dest="name", default="run", help="name to bind the Run to (default run)")
+    parsers["fit"] = fit
+    for command, text in (("pause", "Hold the run before its next batch."),
+                          ("stop", "Stop the run after its current batch."),
+                          ("wait", "Block until the run ends; show its History.")):
+        p = _Parser(prog=f"%nbtrain {command}", description=text)
+        p.add_argument("name", nargs="?", default="run", help="the Run's name (default run)")
+        parsers[command] = p
+    resume = _Parser(prog="%nbtrain resume",
+                     description="Continue a paused or stopped run; with --epochs, train on to that "
+                                 "final epoch.")
+    resume.add_argument("name", nargs="?", default="run", help="the Run's name (default run)")
+    resume.add_argument("--epochs", type=int, default=None, help="new final epoch")
+    parsers["resume"] = resume
+    parsers["status"] = _Parser(prog="%nbtrain status",
+                                description="A table of the runs in this kernel's namespace.")
+    legacy = _Parser(prog="%nbtrain legacy",
+                     description="Give keras.Model back fit_generator, evaluate_generator and "
+                                 "predict_generator (delegating to nbtrain), or take them away.")
+    legacy.add_argument("switch", nargs="?", choices=("on", "off"), default="on")
+    parsers["legacy"] = legacy
+    return parsers
+
+
+def legacy_on() -> None:
+    """Add `fit_generator`, `evaluate_generator` and `predict_generator` to `keras.Model`.
+
+    Example:
+
+    ```python
+    nbtrain.magics.legacy_on()
+    model.fit_generator(generator, steps_per_epoch=10, epochs=2)
+    ```
+    """
+    import keras
+
+    import nbtrain
+
+    def method(name: str) -> Any:
+        function = getattr(nbtrain, name)
+
+        def bound(self: Any, *args: Any, **kwargs: Any) -> Any:
+            return function(self, *args, **kwargs)
+
+        bound.__name__ = name
+        bound.__doc__ = f"Keras 2's `Model.{name}`, provided by nbtrain (`%nbtrain legacy on`)."
+        bound._nbtrain_legacy = True  # type: ignore[attr-defined]
+        return bound
+
+    for name in LEGACY_METHODS:
+        setattr(keras.Model, name, method(name))
+
+
+def legacy_off() -> None:
+    """Remove the methods `legacy_on` added (and nothing else)."""
+    import sys
+
+    keras = sys.modules.get("keras")
+    if keras is None:
+        return
+    for name in LEGACY_METHODS:
+        if getattr(keras.Model.__dict__.get(name), "_nbtrain_legacy", False):
+            delattr(keras.Model, name)
+
+
+def runs_table(runs: dict[str, Any]) -> tuple[str, str]:
+    """Plain-text and HTML tables of runs: name, state, epoch, step and latest metrics."""
+    header = ["run", "state", "epoch", "step", "metrics"]
+    rows = []
+    for name, run in runs.items():
+        logs = {}
+        history = getattr(run.history, "history", {}) or {}
+        for key, values in history.items():
+            if values:
+                logs[key] = values[-1]
+        metrics = ", ".join(f"{k}={v:.4g}" for k, v in logs.items() if isinstance(v, (int, float)))
+        steps = run.steps
+        rows.append([name, run.state, f"{min(run.epoch + 1, run.epochs)}/{run.epochs}",
+                     f"{run.batch}/{steps if steps else '?'}", metrics or "-"])
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    text = "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()
+                     for r in [header, *rows])
+    cells = "".join(f"<th>{h}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>"
+                   for r in rows)
+    return text, f"<table class='nbtrain-status'><tr>{cells}</tr>{body}</table>"
+
+
+@magics_class
+class NbtrainMagics(Magics):
+    """The `%nbtrain` magic."""
+
+    def __init__(self, shell: Any):
+        super().__init__(shell)
+        self._parsers = _parsers()
+
+    @line_magic
+    def nbtrain(self, line: str) -> Any:
+        """Steer nbtrain runs from a notebook.
+
+        Usage:
+
+        ```
+        %nbtrain fit MODEL DATA [--epochs N] [--batch-size B] [--validation VAL] [--steps N]
+                     [--workers N] [--processes] [--as NAME]
+        %nbtrain pause|resume|stop|wait [NAME]
+        %nbtrain resume NAME --epochs N
+        %nbtrain status
+        %nbtrain legacy [on|off]
+        ```
+        """
+        try:
+            words = shlex.split(line)
+        except ValueError as exc:
+            raise UsageError(f"%nbtrain: cannot parse the arguments: {exc}") from None
+        if not words or words[0] in ("-h", "--help", "help"):
+            print(USAGE)
+            return None
+        command, rest = words[0], words[1:]
+        parser = self._parsers.get(command)
+        if parser is None:
+            raise UsageError(f"%nbtrain: unknown subcommand {command!r}.\n{USAGE}")
+        try:
+            args = parser.parse_args(rest)
+        except _HelpShown:
+            return None
+        return getattr(self, f"_{command}")(args)
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _eval(self, expression: str, what: str) -> Any:
+        try:
+            return self.shell.ev(expression)
+        except Exception as exc:
+            raise UsageError(f"%nbtrain: cannot evaluate {what} {expression!r}: "
+                             f"{type(exc).__name__}: {exc}") from None
+
+    def _run(self, name: str) -> Any:
+        from nbtrain.run import Run
+
+        value = self.shell.user_ns.get(name)
+        if value is None:
+            raise UsageError(f"%nbtrain: no run named {name!r} in this notebook.")
+        if not isinstance(value, Run):
+            raise UsageError(f"%nbtrain: {name!r} is a {type(value).__name__}, not an nbtrain.Run.")
+        return value
+
+    # -- subcommands ----------------------------------------------------------------------
+
+    def _fit(self, args: argparse.Namespace) -> None:
+        from nbtrain.interactive import fit
+
+        if not args.name.isidentifier():
+            raise UsageError(f"%nbtrain fit: --as needs a Python name, got {args.name!r}.")
+        model = self._eval(args.model, "MODEL")
+        data = self._eval(args.data, "DATA")
+        validation = self._eval(args.validation, "VAL") if args.validation else None
+        x, y = data, None
+        if isinstance(data, tuple) and len(data) == 2 and hasattr(data[0], "shape"):
+            x, y = data
+        run = fit(model, x, y, batch_size=args.batch_size, epochs=args.epochs,
+                  steps_per_epoch=args.steps, validation_data=validation, workers=args.workers,
+                  use_multiprocessing=args.processes)
+        self.shell.user_ns[args.name] = run
+        return None
+
+    def _pause(self, args: argparse.Namespace) -> None:
+        self._run(args.name).pause()
+
+    def _stop(self, args: argparse.Namespace) -> None:
+        self._run(args.name).stop()
+
+    def _resume(self, args: argparse.Namespace) -> None:
+        run = self._run(args.name)
+        try:
+            run.resume(epochs=args.epochs)
+        except ValueError as exc:
+            raise UsageError(f"%nbtrain resume: {exc}") from None
+
+    def _wait(self, args: argparse.Namespace) -> Any:
+        return self._run(args.name).wait()
+
+    def _status(self, args: argparse.Namespace) -> Any:
+        from nbtrain.run import Run
+
+        runs = {k: v for k, v in self.shell.user_ns.items()
+                if isinstance(v, Run) and not k.startswith("_")}
+        text, markup = runs_table(runs)
+        from IPython.display import display
+
+        display({"text/plain": text, "text/html": markup}, raw=True)
+        return None
+
+    def _legacy(self, args: argparse.Namespace) -> None:
+        if args.switch == "on":
+            legacy_on()
+            print("keras.Model has fit_generator, evaluate_generator and predict_generator "
+                  "(nbtrain).")
+        else:
+            legacy_off()
+            print("keras.Model's legacy generator methods removed.")
+
+
+def load(ipython: Any) -> None:
+    """Register the `%nbtrain` magic (idempotent)."""
+    ipython.register_magics(NbtrainMagics)
+
+
+def unload(ipython: Any) -> None:
+    """Remove the `%nbtrain` magic and the legacy methods."""
+    ipython.magics_manager.magics["line"].pop("nbtrain", None)
+    ipython.magics_manager.registry.pop("NbtrainMagics", None)
+    legacy_off()

@@ -1,0 +1,146 @@
+"""The %nbtrain magic in a real IPython shell."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import keras
+import pytest
+from helpers import RecordingSequence, batch_generator, make_data, make_model
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+
+
+@pytest.fixture(scope="module")
+def ipython():
+    """One IPython shell (and its history thread) for the module."""
+    return InteractiveShell.instance()
+
+
+@pytest.fixture
+def shell(ipython):
+    shell = ipython
+    shell.run_line_magic("load_ext", "nbtrain")
+    yield shell
+    for value in list(shell.user_ns.values()):
+        if type(value).__name__ == "Run" and value.state in ("running", "paused", "stopping"):
+            value.stop()
+            value.wait(timeout=30)
+    shell.run_line_magic("unload_ext", "nbtrain")
+    for name in ("run", "r2", "model", "seq", "gen", "x", "y", "val", "history"):
+        shell.user_ns.pop(name, None)
+
+
+def magic(shell, line):
+    return shell.run_line_magic("nbtrain", line)
+
+
+def test_loading_is_quick_and_does_not_import_tensorflow():
+    code = ("import sys, time; from IPython.core.interactiveshell import InteractiveShell; "
+            "s = InteractiveShell.instance(); t = time.perf_counter(); "
+            "s.run_line_magic('load_ext', 'nbtrain'); s.run_line_magic('load_ext', 'nbtrain'); "
+            "print(time.perf_counter() - t, 'tensorflow' in sys.modules, 'keras' in sys.modules, "
+            "'nbtrain' in s.magics_manager.magics['line'])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    seconds, tf_loaded, keras_loaded, registered = out.stdout.strip().splitlines()[-1].split()
+    assert (tf_loaded, keras_loaded, registered) == ("False", "False", "True")
+    assert float(seconds) < 1.0
+
+
+def test_fit_binds_a_run_and_wait_returns_history(shell, capsys):
+    x, y = make_data(32)
+    shell.user_ns.update(model=make_model(), seq=RecordingSequence(x, y), val=(x, y))
+    magic(shell, "fit model seq --epochs 2 --validation val --as r2")
+    run = shell.user_ns["r2"]
+    history = magic(shell, "wait r2")
+    assert run.state == "finished" and history.epoch == [0, 1]
+    assert "val_loss" in history.history
+
+
+def test_fit_with_an_array_tuple_and_batch_size(shell):
+    x, y = make_data(40)
+    shell.user_ns.update(model=make_model(), x=x, y=y)
+    magic(shell, "fit model (x,y) --batch-size 10 --epochs 1")
+    history = magic(shell, "wait")
+    assert history.epoch == [0] and shell.user_ns["run"].steps == 4
+
+
+def test_pause_resume_stop_and_resume_with_more_epochs(shell):
+    x, y = make_data(64)
+    shell.user_ns.update(model=make_model(), gen=batch_generator(x, y))
+    magic(shell, "fit model gen --steps 4 --epochs 2")
+    run = shell.user_ns["run"]
+    magic(shell, "pause")
+    assert run.state in ("paused", "finished")
+    magic(shell, "resume")
+    magic(shell, "wait")
+    magic(shell, "resume run --epochs 3")
+    magic(shell, "stop")
+    magic(shell, "wait")
+    assert run.state in ("stopped", "finished")
+    magic(shell, "resume run --epochs 3")
+    magic(shell, "wait")
+    assert run.state == "finished" and run.history.epoch == [0, 1, 2]
+
+
+def test_status_lists_the_runs(shell):
+    x, y = make_data(16)
+    shell.user_ns.update(model=make_model(), seq=RecordingSequence(x, y))
+    magic(shell, "fit model seq --epochs 1")
+    magic(shell, "wait")
+    from nbtrain.magics import runs_table
+
+    text, markup = runs_table({"run": shell.user_ns["run"]})
+    lines = text.splitlines()
+    assert lines[0].split() == ["run", "state", "epoch", "step", "metrics"]
+    assert lines[1].split()[:3] == ["run", "finished", "1/1"] and "loss=" in lines[1]
+    assert "<table" in markup and "finished" in markup
+    magic(shell, "status")  # displays without error
+
+
+@pytest.mark.parametrize("line, match", [
+    ("frobnicate", "unknown subcommand"),
+    ("fit", "required"),
+    ("fit model", "required"),
+    ("fit nope seq", "cannot evaluate MODEL"),
+    ("fit model seq --epochs x", "invalid int"),
+    ("fit model seq --as 1abc", "Python name"),
+    ("pause nothing_here", "no run named"),
+    ("stop model", "not an nbtrain.Run"),
+    ("legacy maybe", "invalid choice"),
+    ("fit model 'unclosed", "cannot parse"),
+])
+def test_usage_errors(shell, line, match):
+    shell.user_ns.update(model=make_model(), seq=RecordingSequence(*make_data(16)))
+    with pytest.raises(UsageError, match=match):
+        magic(shell, line)
+
+
+@pytest.mark.parametrize("command", ["fit", "pause", "resume", "stop", "wait", "status", "legacy"])
+def test_every_subcommand_has_help(shell, capsys, command):
+    magic(shell, f"{command} --help")
+    assert f"%nbtrain {command}" in capsys.readouterr().out
+
+
+def test_legacy_on_and_off(shell):
+    x, y = make_data(32)
+    model = make_model(metrics=["mae"])
+    magic(shell, "legacy on")
+    history = model.fit_generator(batch_generator(x, y), steps_per_epoch=4, epochs=2, verbose=0)
+    assert history.epoch == [0, 1]
+    loss, mae = model.evaluate_generator(RecordingSequence(x, y))
+    assert model.predict_generator(RecordingSequence(x, y)).shape == (32, 1)
+    assert loss == pytest.approx(model.evaluate(x, y, batch_size=8, verbose=0)[0], rel=1e-5)
+    magic(shell, "legacy off")
+    assert not hasattr(model, "fit_generator")
+
+
+def test_unload_removes_everything(shell):
+    magic(shell, "legacy on")
+    shell.run_line_magic("unload_ext", "nbtrain")
+    assert "nbtrain" not in shell.magics_manager.magics["line"]
+    assert not hasattr(keras.Model, "fit_generator")
+    shell.run_line_magic("load_ext", "nbtrain")  # the fixture unloads again
