@@ -18,13 +18,17 @@ _LAZY = {
     "fit_generator": "nbtrain.engine",
     "evaluate_generator": "nbtrain.engine",
     "predict_generator": "nbtrain.engine",
+    "fit": "nbtrain.interactive",
+    "Run": "nbtrain.run",
 }
 
 __all__ = [
     "GeneratorEnqueuer",
     "OrderedEnqueuer",
+    "Run",
     "Sequence",
     "evaluate_generator",
+    "fit",
     "fit_generator",
     "iter_sequence_infinite",
     "predict_generator",
@@ -42,3 +46,17 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """`%load_ext nbtrain`: register the `%nbtrain` magic (quick: no TensorFlow import)."""
+    from nbtrain.magics import load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """`%unload_ext nbtrain`: remove the magic and anything it added to Keras."""
+    from nbtrain.magics import unload
+
+    unload(ipython)

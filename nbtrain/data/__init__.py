@@ -1,17 +1,32 @@
 """Data sources and enqueuers.  Knows nothing of models or widgets, and never
 imports TensorFlow or Keras at import time."""
 
-from nbtrain.data.adapters import ArraySequence, iter_sequence_infinite
+from nbtrain.data.adapters import (
+    ArraySequence,
+    TrainingData,
+    adapt_training_data,
+    adapt_validation_data,
+    is_array_data,
+    iter_sequence_infinite,
+)
+from nbtrain.data.datasets import DatasetBatches, dataset_steps, is_tf_dataset
 from nbtrain.data.enqueuers import GeneratorEnqueuer, OrderedEnqueuer
 from nbtrain.data.sequence import Sequence, SequenceCursor, is_sequence, sequence_length
 
 __all__ = [
     "ArraySequence",
+    "DatasetBatches",
     "GeneratorEnqueuer",
     "OrderedEnqueuer",
     "Sequence",
     "SequenceCursor",
+    "TrainingData",
+    "adapt_training_data",
+    "adapt_validation_data",
+    "dataset_steps",
+    "is_array_data",
     "is_sequence",
+    "is_tf_dataset",
     "iter_sequence_infinite",
     "sequence_length",
 ]
