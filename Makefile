@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: lab test setup lint bench clean
+.PHONY: lab test setup lint bench clean binder-check notebooks
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -20,9 +20,27 @@ $(STAMP): $(PY) pyproject.toml
 
 setup: $(STAMP)
 
+NBVAL := --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg \
+	--nbval-cell-timeout 300
+
 test: $(STAMP)
 	$(PY) -m ruff check nbtrain tests benchmarks
-	$(PY) -m pytest
+	$(PY) -m pytest tests
+	$(PY) -m pytest $(NBVAL) notebooks
+
+# Run the notebooks and store their outputs (after changing one).
+notebooks: $(STAMP)
+	$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace notebooks/*.ipynb
+
+# What mybinder.org's repo2docker would do, with Python's own tools.
+BINDER_VENV := .binder-venv
+binder-check:
+	rm -rf $(BINDER_VENV)
+	$(PYTHON) -m venv $(BINDER_VENV)
+	$(BINDER_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BINDER_VENV)/bin/python -m pip install --quiet -r binder/requirements.txt
+	$(BINDER_VENV)/bin/python -m pip install --quiet pytest nbval ipykernel
+	$(BINDER_VENV)/bin/pytest $(NBVAL) notebooks
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/quickstart.ipynb

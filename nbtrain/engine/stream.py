@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from nbtrain.data import GeneratorEnqueuer, OrderedEnqueuer, SequenceCursor, is_sequence
 
 
@@ -44,7 +46,9 @@ class DataStream:
         self.max_queue_size = max_queue_size
         self.cursor = cursor
         if self.is_sequence and self.cursor is None:
-            self.cursor = SequenceCursor(data, shuffle=shuffle)
+            # seeded from NumPy's global state: keras.utils.set_random_seed makes it reproducible
+            seed = int(np.random.randint(2**31)) if shuffle else None
+            self.cursor = SequenceCursor(data, shuffle=shuffle, seed=seed)
         self.pending = list(pending or [])  # raw items, not yet transformed
         self._ready: list = []  # transformed items an enqueuer produced but nobody consumed
         self.transform = transform or (lambda item: item)

@@ -193,7 +193,10 @@ class FitLoop:
         finished = state.batch >= steps
         if not finished:
             state.metrics = runner.snapshot()
-        if self.val_source is not None and checks.should_validate(epoch, self.validation_freq):
+        # As in Keras 2, only a complete epoch is validated: a stop mid-epoch ends
+        # after the current batch, and the epoch is validated when a resume completes it.
+        if (finished and self.val_source is not None
+                and checks.should_validate(epoch, self.validation_freq)):
             val_logs = self._validate()
             epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
         callbacks.on_epoch_end(epoch, epoch_logs)
