@@ -24,13 +24,14 @@ NBVAL := --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cf
 	--nbval-cell-timeout 300
 
 test: $(STAMP)
-	$(PY) -m ruff check nbtrain tests benchmarks
+	$(PY) -m ruff check nbtrain tests benchmarks tools
 	$(PY) -m pytest tests
 	$(PY) -m pytest $(NBVAL) notebooks
 
 # Run the notebooks and store their outputs (after changing one).
 notebooks: $(STAMP)
 	$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace notebooks/*.ipynb
+	$(PY) tools/clean_notebook_outputs.py notebooks/*.ipynb
 
 # What mybinder.org's repo2docker would do, with Python's own tools.
 BINDER_VENV := .binder-venv
