@@ -15,14 +15,16 @@ from nbtrain.data import GeneratorEnqueuer, OrderedEnqueuer, Sequence, iter_sequ
 __version__ = "0.1.0"
 
 _LAZY = {
-    "fit_generator": "nbtrain.engine",
+    "fit_generator": "nbtrain.interactive",
     "evaluate_generator": "nbtrain.engine",
     "predict_generator": "nbtrain.engine",
     "fit": "nbtrain.interactive",
     "Run": "nbtrain.run",
+    "Dashboard": "nbtrain.dashboard",
 }
 
 __all__ = [
+    "Dashboard",
     "GeneratorEnqueuer",
     "OrderedEnqueuer",
     "Run",
@@ -53,6 +55,9 @@ def load_ipython_extension(ipython: Any) -> None:
     from nbtrain.magics import load
 
     load(ipython)
+    from nbtrain.dashboard.notebook import register_run_display
+
+    register_run_display(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:

@@ -13,27 +13,10 @@ from typing import Any, TextIO
 
 import keras
 
+from nbtrain.dashboard.notebook import in_notebook, register_run_display
 from nbtrain.engine.progress import format_logs
+from nbtrain.engine.training import FitLoop
 from nbtrain.run import Run
-
-
-def in_notebook() -> bool:
-    """True inside a Jupyter kernel (never imports IPython itself).
-
-    Example:
-
-    ```python
-    if in_notebook(): ...
-    ```
-    """
-    ipython = sys.modules.get("IPython")
-    if ipython is None:
-        return False
-    try:
-        shell = ipython.get_ipython()
-    except Exception:  # noqa: BLE001 - a broken IPython is no notebook
-        return False
-    return shell is not None and getattr(shell, "kernel", None) is not None
 
 
 class TextStatus(keras.callbacks.Callback):
@@ -110,7 +93,8 @@ def attach_display(run: Run, display: Any = None) -> Any:
         run: the run.
         display: None: the dashboard in a notebook kernel (a text status until
             `nbtrain.dashboard` provides `Dashboard.for_run`), a text status
-            elsewhere; True: the dashboard if available, else the text status;
+            elsewhere, nothing on a worker of a multi-worker job other than the
+            chief; True: the dashboard if available, else the text status;
             False: nothing.
 
     Returns:
@@ -126,15 +110,18 @@ def attach_display(run: Run, display: Any = None) -> Any:
         return None
     if display not in (None, True):
         raise ValueError(f"`display` must be None, True or False, got {display!r}.")
+    if display is None and not getattr(run, "is_chief", True):
+        return None  # the chief shows the job; the other workers run headless
     if display is True or in_notebook():
-        try:
-            from nbtrain.dashboard import Dashboard
+        from nbtrain.dashboard import Dashboard
 
-            for_run = Dashboard.for_run
-        except (ImportError, AttributeError):
-            for_run = None
-        if for_run is not None:
-            return for_run(run)
+        register_run_display()
+        mine = [cb for cb in run.callbacks if isinstance(cb, Dashboard)]
+        if mine:  # the user passed a Dashboard in `callbacks`: bind and show that one
+            mine[0].bind(run)
+            mine[0].display()
+            return mine[0]
+        return Dashboard.for_run(run)
     return TextStatus.for_run(run)
 
 
@@ -172,7 +159,8 @@ def fit(model: Any, x: Any, y: Any = None, *, batch_size: int | None = None, epo
         max_queue_size: batches read ahead.
         shuffle: reshuffle array samples, or a Sequence's batch order, each epoch.
         initial_epoch: the epoch to start at.
-        display: None shows the dashboard in a notebook (plain text elsewhere);
+        display: None shows the dashboard in a notebook (plain text elsewhere;
+            nothing on a multi-worker job's workers other than the chief);
             True always tries the dashboard; False shows nothing.
 
     Returns:
@@ -197,4 +185,61 @@ def fit(model: Any, x: Any, y: Any = None, *, batch_size: int | None = None, epo
     return run
 
 
-__all__ = ["TextStatus", "attach_display", "fit", "in_notebook"]
+def fit_generator(model: Any, generator: Any, steps_per_epoch: int | None = None,
+                  epochs: int = 1, verbose: Any = 1, callbacks: Any = None,
+                  validation_data: Any = None, validation_steps: int | None = None,
+                  validation_freq: Any = 1, class_weight: dict | None = None,
+                  max_queue_size: int = 10, workers: int = 1, use_multiprocessing: bool = False,
+                  shuffle: bool = True, initial_epoch: int = 0) -> keras.callbacks.History:
+    """Train `model` on batches from a generator or a Sequence (Keras 2's
+    `fit_generator`), blocking until done.
+
+    The loop is `nbtrain.engine.fit_generator`; in a notebook `verbose=1`
+    shows the live dashboard (without controls: the cell is busy), elsewhere a
+    text progress bar.
+
+    Args:
+        model: a compiled `keras.Model`.
+        generator: an `nbtrain.Sequence`, a `keras.utils.PyDataset`, or an
+            iterator of `(x, y)` / `(x, y, sample_weight)` tuples.
+        steps_per_epoch: batches per epoch; None means `len(sequence)`, read
+            again after every epoch; required for a generator.
+        epochs: index of the final epoch.
+        verbose: 0 silent, 1 progress (dashboard in a notebook), 2 a line per epoch.
+        callbacks: `keras.callbacks.Callback`s.
+        validation_data: `(x, y)`, `(x, y, sample_weight)`, a Sequence or a generator.
+        validation_steps: batches per validation (required for a generator).
+        validation_freq: validate every N epochs, or at these 1-indexed epochs.
+        class_weight: dict mapping class index to a loss weight.
+        max_queue_size: batches read ahead.
+        workers: 0 reads on the training thread; N >= 1 uses N workers.
+        use_multiprocessing: the workers are processes.
+        shuffle: shuffle a Sequence's batch order every epoch.
+        initial_epoch: epoch at which to start.
+
+    Returns:
+        A `keras.callbacks.History`.
+
+    Example:
+
+    ```python
+    history = nbtrain.fit_generator(model, sequence, epochs=5, workers=2)
+    ```
+    """
+    from nbtrain.dashboard.notebook import progress_for
+
+    progress = progress_for(verbose)
+    try:
+        loop = FitLoop(model, generator, steps_per_epoch, epochs, verbose, callbacks,
+                       validation_data, validation_steps, validation_freq, class_weight,
+                       max_queue_size, workers, use_multiprocessing, shuffle, initial_epoch,
+                       progress=progress)
+    except BaseException:
+        close = getattr(progress, "close", None)
+        if close is not None:
+            close()  # no widgets left behind when bad input is refused
+        raise
+    return loop.run()
+
+
+__all__ = ["TextStatus", "attach_display", "fit", "fit_generator", "in_notebook"]

@@ -288,6 +288,11 @@ class Run:
 
         return remove
 
+    @property
+    def callbacks(self) -> list:
+        """The Keras callbacks the loop calls (the user's, the History, any display)."""
+        return list(self._loop.callbacks.callbacks)
+
     def add_callback(self, callback: keras.callbacks.Callback) -> None:
         """Add a Keras callback to the loop (before `start()`, or between passes).
 

@@ -144,3 +144,11 @@ def test_unload_removes_everything(shell):
     assert "nbtrain" not in shell.magics_manager.magics["line"]
     assert not hasattr(keras.Model, "fit_generator")
     shell.run_line_magic("load_ext", "nbtrain")  # the fixture unloads again
+
+
+def test_loading_registers_the_live_view_of_a_run(shell):
+    from nbtrain.dashboard.notebook import _display_run
+    from nbtrain.run import Run
+
+    formatter = shell.display_formatter.ipython_display_formatter
+    assert formatter.lookup_by_type(Run) is _display_run

@@ -1016,28 +1016,27 @@ def test_display_choices(monkeypatch, capsys):
     run.start().wait(timeout=TIMEOUT)
     assert "Epoch 1/1 - loss:" in capsys.readouterr().out
 
-    class Dashboard:
-        made: list = []
+    from nbtrain.dashboard import Dashboard
 
-        @classmethod
-        def for_run(cls, r):
-            cls.made.append(r)
-            return cls()
+    made: list = []
 
-    module = type(sys)("nbtrain.dashboard")
-    module.Dashboard = Dashboard
-    monkeypatch.setitem(sys.modules, "nbtrain.dashboard", module)
+    def for_run(cls, r):
+        made.append(r)
+        return cls(auto_display=False)
+
+    monkeypatch.setattr(Dashboard, "for_run", classmethod(for_run))
     run = nbtrain.fit(make_model(), Ids(2), display=True)
-    assert Dashboard.made == [run]
+    assert made == [run]
     run.wait(timeout=TIMEOUT)
     monkeypatch.setattr("nbtrain.interactive.in_notebook", lambda: True)
     run = nbtrain.fit(make_model(), Ids(2))
-    assert Dashboard.made[-1] is run
+    assert made[-1] is run
     run.wait(timeout=TIMEOUT)
-    del module.Dashboard  # a dashboard package without Dashboard: text status
-    run = nbtrain.fit(make_model(), Ids(2))
+    # a Dashboard the user passed in `callbacks` is the one bound and shown
+    mine = Dashboard(auto_display=False)
+    run = nbtrain.fit(make_model(), Ids(2), callbacks=[mine])
+    assert mine.run is run and made[-1] is not run
     run.wait(timeout=TIMEOUT)
-    assert "Epoch 1/1" in capsys.readouterr().out
 
 
 def test_text_status_lines(capsys):

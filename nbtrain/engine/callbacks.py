@@ -80,10 +80,17 @@ class LoopCallbacks(keras.callbacks.CallbackList):
             callback.on_train_batch_begin(batch, logs=logs)
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        if self._train_end:
-            logs = pythonify(logs)
-            for callback in self._train_end:
+        # Callbacks declaring `accepts_tensor_logs = True` read the logs lazily
+        # (the dashboard reads them once per plot bucket): no device-to-host copy
+        # per batch for them.  The others get Python numbers, converted once.
+        converted = None
+        for callback in self._train_end:
+            if getattr(callback, "accepts_tensor_logs", False):
                 callback.on_train_batch_end(batch, logs=logs)
+            else:
+                if converted is None:
+                    converted = pythonify(logs)
+                callback.on_train_batch_end(batch, logs=converted)
 
     def on_test_batch_begin(self, batch: int, logs: dict | None = None) -> None:
         for callback in self._test_begin:

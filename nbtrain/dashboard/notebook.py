@@ -1,0 +1,190 @@
+"""Where the dashboard shows itself: notebook detection and the cell's outputs.
+
+A displayed dashboard is three outputs of its cell, each with a display id:
+
+1. the live widget, as `application/vnd.jupyter.widget-view+json` with a
+   `text/plain` fallback that is the same on every run (`format.TEXT_FALLBACK`);
+2. the metric table snapshot (`text/html` + `text/plain`), empty while training;
+3. the plot snapshot (`image/png` + `text/plain`), empty while training.
+
+When a run ends, 2 and 3 are updated (`update_display_data`, which front-ends
+route by display id from any thread) with the final table and plot, so the
+saved notebook keeps them as ordinary outputs: a notebook reopened without a
+kernel, or rendered where widgets do not run (GitHub, nbviewer, nbconvert),
+shows the final state.  The widget itself is left in its own output: that is
+the only output a front-end without the widget's model cannot draw.
+
+Nothing here imports ipywidgets or matplotlib.
+"""
+
+from __future__ import annotations
+
+import base64
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from nbtrain.dashboard.format import TEXT_FALLBACK
+
+WIDGET_MIMETYPE = "application/vnd.jupyter.widget-view+json"
+
+
+def in_notebook() -> bool:
+    """True when running in a Jupyter kernel whose front-end can show widgets
+    (JupyterLab, Notebook 7, VS Code, Colab); False in a terminal, a script,
+    CI, or IPython without a kernel.
+
+    Example:
+
+    ```python
+    callback = nbtrain.Dashboard() if in_notebook() else TextProgress()
+    ```
+    """
+    if "IPython" not in sys.modules:
+        return False
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is None or getattr(shell, "kernel", None) is None:
+        return False
+    return not type(shell).__module__.startswith("spyder")  # Spyder's console has no widgets
+
+
+def progress_for(verbose: Any) -> Any:
+    """The progress callback `fit_generator` should use for `verbose`: the
+    dashboard (without controls) for `verbose=1` in a notebook, else the engine's
+    text progress (None for `verbose=0`).
+
+    Args:
+        verbose: 0, 1, 2, `"auto"` (as for `fit_generator`).
+
+    Example:
+
+    ```python
+    loop = FitLoop(model, data, epochs=5, verbose=verbose, progress=progress_for(verbose))
+    ```
+    """
+    from nbtrain.engine.progress import make_progress
+
+    if verbose in (1, True, "auto") and in_notebook():
+        from nbtrain.dashboard.widget import Dashboard
+
+        return Dashboard()
+    return make_progress(verbose)
+
+
+def widget_bundle(model_id: str) -> dict:
+    """The mime bundle that shows a widget, with a stable plain-text fallback."""
+    return {
+        WIDGET_MIMETYPE: {"version_major": 2, "version_minor": 0, "model_id": model_id},
+        "text/plain": TEXT_FALLBACK,
+    }
+
+
+def png_bundle(png: bytes, text: str) -> dict:
+    """The mime bundle of a PNG image (base64, as nbformat stores it)."""
+    return {"image/png": base64.b64encode(png).decode("ascii"), "text/plain": text}
+
+
+def _shell_ready() -> bool:
+    if "IPython" not in sys.modules:
+        return False
+    from IPython.core.interactiveshell import InteractiveShell
+
+    return InteractiveShell.initialized()
+
+
+def show(bundle: dict) -> str | None:
+    """Display a raw mime bundle as a new output of the current cell; return its
+    display id (None where there is nothing to display into)."""
+    if not _shell_ready():
+        return None
+    from IPython.display import display
+
+    handle = display(bundle, raw=True, display_id=True)
+    return getattr(handle, "display_id", None)
+
+
+def update(display_id: str | None, bundle: dict) -> None:
+    """Replace the output `display_id` with `bundle` (safe from any thread)."""
+    if display_id is None or not _shell_ready():
+        return
+    from IPython.display import update_display
+
+    update_display(bundle, display_id=display_id, raw=True)
+
+
+@dataclass
+class Outputs:
+    """The display ids of one displayed dashboard: widget, table snapshot, plot snapshot."""
+
+    view: str | None
+    table: str | None
+    plot: str | None
+
+
+def show_dashboard(model_id: str, table: dict | None = None, plot: dict | None = None) -> Outputs:
+    """Display a dashboard's three outputs in the current cell (main thread)."""
+    return Outputs(show(widget_bundle(model_id)), show(table or {}), show(plot or {}))
+
+
+def update_snapshot(outputs: Outputs, table: dict | None, plot: dict | None) -> None:
+    """Set (or, with None, empty) the snapshot outputs of a displayed dashboard."""
+    update(outputs.table, table or {})
+    update(outputs.plot, plot or {})
+
+
+def after_cell(callback: Callable[[Any], None]) -> Callable[[], None]:
+    """Call `callback(result)` once, when the running cell finishes (IPython's
+    `post_run_cell`, with the `ExecutionResult`); return a function that cancels it."""
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is None:
+        return lambda: None
+
+    def once(result: Any) -> None:
+        cancel()
+        callback(result)
+
+    def cancel() -> None:
+        try:
+            shell.events.unregister("post_run_cell", once)
+        except ValueError:
+            pass
+
+    shell.events.register("post_run_cell", once)
+    return cancel
+
+
+def _display_run(run: Any) -> None:
+    from nbtrain.dashboard.widget import display_run
+
+    display_run(run)
+
+
+def register_run_display(ipython: Any = None) -> None:
+    """Make a `Run` shown as a cell's result (`run` on the last line) display a
+    live dashboard of it.  Registered by type name, so nothing is imported now;
+    idempotent.
+
+    Args:
+        ipython: the shell (default: the current one; nothing happens without one).
+
+    Example:
+
+    ```python
+    register_run_display(get_ipython())
+    ```
+    """
+    if ipython is None:
+        if "IPython" not in sys.modules:
+            return
+        from IPython import get_ipython
+
+        ipython = get_ipython()
+    formatter = getattr(getattr(ipython, "display_formatter", None),
+                        "ipython_display_formatter", None)
+    if formatter is not None:
+        formatter.for_type_by_name("nbtrain.run", "Run", _display_run)

@@ -1,0 +1,104 @@
+"""When the dashboard may send: one throttle for every widget update.
+
+Two schedules share a clock.  Bars, counters and table update at most every
+`interval` seconds *and* within a budget of widget messages a second (an
+update that changed three widgets costs three messages, so the next one waits
+three times longer); the plot renders at most every `plot_interval` seconds,
+and less often when rendering would take more than `plot_share` of the wall
+time;
+its one message counts against the same budget.  In any one second at most
+`budget` messages plus those of one update are sent (12 + 8 = 20 with the
+defaults), whatever the step rate: a model at 10 000 steps/s sends what one
+at 10 steps/s sends.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+
+class Throttle:
+    """Decides when to update the widgets and when to render the plot.
+
+    Args:
+        interval: minimum seconds between two updates of bars and table.
+        budget: widget messages a second the updates (and renders) may send on average.
+        plot_interval: minimum seconds between two plot renders.
+        plot_share: largest fraction of wall time spent rendering the plot (1%: the
+            issue allows 5%, but the dashboard's whole cost must stay within 3%
+            of the step rate, and a render takes 5-40 ms on a busy core).
+        clock: the time source (for tests).
+
+    Example:
+
+    ```python
+    throttle = Throttle()
+    if throttle.due():                 # cheap: one clock read
+        sent = update_widgets()        # number of widget messages
+        throttle.spent(sent)
+        if throttle.plot_due():
+            start = time.monotonic()
+            render_plot()
+            throttle.rendered(time.monotonic() - start)
+    ```
+    """
+
+    def __init__(self, interval: float = 0.1, budget: float = 12.0, plot_interval: float = 1.0,
+                 plot_share: float = 0.01, clock: Callable[[], float] = time.monotonic):
+        self.interval = interval
+        self.budget = budget
+        self.plot_interval = plot_interval
+        self.plot_share = plot_share
+        self.clock = clock
+        self.next_update = 0.0
+        self.next_plot = 0.0
+        self.updates = 0
+        self.messages = 0
+        self.renders = 0
+        self.render_seconds = 0.0
+        self.render_cost: float | None = None  # recent seconds per render (first one left out)
+
+    def due(self, now: float | None = None) -> bool:
+        """True when bars and table may be updated."""
+        return (self.clock() if now is None else now) >= self.next_update
+
+    def spent(self, messages: int, now: float | None = None) -> None:
+        """Record an update that sent `messages` widget messages; schedule the next one.
+
+        Forced updates (a state change) are recorded too: they delay the next
+        throttled one, so the budget holds on average.
+        """
+        now = self.clock() if now is None else now
+        self.updates += 1
+        self.messages += messages
+        wait = max(self.interval, messages / self.budget) if self.budget else self.interval
+        self.next_update = max(self.next_update, now + wait)
+
+    def plot_due(self, now: float | None = None) -> bool:
+        """True when the plot may be rendered."""
+        return (self.clock() if now is None else now) >= self.next_plot
+
+    def rendered(self, seconds: float, now: float | None = None) -> None:
+        """Record a render that took `seconds` (and sent one message); schedule the next.
+
+        The wait adapts to the average of recent renders, leaving out the first
+        (which pays for loading fonts), so that rendering stays within
+        `plot_share` of the wall time.
+        """
+        now = self.clock() if now is None else now
+        self.renders += 1
+        self.render_seconds += seconds
+        self.messages += 1
+        if self.budget:
+            self.next_update = max(self.next_update, now + 1 / self.budget)
+        if self.renders > 1:
+            cost = self.render_cost
+            self.render_cost = seconds if cost is None else 0.5 * (cost + seconds)
+        cost = self.render_cost or 0.0
+        wait = max(self.plot_interval, cost / self.plot_share if self.plot_share else 0.0)
+        self.next_plot = now + wait
+
+    def reset(self) -> None:
+        """Make the next update and render due at once."""
+        self.next_update = self.next_plot = 0.0

@@ -1,0 +1,145 @@
+"""The dashboard's widgets: built once on the main thread, then only their values change.
+
+Only standard ipywidgets 8 widgets, no custom JavaScript.  Every widget has a
+stable CSS class (`nbtrain-header`, `nbtrain-batch-bar`, ...) so a browser
+test can find it.  `set_traits` changes a widget's traits in one message, and
+only when a value really changed, and reports how many messages it sent,
+which is what the throttle's budget counts.
+"""
+
+from __future__ import annotations
+
+import ipywidgets as widgets
+
+from nbtrain.dashboard import format as fmt
+
+
+def _classed(cls: type, *classes: str, **traits) -> widgets.DOMWidget:
+    """A widget created with its CSS classes (no update message after the creation)."""
+    return cls(_dom_classes=classes, **traits)
+
+
+def set_traits(widget: widgets.Widget, **traits) -> int:
+    """Set the traits that differ, in one widget message; return the messages sent (0 or 1).
+
+    Example:
+
+    ```python
+    set_traits(bar, value=12, max=50)  # -> 1
+    set_traits(bar, value=12, max=50)  # -> 0: nothing changed
+    ```
+    """
+    changed = {k: v for k, v in traits.items() if getattr(widget, k) != v}
+    if not changed:
+        return 0
+    with widget.hold_sync():
+        for key, value in changed.items():
+            setattr(widget, key, value)
+    return 1
+
+
+class DashboardView:
+    """The widget tree of a dashboard.
+
+    Args:
+        controls: show the Pause/Resume, Stop and continue controls.
+
+    Attributes:
+        root: the `VBox` to display (CSS class `nbtrain-dashboard`).
+    """
+
+    def __init__(self, controls: bool = True):
+        w = widgets
+        self.state = _classed(w.HTML, "nbtrain-state", "nbtrain-state-running",
+                              value=fmt.state_html("running"))
+        self.time = _classed(w.HTML, "nbtrain-time")
+        self.header = _classed(w.HBox, "nbtrain-header", children=[self.state, self.time])
+        self.epoch_bar = _classed(w.IntProgress, "nbtrain-epoch-bar", max=1, description="epoch")
+        self.epoch_counter = _classed(w.HTML, "nbtrain-epoch-counter",
+                                      value=fmt.epoch_text(0, None))
+        self.batch_bar = _classed(w.IntProgress, "nbtrain-batch-bar", max=1, description="batch")
+        self.batch_counter = _classed(w.HTML, "nbtrain-batch-counter",
+                                      value=fmt.batch_text(0, None, None))
+        self.pause = _classed(w.Button, "nbtrain-pause", description="Pause", icon="pause",
+                              disabled=True, tooltip="Pause training after the current batch")
+        self.stop = _classed(w.Button, "nbtrain-stop", description="Stop", icon="stop",
+                             disabled=True, tooltip="Stop training after the current batch")
+        self.continue_epochs = _classed(
+            w.BoundedIntText, "nbtrain-continue-epochs", value=1, min=1, max=10**9,
+            description="continue to epoch", style={"description_width": "initial"},
+            layout=w.Layout(width="200px", display="none"))
+        self.continue_ = _classed(
+            w.Button, "nbtrain-continue", description="Continue", icon="forward", disabled=True,
+            tooltip="Train on to the given final epoch", layout=w.Layout(display="none"))
+        self.controls = _classed(
+            w.HBox, "nbtrain-controls",
+            children=[self.pause, self.stop, self.continue_epochs, self.continue_],
+            layout=w.Layout(display=None if controls else "none"))
+        self.messages = _classed(w.HTML, "nbtrain-messages")
+        self.metrics = _classed(w.HTML, "nbtrain-metrics")
+        self.plot = _classed(w.Image, "nbtrain-plot", format="png",  # shown once drawn
+                             layout=w.Layout(max_width="100%", display="none"))
+        self.root = _classed(w.VBox, "nbtrain-dashboard", children=[
+            self.header,
+            w.HBox([self.epoch_bar, self.epoch_counter]),
+            w.HBox([self.batch_bar, self.batch_counter]),
+            self.controls,
+            self.messages,
+            self.metrics,
+            self.plot,
+        ])
+
+    def set_state(self, state: str) -> int:
+        """Show a run state: the badge, its colour, its CSS class `nbtrain-state-<state>`.
+        (The bars take the state's style with the next update of their values.)"""
+        classes = tuple(c for c in self.state._dom_classes if not c.startswith("nbtrain-state-"))
+        return set_traits(self.state, value=fmt.state_html(state),
+                          _dom_classes=(*classes, f"nbtrain-state-{state}"))
+
+    def show_live(self, live: bool) -> int:
+        """Show (running) or hide (ended: the static snapshot below takes over) the
+        header, messages, table and plot (the plot only once it has an image)."""
+        display = None if live else "none"
+        sent = sum(set_traits(w.layout, display=display)
+                   for w in (self.header, self.messages, self.metrics))
+        return sent + set_traits(self.plot.layout,
+                                 display=display if self.plot.value else "none")
+
+    def set_plot(self, png: bytes, live: bool = True) -> int:
+        """Show a new plot image."""
+        self.plot.value = png
+        return 1 + set_traits(self.plot.layout, display=None if live else "none")
+
+    def set_controls(self, allowed: frozenset[str] | set[str], state: str,
+                     continue_to: int | None = None) -> int:
+        """Enable the controls whose action is legal (`allowed`, from `Run.allowed_actions`)."""
+        sent = 0
+        if "pause" in allowed:
+            sent += set_traits(self.pause, description="Pause", icon="pause", disabled=False,
+                               tooltip="Pause training after the current batch")
+        else:
+            resume = "resume" in allowed
+            sent += set_traits(self.pause, description="Resume" if resume or state == "paused"
+                               else "Pause", icon="play" if resume or state == "paused"
+                               else "pause", disabled=not resume,
+                               tooltip="Resume training" if resume else "")
+        sent += set_traits(self.stop, disabled="stop" not in allowed)
+        can_continue = "continue" in allowed
+        display = None if can_continue else "none"
+        sent += set_traits(self.continue_epochs.layout, display=display)
+        sent += set_traits(self.continue_.layout, display=display)
+        sent += set_traits(self.continue_, disabled=not can_continue)
+        if can_continue and continue_to is not None:
+            sent += set_traits(self.continue_epochs, min=1, value=continue_to)
+        return sent
+
+    def close(self) -> None:
+        """Close every widget (their comms too)."""
+        pending = [self.root]
+        while pending:
+            widget = pending.pop()
+            pending.extend(getattr(widget, "children", ()))
+            for part in (getattr(widget, "layout", None), getattr(widget, "style", None)):
+                if part is not None:
+                    part.close()
+            widget.close()

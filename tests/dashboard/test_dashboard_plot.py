@@ -1,0 +1,146 @@
+"""PlotRenderer: PNG from a reused Agg figure, never through pyplot."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import io
+import pathlib
+import threading
+
+import numpy as np
+from PIL import Image
+
+import nbtrain.dashboard
+from nbtrain.dashboard.plot import PlotRenderer, smooth, use_log_scale
+from nbtrain.dashboard.tracker import MetricTracker
+
+
+def tracker_with(batches: int, epochs: int = 4, start: float = 3.0, end: float = 0.1):
+    tracker = MetricTracker(capacity=512)
+    steps = batches // epochs
+    total = 0
+    for epoch in range(epochs):
+        tracker.begin_epoch(epoch, steps)
+        values = start * (end / start) ** ((total + np.arange(steps)) / batches)
+        averages = np.cumsum(values) / np.arange(1, steps + 1)
+        total += steps
+        for batch in range(steps):
+            tracker.batch_end(batch, {"loss": float(averages[batch]), "accuracy": 0.5})
+        tracker.end_epoch(epoch, {"loss": float(averages[-1]), "accuracy": 0.5,
+                                  "val_loss": float(averages[-1]) * 1.1, "val_accuracy": 0.4})
+    return tracker
+
+
+def render(renderer, tracker, epochs=4):
+    return renderer.render(tracker.panels(), tracker.x_range(epochs))
+
+
+def test_renders_a_png_with_a_panel_per_metric():
+    renderer = PlotRenderer()
+    png = render(renderer, tracker_with(400))
+    image = Image.open(io.BytesIO(png))
+    assert image.format == "PNG"
+    assert image.size == renderer.size
+    assert [ax.get_title(loc="left") for ax in renderer.figure.axes] == ["loss", "accuracy"]
+
+
+def test_same_figure_reused_and_unchanged_limits_are_blitted():
+    renderer = PlotRenderer()
+    tracker = tracker_with(400)
+    figure = renderer.figure
+    render(renderer, tracker)
+    render(renderer, tracker)
+    render(renderer, tracker)
+    assert renderer.figure is figure
+    assert renderer.full_draws == 1 and renderer.blits == 2
+
+
+def test_a_million_batches_render_as_small_as_a_hundred():
+    renderer = PlotRenderer()
+    small = render(renderer, tracker_with(100))
+    large_tracker = tracker_with(200_000)
+    assert all(len(m.batch) <= 512 for m in large_tracker.metrics.values())
+    large = render(PlotRenderer(), large_tracker)
+    assert len(large) < 3 * len(small) + 20_000
+    assert max(len(line.get_xdata()) for ax in renderer.figure.axes for line in ax.lines) <= 512
+
+
+def test_log_scale_for_a_loss_spanning_decades():
+    renderer = PlotRenderer()
+    render(renderer, tracker_with(400, start=100.0, end=0.01))
+    loss_axes, accuracy_axes = renderer.figure.axes
+    assert loss_axes.get_yscale() == "log"
+    assert accuracy_axes.get_yscale() == "linear"
+    render(renderer, tracker_with(400, start=2.0, end=1.0))  # back to linear
+    assert renderer.figure.axes[0].get_yscale() == "linear"
+
+
+def test_use_log_scale():
+    assert use_log_scale("loss", [np.array([100.0, 1.0])])
+    assert not use_log_scale("loss", [np.array([10.0, 1.0])])
+    assert not use_log_scale("loss", [np.array([100.0, 0.0])])
+    assert not use_log_scale("accuracy", [np.array([100.0, 1.0])])
+    assert not use_log_scale("loss", [np.array([])])
+
+
+def test_smooth():
+    y = np.array([1.0, 3.0, 2.0])
+    np.testing.assert_array_equal(smooth(y, span=1), y)
+    smoothed = smooth(np.r_[np.zeros(50), np.ones(50)], span=10)
+    assert smoothed[0] == 0 and 0 < smoothed[60] < 1 and smoothed[-1] > 0.99
+
+
+def test_x_axis_spans_the_target_epochs():
+    renderer = PlotRenderer()
+    render(renderer, tracker_with(400), epochs=10)
+    assert renderer.figure.axes[0].get_xlim() == (0.0, 10.0)
+
+
+def test_dashboard_modules_never_import_pyplot():
+    package = pathlib.Path(nbtrain.dashboard.__file__).parent
+    for path in package.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [f"{node.module}.{alias.name}" for alias in node.names]
+                names.append(node.module or "")
+            assert not any("pyplot" in name or "pylab" in name for name in names), path
+
+
+def test_the_training_thread_never_calls_pyplot(monkeypatch):
+    import matplotlib.pyplot as plt  # Keras imports it anyway; nobody may call it
+
+    calls = []
+    for name in dir(plt):
+        value = getattr(plt, name)
+        if inspect.isfunction(value) and not name.startswith("_"):
+            def record(*args, _name=name, _fn=value, **kwargs):
+                calls.append((_name, threading.current_thread().name))
+                return _fn(*args, **kwargs)
+            monkeypatch.setattr(plt, name, record)
+    figures = plt.get_fignums()
+    calls.clear()
+    from nbtrain.dashboard.widget import Dashboard
+
+    dashboard = Dashboard(auto_display=False)
+    dashboard.set_params({"epochs": 2, "steps": 50})
+
+    def train():
+        dashboard.on_train_begin()
+        for epoch in range(2):
+            dashboard.on_epoch_begin(epoch)
+            for batch in range(50):
+                dashboard.on_train_batch_end(batch, {"loss": 1.0 / (batch + 1)})
+            dashboard.on_epoch_end(epoch, {"loss": 0.1, "val_loss": 0.2})
+        dashboard.on_train_end()
+
+    thread = threading.Thread(target=train, name="training")
+    thread.start()
+    thread.join()
+    assert dashboard.png and dashboard.throttle.renders >= 1
+    assert calls == []
+    assert plt.get_fignums() == figures
+    dashboard.close()

@@ -1,0 +1,167 @@
+"""MetricTracker: table values and plot series from callback logs."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from nbtrain.dashboard.tracker import MetricTracker, best_direction
+
+
+def running_averages(values):
+    return np.cumsum(values) / np.arange(1, len(values) + 1)
+
+
+def feed_epoch(tracker, epoch, values, logs_extra=None, every=1, steps=None):
+    """Batch logs as Keras 3 reports them: running averages of the epoch so far."""
+    tracker.begin_epoch(epoch, steps or len(values))
+    averages = running_averages(values)
+    for batch in range(every - 1, len(values), every):  # steps_per_execution = every
+        tracker.batch_end(batch, {"loss": float(averages[batch])})
+    tracker.end_epoch(epoch, {"loss": float(averages[-1]), **(logs_extra or {})})
+
+
+def test_batch_values_are_recovered_from_running_averages():
+    rng = np.random.default_rng(0)
+    values = rng.random(100)
+    tracker = MetricTracker(capacity=256)
+    feed_epoch(tracker, 0, values)
+    x, y = tracker.metrics["loss"].batch.arrays()
+    np.testing.assert_allclose(y, values, rtol=1e-9)
+    np.testing.assert_allclose(x, (np.arange(100) + 0.5) / 100)
+
+
+def test_long_runs_are_sampled_only_when_a_bucket_fills_and_stay_exact():
+    rng = np.random.default_rng(1)
+    tracker = MetricTracker(capacity=64)
+    values = rng.random((4, 1024))
+    samples = []
+    original = tracker.sample
+    tracker.sample = lambda: (samples.append(tracker.done), original())[1]
+    for epoch in range(4):
+        feed_epoch(tracker, epoch, values[epoch])
+    x, y = tracker.metrics["loss"].batch.arrays()
+    assert len(y) <= 64
+    width = int(tracker.metrics["loss"].batch.width)
+    np.testing.assert_allclose(y, values.reshape(-1, width).mean(axis=1), rtol=1e-9)
+    assert len(samples) < 4 * 1024 / 4  # most batches are never read
+
+
+def test_steps_per_execution_intervals():
+    values = np.arange(1.0, 13.0)
+    tracker = MetricTracker(capacity=64)
+    feed_epoch(tracker, 0, values, every=4)
+    _, y = tracker.metrics["loss"].batch.arrays()
+    np.testing.assert_allclose(y, [2.5, 6.5, 10.5])
+
+
+def test_table_values():
+    tracker = MetricTracker()
+    feed_epoch(tracker, 0, np.array([4.0, 2.0]), {"val_loss": 3.0, "acc": 0.5, "val_acc": 0.4})
+    feed_epoch(tracker, 1, np.array([1.0, 1.0]), {"val_loss": 3.5, "acc": 0.6, "val_acc": 0.7})
+    loss, acc = tracker.metrics["loss"], tracker.metrics["acc"]
+    assert loss.last == 1.0
+    assert loss.epoch_avg == 1.0 and loss.val == 3.5
+    assert (loss.best, loss.best_epoch, loss.best_is_val) == (3.0, 1, True)  # lower is better
+    assert (acc.best, acc.best_epoch) == (0.7, 2)  # higher is better
+    assert [m.name for m in tracker.ordered()] == ["loss", "acc"]
+
+
+def test_epoch_average_during_an_epoch_is_the_running_average():
+    tracker = MetricTracker()
+    tracker.begin_epoch(0, 10)
+    tracker.batch_end(0, {"loss": 3.0})
+    tracker.batch_end(1, {"loss": 2.0})  # batches 3 then 1
+    tracker.sample()
+    assert tracker.metrics["loss"].epoch_avg == 2.0
+    assert tracker.metrics["loss"].last == 1.0
+
+
+def test_best_of_training_values_until_validation_appears():
+    tracker = MetricTracker()
+    tracker.record_epoch(0, 1.0, {"loss": 2.0})
+    assert (tracker.metrics["loss"].best, tracker.metrics["loss"].best_is_val) == (2.0, False)
+    tracker.record_epoch(1, 2.0, {"loss": 1.0, "val_loss": 5.0})
+    assert (tracker.metrics["loss"].best, tracker.metrics["loss"].best_is_val) == (5.0, True)
+
+
+@pytest.mark.parametrize("name, direction", [
+    ("loss", "min"), ("val_loss", "min"), ("mae", "min"), ("mean_squared_error", "min"),
+    ("accuracy", "max"), ("val_auc", "max"), ("learning_rate", None),
+])
+def test_best_direction(name, direction):
+    assert best_direction(name) == direction
+
+
+def test_stop_mid_epoch_then_resume_continues_the_same_epoch():
+    values = np.arange(1.0, 11.0)
+    averages = running_averages(values)
+    tracker = MetricTracker()
+    tracker.begin_epoch(0, 10)
+    for batch in range(4):
+        tracker.batch_end(batch, {"loss": float(averages[batch])})
+    tracker.end_epoch(0, {"loss": float(averages[3])})  # stopped after 4 of 10 batches
+    assert tracker.metrics["loss"].epochs.arrays()[0].tolist() == [0.2]  # a partial epoch
+    assert tracker.epochs_done == 0
+    tracker.begin_epoch(0, 10)  # resumed: the metric state goes on from batch 4
+    for batch in range(4, 10):
+        tracker.batch_end(batch, {"loss": float(averages[batch])})
+    tracker.end_epoch(0, {"loss": float(averages[-1])})
+    _, y = tracker.metrics["loss"].batch.arrays()
+    np.testing.assert_allclose(y, values)
+    assert tracker.epochs_done == 1
+    assert tracker.metrics["loss"].epochs.arrays()[0].tolist() == [0.2, 0.5]
+
+
+def test_per_batch_logs():
+    tracker = MetricTracker(batch_logs="batch")
+    tracker.begin_epoch(0, 4)
+    for batch, value in enumerate([1.0, 3.0, 5.0, 7.0]):
+        tracker.batch_end(batch, {"loss": value})
+    tracker.sample()
+    metric = tracker.metrics["loss"]
+    assert metric.batch.arrays()[1].tolist() == [1.0, 3.0, 5.0, 7.0]
+    assert (metric.last, metric.epoch_avg) == (7.0, 4.0)
+
+
+def test_non_finite_values_are_reported_once_and_not_plotted():
+    tracker = MetricTracker()
+    tracker.begin_epoch(0, 5)
+    tracker.batch_end(0, {"loss": 1.0})
+    tracker.batch_end(1, {"loss": float("nan")})
+    tracker.batch_end(2, {"loss": float("nan")})
+    assert tracker.nonfinite == ["loss"]
+    assert math.isnan(tracker.metrics["loss"].last)
+    assert tracker.metrics["loss"].batch.arrays()[1].tolist() == [1.0]
+
+
+def test_history_and_positions():
+    history = SimpleNamespace(epoch=[0, 1, 2],  # what a keras.callbacks.History holds
+                              history={"loss": [3.0, 2.0, 1.0], "val_loss": [3.5, 2.5, 1.5]})
+    tracker = MetricTracker()
+    tracker.load_history(history)
+    assert tracker.metrics["loss"].epochs.arrays()[0].tolist() == [0.5, 1.5, 2.5]
+    assert tracker.metrics["loss"].val_points.arrays()[0].tolist() == [1.0, 2.0, 3.0]
+    assert tracker.metrics["loss"].best == 1.5 and tracker.metrics["loss"].best_epoch == 3
+    assert tracker.epochs_done == 3
+    assert tracker.x_range(10) == (0.0, 10.0)
+
+
+def test_non_metric_and_non_numeric_logs_are_ignored():
+    tracker = MetricTracker()
+    tracker.begin_epoch(0, 2)
+    tracker.batch_end(0, {"batch": 0, "size": 32, "loss": 1.0, "vector": [1.0, 2.0]})
+    tracker.sample()
+    assert list(tracker.metrics) == ["loss"]
+
+
+def test_unknown_epoch_length_positions_stay_inside_the_epoch():
+    tracker = MetricTracker()
+    tracker.begin_epoch(2, None)
+    for batch in range(1000):
+        tracker.batch_end(batch, {"loss": 1.0})
+    x, _ = tracker.metrics["loss"].batch.arrays()
+    assert np.all(np.diff(x) > 0) and 2 < x[0] and x[-1] < 3
