@@ -97,7 +97,7 @@ class OrderedEnqueuer:
         if self.use_multiprocessing:
             from nbtrain.data.processes import ProcessSequencePool
 
-            self._pool = ProcessSequencePool(self.sequence, workers)
+            self._pool = ProcessSequencePool(self.sequence, workers, self.transform)
         else:
             from nbtrain.data.workers import ThreadPool
 
@@ -131,6 +131,10 @@ class OrderedEnqueuer:
                 except concurrent.futures.TimeoutError:
                     if self._stop.is_set():
                         return
+                except concurrent.futures.CancelledError:
+                    if self._stop.is_set():  # stop() from another thread cancelled it
+                        return
+                    raise
             in_flight.popleft()
             if transform is not None:
                 item = transform(item)
@@ -182,7 +186,8 @@ class GeneratorEnqueuer:
             its own copy of the generator; see `nbtrain.data.processes`).
         random_seed: base seed for the workers' random state (process workers).
         transform: a function applied to every item before `get()` yields it
-            (on the worker thread for thread workers).
+            (on the worker thread for thread workers, on the thread that
+            receives the items for process workers).
     """
 
     def __init__(self, generator: Iterator[Any], use_multiprocessing: bool = False,
@@ -228,7 +233,7 @@ class GeneratorEnqueuer:
             from nbtrain.data.processes import ProcessGeneratorBackend
 
             self._backend = ProcessGeneratorBackend(
-                self.generator, workers, max_queue_size, self.random_seed
+                self.generator, workers, max_queue_size, self.random_seed, self.transform
             )
             return
         self._queue = queue.Queue(max_queue_size)
@@ -275,8 +280,7 @@ class GeneratorEnqueuer:
     def get(self) -> Iterator[Any]:
         """Yield the generator's items; end when it ends; raise its exceptions."""
         if self._backend is not None:
-            for item in self._backend.get():
-                yield item if self.transform is None else self.transform(item)
+            yield from self._backend.get()
             return
         if self._queue is None:
             raise RuntimeError("Call start() before get().")
