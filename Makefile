@@ -40,7 +40,7 @@ binder-check:
 	$(PYTHON) -m venv $(BINDER_VENV)
 	$(BINDER_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(BINDER_VENV)/bin/python -m pip install --quiet -r binder/requirements.txt
-	$(BINDER_VENV)/bin/python -m pip install --quiet pytest nbval ipykernel
+	$(BINDER_VENV)/bin/python -m pip install --quiet pytest pytest-timeout nbval ipykernel
 	$(BINDER_VENV)/bin/pytest $(NBVAL) notebooks
 
 lab: $(STAMP)
