@@ -1,0 +1,239 @@
+"""The dashboard in a real JupyterLab, driven through the UI by headless Chromium.
+
+- `dashboard_test.ipynb` (a run of about 20 steps/s, slow enough to watch):
+  the dashboard renders, updates from the training thread while no cell runs,
+  and its Pause/Resume, Stop and Continue buttons steer the kernel's `Run`;
+- `dashboard_failure.ipynb`: a run whose data raises shows the error;
+- `notebooks/quickstart.ipynb`: after the run, saving through the UI writes
+  the static snapshot (PNG plot and metric table) into the `.ipynb`, and the
+  notebook reopened from disk shows it.
+
+Screenshots of each stage go to the artifacts folder (see conftest.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import struct
+
+from browser_helpers import Dashboard, Notebook, Position, Status
+
+try:
+    from playwright.sync_api import expect
+except ImportError:  # the fixtures skip, or fail under NBTRAIN_REQUIRE_BROWSER=1, and say why
+    expect = None
+
+START = 180_000  # ms: a kernel's start, TensorFlow's import and the first traced step
+STEPS = 40  # batches an epoch in the test notebooks
+STATUS = re.compile(r"^status\(run\)$")  # the cell printing the run's state from the kernel
+
+
+def assert_only_in(notebook: Notebook, owner) -> None:
+    """Nothing of the dashboard (widget, snapshot, images) is in a code cell but
+    `owner`, and no cell run after it has an error or stderr output."""
+    assert owner.locator(".nbtrain-dashboard").count() == 1
+    for selector in (".nbtrain-dashboard", ".nbtrain-snapshot"):
+        assert notebook.panel.locator(selector).count() == owner.locator(selector).count(), (
+            f"{selector} found outside the cell that started the run")
+    after = False
+    for cell in notebook.code_cells.all():
+        if "nbtrain.fit(" in cell.locator(".jp-InputArea-editor").inner_text():
+            after = True
+            continue
+        leaks = cell.locator(".jp-OutputArea-output img, .jp-OutputArea-output [class*='nbtrain-']")
+        assert leaks.count() == 0, f"dashboard output in another cell: {notebook.outputs_text(cell)}"
+        if after:
+            errors = cell.locator(".jp-OutputArea-output[data-mime-type*='stderr'], "
+                                  ".jp-OutputArea-output[data-mime-type*='error']")
+            assert errors.count() == 0, f"error output in a later cell: {notebook.outputs_text(cell)}"
+
+
+def expect_held_at(dashboard: Dashboard, status: Status) -> Position:
+    """Wait until the dashboard shows the loop's position as the kernel printed it
+    (the end of an epoch and the next epoch's batch 0 are the same place)."""
+    keys = [(status.epoch + 1) * 100000 + status.batch]
+    if status.batch == 0 and status.epoch > 0:
+        keys.append(status.epoch * 100000 + STEPS)
+    return dashboard.wait_at(keys)
+
+
+def png_size(png: bytes) -> tuple[int, int]:
+    assert png[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    return struct.unpack(">II", png[16:24])
+
+
+def test_live_dashboard_and_controls(page, lab, screenshot):
+    notebook = Notebook(page, lab, "dashboard_test.ipynb").open()
+    notebook.run_all()
+    fit_cell = notebook.cell_with("nbtrain.fit(")
+    status_cell = notebook.cell_with(STATUS)
+    dashboard = Dashboard(fit_cell)
+
+    # It renders: header, both progress bars, the metric table, a plot with a size.
+    expect(dashboard.root).to_be_visible(timeout=START)
+    notebook.wait_all_executed(timeout=START)
+    assert Status.parse(notebook.outputs_text(status_cell)).state == "running"
+    dashboard.expect_state("running")
+    expect(dashboard.header).to_be_visible()
+    expect(dashboard.state).to_have_text("running")
+    expect(dashboard.header).to_contain_text("elapsed")
+    for bar in (dashboard.epoch_bar, dashboard.batch_bar):
+        expect(bar).to_be_visible()
+        expect(bar.locator(".progress-bar")).to_be_attached()
+    expect(dashboard.batch_counter).to_contain_text(f"/{STEPS}", timeout=START)
+    table = dashboard.metrics.locator("table.nbtrain-table")
+    expect(table).to_be_visible(timeout=START)
+    for name in ("loss", "accuracy"):
+        expect(table.locator("tbody tr", has_text=name)).to_have_count(1)
+    plot = dashboard.wait_plot(timeout=START)
+    assert min(plot["natural"]) > 0 and min(plot["shown"]) > 0, plot
+    dashboard.wait_new_plot(dashboard.plot_source())  # redrawn as training goes on
+    expect(dashboard.pause).to_be_enabled()
+    expect(dashboard.pause).to_have_text("Pause")
+    expect(dashboard.stop).to_be_enabled()
+    expect(dashboard.continue_).to_be_hidden()
+
+    # Updates from the training thread reach the page while no cell is executing.
+    expect(notebook.indicator).to_have_attribute("data-status", "idle")
+    first = dashboard.position()
+    second = dashboard.wait_advance(first, timeout=15_000)
+    dashboard.wait_advance(second, timeout=15_000)
+    expect(notebook.indicator).to_have_attribute("data-status", "idle")
+    assert not [p for p in notebook.panel.locator(".jp-InputPrompt").all_inner_texts()
+                if "*" in p], "a cell was executing"
+    assert_only_in(notebook, fit_cell)
+    screenshot(dashboard.output_area, "1-running")
+
+    # Pause: the header says so, and the counters hold where the kernel's loop is held.
+    dashboard.pause.click()
+    dashboard.expect_state("paused", timeout=10_000)
+    expect(dashboard.state).to_have_text("paused")
+    expect(dashboard.pause).to_have_text("Resume")
+    expect(dashboard.pause).to_be_enabled()
+    paused = Status.parse(notebook.run_cell(status_cell))
+    assert paused.state == "paused", paused
+    held = expect_held_at(dashboard, paused)
+    seen, elapsed = dashboard.watch_still(2.0)
+    assert elapsed >= 2.0 and seen == {held.key}, (
+        f"while paused the counters moved: {sorted(seen)} in {elapsed:.2f} s")
+    dashboard.expect_state("paused")
+    screenshot(dashboard.output_area, "2-paused")
+
+    # Resume: it advances again.
+    dashboard.pause.click()
+    dashboard.expect_state("running", timeout=10_000)
+    expect(dashboard.pause).to_have_text("Pause")
+    dashboard.wait_advance(held, timeout=15_000)
+
+    # Stop: the state says stopped (the snapshot takes over), "continue" is enabled.
+    dashboard.stop.click()
+    dashboard.expect_state("stopped", timeout=15_000)
+    expect(dashboard.snapshot).to_contain_text("stopped")
+    expect(dashboard.stop).to_be_disabled()
+    expect(dashboard.continue_).to_be_visible()
+    expect(dashboard.continue_).to_be_enabled()
+    expect(dashboard.continue_epochs).to_be_visible()
+    stopped = Status.parse(notebook.run_cell(status_cell))
+    assert stopped.state == "stopped", stopped
+    expect_held_at(dashboard, stopped)
+    screenshot(dashboard.output_area, "3-stopped")
+
+    # Continue to the end of the next epoch, and watch it finish.
+    target = stopped.epoch + 2
+    dashboard.continue_epochs.fill(str(target))
+    dashboard.continue_.click()
+    dashboard.expect_state("running", timeout=10_000)
+    expect(dashboard.header).to_be_visible()
+    expect(dashboard.snapshot).to_have_count(0)
+    dashboard.expect_state("finished", timeout=60_000)
+    expect(dashboard.epoch_counter).to_have_text(f"epoch {target} / {target}")
+    expect(dashboard.batch_counter).to_contain_text(f"batch {STEPS}/{STEPS}")
+    expect(dashboard.snapshot).to_contain_text("finished")
+    expect(dashboard.snapshot).to_contain_text(f"epoch {target} / {target}")
+    expect(dashboard.snapshot.locator("table.nbtrain-table tbody tr")).to_have_count(2)
+    expect(dashboard.snapshot_image).to_have_count(1)
+    expect(dashboard.continue_).to_be_enabled()
+    finished = Status.parse(notebook.run_cell(status_cell))
+    assert (finished.state, finished.epoch, finished.epochs, finished.history) == (
+        "finished", target, target, target), finished
+    screenshot(dashboard.output_area, "4-finished")
+    assert_only_in(notebook, fit_cell)
+
+
+def test_failed_run_shows_the_error(page, lab, screenshot):
+    notebook = Notebook(page, lab, "dashboard_failure.ipynb").open()
+    notebook.run_all()
+    fit_cell = notebook.cell_with("nbtrain.fit(")
+    dashboard = Dashboard(fit_cell)
+
+    expect(dashboard.root).to_be_visible(timeout=START)
+    dashboard.expect_state("failed", timeout=START)
+    expect(dashboard.snapshot).to_contain_text("failed")
+    error = dashboard.snapshot.locator("pre")
+    expect(error).to_contain_text("Traceback")
+    expect(error).to_contain_text("ValueError: deliberate failure in batch 5")
+    expect(dashboard.pause).to_be_disabled()
+    expect(dashboard.stop).to_be_disabled()
+    expect(dashboard.continue_).to_be_hidden()
+    notebook.wait_all_executed(timeout=START)
+    failed = Status.parse(notebook.run_cell(notebook.cell_with(STATUS)))
+    assert (failed.state, failed.exception) == ("failed", "ValueError"), failed
+    screenshot(dashboard.output_area, "5-failed")
+    assert_only_in(notebook, fit_cell)
+
+
+def test_quickstart_saved_with_its_snapshot(page, lab, screenshot):
+    notebook = Notebook(page, lab, "quickstart.ipynb").open()
+    notebook.run_all()
+    notebook.wait_all_executed(timeout=START)  # the notebook waits for the run's end
+    fit_cell = notebook.cell_with("nbtrain.fit(")
+    dashboard = Dashboard(fit_cell)
+    dashboard.expect_state("finished")
+    expect(dashboard.epoch_bar).to_be_visible()
+    expect(dashboard.batch_bar).to_be_visible()
+    expect(dashboard.epoch_counter).to_have_text("epoch 5 / 5")
+    # The ended run shows its static snapshot instead of the live table and plot.
+    expect(dashboard.metrics).to_be_hidden()
+    expect(dashboard.plot).to_be_hidden()
+    expect(dashboard.snapshot).to_contain_text("finished")
+    for name in ("loss", "accuracy"):
+        expect(dashboard.snapshot.locator("tbody tr", has_text=name)).to_have_count(1)
+    expect(dashboard.snapshot_image).to_be_visible()
+    assert_only_in(notebook, fit_cell)
+
+    # Save through the UI, then read what reached the disk.
+    expect(page.locator(".lm-TabBar-tab.jp-mod-dirty")).to_have_count(1)
+    notebook.save()
+    expect(page.locator(".lm-TabBar-tab.jp-mod-dirty")).to_have_count(0)
+    saved = json.loads((lab.notebooks / "quickstart.ipynb").read_text())
+    cells = [c for c in saved["cells"] if c["cell_type"] == "code"]
+    fit = [c for c in cells if "nbtrain.fit(" in "".join(c["source"])]
+    assert len(fit) == 1
+    bundles = [o.get("data", {}) for o in fit[0]["outputs"]]
+    assert any("application/vnd.jupyter.widget-view+json" in b for b in bundles)
+    tables = [b["text/html"] for b in bundles if "nbtrain-snapshot" in str(b.get("text/html"))]
+    assert len(tables) == 1, bundles
+    table = "".join(tables[0])
+    assert "finished" in table and "nbtrain-table" in table
+    assert re.search(r">loss<.*>accuracy<", table), table
+    images = [b["image/png"] for b in bundles if "image/png" in b]
+    assert len(images) == 1
+    width, height = png_size(base64.b64decode("".join(images[0])))
+    assert width > 100 and height > 100
+    for cell in cells:
+        if cell is not fit[0]:
+            text = json.dumps(cell["outputs"])
+            assert "image/png" not in text and "nbtrain-snapshot" not in text, cell
+
+    # Reopened from disk with a new kernel (no widget state): the snapshot shows.
+    assert not lab.shutdown_kernels()
+    notebook = Notebook(page, lab, "quickstart.ipynb").open()
+    dashboard = Dashboard(notebook.cell_with("nbtrain.fit("))
+    expect(dashboard.snapshot).to_contain_text("finished")
+    expect(dashboard.snapshot.locator("tbody tr", has_text="loss")).to_have_count(1)
+    image = dashboard.snapshot_image
+    expect(image).to_be_visible()
+    assert image.evaluate("(img) => img.naturalWidth * img.getBoundingClientRect().height") > 0
+    screenshot(dashboard.cell.locator(".jp-Cell-outputWrapper"), "6-reopened")
