@@ -205,7 +205,8 @@ class BatchSteps:
             for key, value in logs.items():
                 self._sums[key] = self._sums.get(key, 0.0) + float(value) * n
             self._count += n
-        return logs
+        # Batch logs are the epoch's running averages, as on the compiled path (Keras 3).
+        return self.result(logs)
 
     def result(self, last_logs: Any) -> dict:
         if not self._count:

@@ -268,3 +268,12 @@ def test_text_progress_redraws_at_most_ten_times_a_second():
     redraws = out.getvalue().count("\r")
     assert redraws <= 10 * elapsed + 3
     assert out.getvalue().rstrip().endswith("loss: 1")
+
+
+@pytest.mark.parametrize("compiled", PATHS)
+def test_batch_logs_are_running_averages_on_both_paths(compiled):
+    x, y = make_data(24)
+    rec = BatchRecorder()
+    history = fit(make_model(optimizer=keras.optimizers.SGD(0.0)), RecordingSequence(x, y),
+                  compiled, callbacks=[rec])
+    assert rec.batch_logs[-1]["loss"] == pytest.approx(history.history["loss"][0], rel=1e-5)
