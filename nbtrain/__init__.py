@@ -10,7 +10,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from nbtrain.data import GeneratorEnqueuer, OrderedEnqueuer, Sequence, iter_sequence_infinite
+from nbtrain.data import (
+    GeneratorEnqueuer,
+    OrderedEnqueuer,
+    Sequence,
+    ShardedSequence,
+    iter_sequence_infinite,
+)
 
 __version__ = "0.1.0"
 
@@ -20,6 +26,8 @@ _LAZY = {
     "predict_generator": "nbtrain.engine",
     "fit": "nbtrain.interactive",
     "Run": "nbtrain.run",
+    "multi_worker_strategy": "nbtrain.engine.collective",
+    "WorkerLostError": "nbtrain.engine.collective",
     "Dashboard": "nbtrain.dashboard",
 }
 
@@ -29,10 +37,13 @@ __all__ = [
     "OrderedEnqueuer",
     "Run",
     "Sequence",
+    "ShardedSequence",
+    "WorkerLostError",
     "evaluate_generator",
     "fit",
     "fit_generator",
     "iter_sequence_infinite",
+    "multi_worker_strategy",
     "predict_generator",
 ]
 

@@ -12,7 +12,12 @@ running/paused --(pass ends, all epochs done)--> finished
 stopped --resume()--> running                  (same epochs, exact next batch)
 stopped/finished --resume(epochs=N)--> running (train on to epoch N)
 running/paused/stopping --(exception)--> failed
+stopped/finished --(multi-worker job: the other workers are lost)--> failed
 ```
+
+In a `MultiWorkerMirroredStrategy` job every worker builds the same Run; the
+chief's controls reach every worker at the same batch and the others follow
+(`nbtrain.multiworker.WorkerSync`).
 
 The Run never imports the dashboard; `nbtrain.interactive.fit` builds a Run,
 attaches a display and starts it.
@@ -98,6 +103,14 @@ class Run:
     States: `'created'` (not started), `'running'`, `'paused'`, `'stopping'`,
     `'stopped'`, `'finished'`, `'failed'`.
 
+    For a model built under a `MultiWorkerMirroredStrategy` with several
+    workers, every worker runs the same program and builds the same Run.  The
+    chief's `pause()`, `stop()`, `resume()` take effect on every worker at the
+    same batch (one batch after the call); the other workers' Runs follow
+    (their state shows the chief's; their controls raise), and their `wait()`
+    returns when the chief's `close()` (or exit) ends the job.  `paused()` is
+    refused there, and only the chief runs the file-writing callbacks.
+
     Args:
         model: a compiled `keras.Model`.
         x: an `nbtrain.Sequence`, a `keras.utils.PyDataset`, a generator (with
@@ -144,6 +157,11 @@ class Run:
                  use_multiprocessing: bool = False, max_queue_size: int = 10,
                  shuffle: bool = True, initial_epoch: int = 0):
         _check_free(model)
+        strategy = _multi_worker_strategy(model)
+        if strategy is not None:
+            from nbtrain.multiworker import is_chief, worker_callbacks
+
+            callbacks = worker_callbacks(callbacks, is_chief(strategy))
         data = adapt_training_data(x, y, batch_size=batch_size, steps_per_epoch=steps_per_epoch,
                                    shuffle=shuffle, use_multiprocessing=use_multiprocessing)
         validation_data, validation_steps = adapt_validation_data(validation_data,
@@ -174,6 +192,12 @@ class Run:
         self._listeners: list[Listener] = []
         self._events: collections.deque = collections.deque()
         self._dispatching = False
+        self._closed = False
+        self._sync: Any = None  # the WorkerSync of a multi-worker job
+        if strategy is not None:
+            from nbtrain.multiworker import WorkerSync
+
+            self._sync = WorkerSync(self, strategy)
 
     # -- what the dashboard reads -------------------------------------------------------
 
@@ -228,6 +252,12 @@ class Run:
                 return None
         return None
 
+    @property
+    def is_chief(self) -> bool:
+        """False on the workers of a multi-worker job other than the chief: they
+        follow the chief's controls and cannot be steered themselves."""
+        return self._sync is None or self._sync.is_chief
+
     def allowed_actions(self) -> set[str]:
         """The controls that do something now, for enabling buttons.
 
@@ -240,6 +270,8 @@ class Run:
         pause_button.disabled = "pause" not in run.allowed_actions()
         ```
         """
+        if not self.is_chief or self._closed:
+            return set()
         return {
             "running": {"pause", "stop"},
             "paused": {"resume", "stop"},
@@ -366,6 +398,14 @@ class Run:
         if self._state == "created":
             raise RuntimeError(f"This run has not started: call run.start() before run.{what}().")
 
+    def _require_chief(self, what: str) -> None:
+        self._require_started(what)
+        if not self.is_chief:
+            raise RuntimeError(
+                f"run.{what}() on {self._sync.control.task}: in a multi-worker job only "
+                "the chief's Run is steered; its controls reach every worker at the same batch."
+            )
+
     def _on_training_thread(self) -> bool:
         current = threading.current_thread()
         return any(thread is current for thread in self._threads) or current is self._thread
@@ -405,7 +445,7 @@ class Run:
         ```
         """
         with self._lock:
-            self._require_started("pause")
+            self._require_chief("pause")
             if self._state != "running":
                 return False
             self._set_state("paused")
@@ -426,11 +466,12 @@ class Run:
         ```
         """
         with self._lock:
-            self._require_started("stop")
+            self._require_chief("stop")
             if self._state not in ("running", "paused"):
                 return False
             self._set_state("stopping")
-            self._model.stop_training = True
+            if self._sync is None:  # in a multi-worker job every worker stops at the gate
+                self._model.stop_training = True
         self._dispatch()
         return True
 
@@ -462,7 +503,7 @@ class Run:
         """
         thread = None
         with self._lock:
-            self._require_started("resume")
+            self._require_chief("resume")
             state = self._state
             if state == "failed":
                 raise RuntimeError(
@@ -471,6 +512,8 @@ class Run:
                 )
             if state == "stopping":
                 return False
+            if self._closed:
+                raise RuntimeError("This run was closed (run.close()) and cannot be resumed.")
             if state in ("stopped", "finished"):
                 _check_free(self._model, self)
             if epochs is not None:
@@ -506,6 +549,10 @@ class Run:
                 f"`epochs={epochs}` must be greater than the epoch in progress "
                 f"({self._loop.state.epoch}): epochs is the index of the final epoch."
             )
+        if self._sync is not None:
+            self._sync.request_epochs(epochs)
+            if self._pass_active:
+                return  # every worker applies it at the same gate
         self._loop.epochs = epochs
         self._loop.callbacks.params["epochs"] = epochs
 
@@ -545,10 +592,14 @@ class Run:
     def _run_pass(self) -> None:
         error: BaseException | None = None
         try:
+            if self._sync is not None:
+                self._sync.before_pass()
             self._loop.run()
         except BaseException as exc:  # noqa: BLE001 - kept and re-raised by wait()
-            error = exc
+            error = exc if self._sync is None else self._sync.translate(exc)
         self._end_pass(error)
+        if self._sync is not None:
+            self._sync.after_pass(error)
 
     def _end_pass(self, error: BaseException | None) -> None:
         """The pass is over: release the model, set the final state, notify."""
@@ -587,6 +638,10 @@ class Run:
         history is kept, the data workers end, the thread is joined) and is then
         raised again.
 
+        On a worker of a multi-worker job other than the chief it returns when
+        the chief ends the job (`run.close()` on the chief, or the chief's
+        program exiting): the chief may resume after a stop.
+
         Args:
             timeout: seconds to wait at most (None: no limit).
 
@@ -613,7 +668,7 @@ class Run:
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             with self._cond:
-                while self._state not in ENDED:
+                while not self._waited_for():
                     remaining = _remaining(deadline)
                     if remaining == 0:
                         raise TimeoutError(f"The run is still {self._state} after {timeout} s.")
@@ -622,11 +677,19 @@ class Run:
             for thread in ended:
                 _join(thread, deadline, timeout)
         except KeyboardInterrupt:
-            self._stop_and_join()
+            if self.is_chief:
+                self._stop_and_join()
             raise
         if self._state == "failed" and self._exception is not None:
             raise self._exception.with_traceback(self._traceback)
         return self._history
+
+    def _waited_for(self) -> bool:
+        """What `wait()` waits for: no pass in progress, and on a worker of a
+        multi-worker job other than the chief, the end of the job."""
+        if self._state not in ENDED:
+            return False
+        return self._sync is None or self._sync.is_chief or self._sync.released
 
     def _stop_and_join(self) -> None:
         """Stop the run and wait until its pass has ended and its thread is joined."""
@@ -639,6 +702,57 @@ class Run:
         for thread in threads:
             if thread is not threading.current_thread() and thread.ident is not None:
                 _join(thread, None, None)
+
+    def close(self, timeout: float | None = None) -> None:
+        """End the run for good: stop it if it is training and wait until its pass
+        has ended.  A closed run cannot be resumed; closing twice is a no-op.
+
+        In a multi-worker job, closing the chief's Run ends the job: every other
+        worker's `run.wait()` returns (the chief's program exiting does the same).
+        On another worker, `close()` waits until the chief closes.
+
+        Args:
+            timeout: seconds to wait at most (None: no limit).
+
+        Raises:
+            TimeoutError: the pass was still ending after `timeout` s.
+            RuntimeError: called from the training thread.
+
+        Example:
+
+        ```python
+        run.stop(); run.wait()
+        run.close()
+        ```
+        """
+        if self._on_training_thread():
+            raise RuntimeError("run.close() cannot be called from the training thread.")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not self.is_chief:
+            self._sync.close(timeout)
+            self._closed = True
+            return
+        with self._lock:
+            if self._closed:
+                return
+            started = self._state != "created"
+        if started:
+            with contextlib.suppress(RuntimeError):
+                self.stop()
+            with self._cond:
+                while self._pass_active:
+                    remaining = _remaining(deadline)
+                    if remaining == 0:
+                        raise TimeoutError(f"The run is still {self._state} after {timeout} s.")
+                    self._cond.wait(_POLL if remaining is None else min(_POLL, remaining))
+                threads = list(self._threads)
+            for thread in threads:
+                if thread.ident is not None:
+                    _join(thread, deadline, timeout)
+        with self._lock:
+            self._closed = True
+        if self._sync is not None:
+            self._sync.close(_remaining(deadline))
 
     @contextlib.contextmanager
     def paused(self) -> Iterator[Run]:
@@ -666,6 +780,12 @@ class Run:
         """
         if self._on_training_thread():
             raise RuntimeError("run.paused() cannot be used on the training thread.")
+        if self._sync is not None:
+            raise RuntimeError(
+                "run.paused() is not available in a multi-worker job: model.evaluate and "
+                "model.predict run collectives every worker must join.  Use run.pause() / "
+                "run.resume() (the other workers hold at the same batch)."
+            )
         me = threading.get_ident()
         resume_after = False
         with self._cond:
@@ -717,6 +837,14 @@ def _join(thread: threading.Thread, deadline: float | None, timeout: float | Non
         if remaining == 0:
             raise TimeoutError(f"The run's thread is still ending after {timeout} s.")
         thread.join(_POLL if remaining is None else min(_POLL, remaining))
+
+
+def _multi_worker_strategy(model: Any) -> Any:
+    """The model's MultiWorkerMirroredStrategy when several workers train it, else None."""
+    from nbtrain.engine.distribute import is_multi_worker
+
+    strategy = getattr(model, "distribute_strategy", None)
+    return strategy if is_multi_worker(strategy) else None
 
 
 def _check_free(model: Any, run: Run | None = None) -> None:

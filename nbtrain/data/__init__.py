@@ -12,6 +12,7 @@ from nbtrain.data.adapters import (
 from nbtrain.data.datasets import DatasetBatches, dataset_steps, is_tf_dataset
 from nbtrain.data.enqueuers import GeneratorEnqueuer, OrderedEnqueuer
 from nbtrain.data.sequence import Sequence, SequenceCursor, is_sequence, sequence_length
+from nbtrain.data.sharding import ShardedSequence, WorkerShard, worker_shard
 
 __all__ = [
     "ArraySequence",
@@ -20,7 +21,9 @@ __all__ = [
     "OrderedEnqueuer",
     "Sequence",
     "SequenceCursor",
+    "ShardedSequence",
     "TrainingData",
+    "WorkerShard",
     "adapt_training_data",
     "adapt_validation_data",
     "dataset_steps",
@@ -29,4 +32,5 @@ __all__ = [
     "is_tf_dataset",
     "iter_sequence_infinite",
     "sequence_length",
+    "worker_shard",
 ]

@@ -18,7 +18,12 @@ from typing import Any
 import numpy as np
 
 from nbtrain.engine.batches import batch_size_of
-from nbtrain.engine.distribute import distribute_batch, replicas
+from nbtrain.engine.distribute import (
+    distribute_batch,
+    is_multi_worker,
+    multi_worker_step,
+    replicas,
+)
 
 
 def to_python(logs: dict) -> dict:
@@ -69,16 +74,23 @@ def signature(batch: Any) -> tuple:
 class CompiledSteps:
     """Runs `model.train_function` or `model.test_function` on lists of batches.
 
+    Under `MultiWorkerMirroredStrategy` it runs `multi_worker_step` instead, and
+    a train step carries the words of its `carrier` (a
+    `collective.CollectiveGate`), when the gate left some, in the same call.
+
     Args:
         model: a compiled Keras 3 model (TensorFlow backend).
         mode: `"train"` or `"test"`.
     """
+
+    carrier: Any = None
 
     def __init__(self, model: Any, mode: str):
         self.model = model
         self.mode = mode
         self._built = False
         self._function = None
+        self._carrying: Any = None  # the multi-worker step that also all-reduces control words
 
     @staticmethod
     def applies(model: Any) -> bool:
@@ -103,6 +115,9 @@ class CompiledSteps:
         self._step = find_step_function(self._function)
         self._concrete: dict = {}
         self._strategy = self.model.distribute_strategy if replicas(self.model) > 1 else None
+        self._multi_worker = self._step is not None and is_multi_worker(self._strategy)
+        if self._multi_worker:
+            self._step = multi_worker_step(self.model, self.mode)
         self._built = True
 
     def _call(self, batch: tuple) -> Any:
@@ -111,10 +126,29 @@ class CompiledSteps:
         key = signature(batch)
         if self._strategy is not None:
             batch = distribute_batch(self._strategy, batch)
+        if self.carrier is not None and self._multi_worker and self.mode == "train":
+            words = self.carrier.take_outgoing()
+            if words is not None:
+                return self._call_carrying(key, batch, words)
         function = self._concrete.get(key)
         if function is None:
             function = self._concrete[key] = self._step.get_concrete_function(batch)
         return function(batch)
+
+    def _call_carrying(self, key: tuple, batch: Any, words: Any) -> Any:
+        """Run the step, its all-reduce also summing the carrier's control words."""
+        import tensorflow as tf
+
+        if self._carrying is None:
+            self._carrying = (multi_worker_step(self.model, self.mode, words=True), {})
+        step, concrete = self._carrying
+        words = tf.constant(words)
+        function = concrete.get(key)
+        if function is None:
+            function = concrete[key] = step.get_concrete_function(batch, words)
+        logs, reduced = function(batch, words)
+        self.carrier.bring_back(reduced)
+        return logs
 
     @property
     def steps_per_execution(self) -> int:

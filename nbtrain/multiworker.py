@@ -1,0 +1,287 @@
+"""A `Run` in a multi-worker job: the chief steers, the other workers follow.
+
+Under `tf.distribute.MultiWorkerMirroredStrategy` every worker runs the same
+program, so every worker builds the same `Run`.  `WorkerSync` is what makes
+that Run a member of the job (it is the Run's companion: it reads and sets the
+Run's private state under the Run's own lock):
+
+- In a pass, the loop's gate is a `CollectiveGate`: the chief's pause, stop
+  and `resume(epochs=N)` reach every worker at the same batch.  On the other
+  workers the Run only *shows* what was agreed (its state follows the chief's);
+  their own controls refuse to act.
+- Between passes (after a stop, or after the last epoch) the chief may resume,
+  train further or end the job, so the workers keep exchanging on the same
+  channel: the chief from a heartbeat thread (`nbtrain-run-heartbeat`, an
+  exchange every few seconds), the others from their pass thread, blocked until
+  the chief's next word.  `RESUME(epochs)` starts a new pass on every worker at the exact
+  batch where they stopped; `END` (`run.close()`, or the chief's interpreter
+  exiting) lets the other workers' `run.wait()` return.
+- A collective that fails or times out becomes a `WorkerLostError` and fails
+  the Run on every surviving worker; a worker whose training fails for another
+  reason reports it to the cluster first, so the others fail at once with its
+  message.
+
+Only the chief writes files: on the other workers the Keras callbacks that
+only write files (`ModelCheckpoint`, `CSVLogger`, `TensorBoard`) are left out.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import threading
+import time
+from typing import Any
+
+import keras
+
+from nbtrain.engine.collective import (
+    BETWEEN_PASSES,
+    END,
+    PAUSE,
+    RESUME,
+    RUN,
+    STOP,
+    WAIT,
+    CollectiveControl,
+    CollectiveGate,
+    WorkerLostError,
+    WorkersOutOfStepError,
+)
+
+# Callbacks whose only effect is writing files: the chief's alone.
+CHIEF_ONLY_CALLBACKS = (keras.callbacks.ModelCheckpoint, keras.callbacks.CSVLogger,
+                        keras.callbacks.TensorBoard)
+
+_CHIEFS: set = set()  # syncs of chief Runs not closed yet: the exit hook closes them
+
+
+def is_chief(strategy: Any) -> bool:
+    """True on the chief of a multi-worker strategy (and for anything else)."""
+    return strategy is None or bool(strategy.extended.should_checkpoint)
+
+
+def worker_callbacks(callbacks: Any, chief: bool) -> Any:
+    """The callbacks a worker runs: all of them on the chief; elsewhere, all but
+    `CHIEF_ONLY_CALLBACKS` (two workers must not write the same files)."""
+    if chief or not callbacks:
+        return callbacks
+    if isinstance(callbacks, keras.callbacks.CallbackList):
+        callbacks = callbacks.callbacks
+    return [cb for cb in callbacks if not isinstance(cb, CHIEF_ONLY_CALLBACKS)]
+
+
+class WorkerSync:
+    """Keeps one worker's `Run` in step with the other workers of its job.
+
+    Args:
+        run: the Run (its `FitLoop` is built; its gate is replaced).
+        strategy: the model's `MultiWorkerMirroredStrategy`.
+        timeout: seconds an exchange waits for the others (None: the strategy's).
+        heartbeat: seconds between exchanges while paused or between passes
+            (None: `collective.heartbeat_interval` of the timeout).
+
+    Example:
+
+    ```python
+    sync = WorkerSync(run, model.distribute_strategy)   # Run does this itself
+    ```
+    """
+
+    def __init__(self, run: Any, strategy: Any, *, timeout: float | None = None,
+                 heartbeat: float | None = None):
+        self.run = run
+        self.control = CollectiveControl(strategy, timeout=timeout)
+        self.is_chief = self.control.is_chief
+        self.gate = CollectiveGate(self.control, run._loop, self, heartbeat=heartbeat)
+        self.heartbeat = self.gate.heartbeat
+        run._loop.gate = self.gate
+        self._requested_epochs: int | None = None
+        self._decision: tuple[int, int] | None = None  # what the heartbeat thread sends last
+        self._beat: threading.Thread | None = None
+        self._beat_error: BaseException | None = None
+        self.released = False  # the job is over for this worker: run.wait() may return
+        self.closed = False
+        if self.is_chief:
+            _CHIEFS.add(self)
+
+    # -- the gate's LocalControl (training thread) ---------------------------------------
+
+    def command(self) -> int:
+        """The chief's state as a command (RUN elsewhere)."""
+        if not self.is_chief:
+            return RUN
+        state = self.run._state
+        return STOP if state == "stopping" else PAUSE if state == "paused" else RUN
+
+    def epochs(self) -> int:
+        """The chief's final epoch (0 elsewhere)."""
+        if not self.is_chief:
+            return 0
+        return self._requested_epochs or self.run._loop.epochs
+
+    def wait(self, timeout: float) -> None:
+        """Chief: hold up to `timeout` s while paused (a control wakes it up)."""
+        if self.is_chief:
+            with self.run._cond:
+                if self.run._state == "paused":
+                    self.run._cond.wait(timeout)
+
+    def agreed(self, command: int) -> None:
+        """Followers show the agreed command as their state."""
+        run = self.run
+        if self.is_chief or (command == RUN and run._state != "paused"):
+            return
+        with run._lock:
+            state = run._state
+            if command == PAUSE and state == "running":
+                run._set_state("paused")
+            elif command == RUN and state == "paused":
+                run._set_state("running")
+            elif command == STOP and state in ("running", "paused"):
+                run._set_state("stopping")
+        run._dispatch()
+
+    # -- the Run's hooks ----------------------------------------------------------------
+
+    def request_epochs(self, epochs: int) -> None:
+        """The chief's new final epoch: applied on every worker at the same gate."""
+        self._requested_epochs = int(epochs)
+
+    def translate(self, error: BaseException) -> BaseException:
+        """A failed collective as a `WorkerLostError`; other errors unchanged."""
+        return self.control.lost(error)
+
+    def before_pass(self) -> None:
+        """On the pass thread, before `FitLoop.run()`: the chief tells the others to resume."""
+        self.gate.reset()
+        if self.is_chief and self._beat is not None:
+            self._send_decision(RESUME, self.run._loop.epochs)
+
+    def after_pass(self, error: BaseException | None) -> None:
+        """On the pass thread, after the pass ended: wait for (or, on the chief, let the
+        user make) the decision about what comes next."""
+        if error is not None:
+            if not isinstance(error, (WorkerLostError, WorkersOutOfStepError)):
+                self.control.report(error)  # the others fail now, not at a timeout
+            self._release()
+            return
+        if self.is_chief:
+            if self.closed:
+                return
+            self._decision, self._beat_error = None, None
+            self._beat = threading.Thread(target=self._beat_loop, name="nbtrain-run-heartbeat",
+                                          daemon=True)
+            self._beat.start()
+        else:
+            self._follow()
+
+    def close(self, timeout: float | None = None) -> None:
+        """Chief: end the job (the other workers' `run.wait()` returns).  Other
+        workers: wait until the chief does (at most `timeout` s)."""
+        if not self.is_chief:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            with self.run._cond:
+                while not self.released:
+                    if deadline is not None and time.monotonic() >= deadline:
+                        raise TimeoutError(f"The chief did not end the job within {timeout} s.")
+                    self.run._cond.wait(0.1)
+            return
+        self.closed = True
+        _CHIEFS.discard(self)
+        if self._beat is not None:
+            with contextlib.suppress(Exception):
+                self._send_decision(END, 0)
+        self._release()
+
+    # -- between passes -----------------------------------------------------------------
+
+    def _position(self) -> tuple[int, int, int]:
+        loop = self.run._loop
+        return loop.state.epoch, loop.state.batch, int(loop.callbacks.params.get("steps") or 0)
+
+    def _beat_loop(self) -> None:
+        """Chief: exchange WAIT every `heartbeat` s until a decision, send it, end."""
+        cond = self.run._cond
+        try:
+            while True:
+                with cond:
+                    decision = self._decision
+                if decision is not None:
+                    self.control.exchange(decision[0], decision[1], BETWEEN_PASSES,
+                                          self._position())
+                    return
+                self.control.exchange(WAIT, 0, BETWEEN_PASSES, self._position())
+                with cond:
+                    if self._decision is None:
+                        cond.wait(self.heartbeat)
+        except Exception as exc:  # noqa: BLE001 - the job is broken: fail the run
+            self._beat_error = exc
+            self._fail(exc)
+
+    def _send_decision(self, command: int, epochs: int) -> None:
+        """Chief: have the heartbeat thread send `command` as its last exchange."""
+        beat = self._beat
+        with self.run._cond:
+            self._decision = (command, epochs)
+            self.run._cond.notify_all()
+        if beat is not None and beat is not threading.current_thread():
+            beat.join()
+        self._beat = None
+        if self._beat_error is not None:
+            raise self._beat_error
+
+    def _follow(self) -> None:
+        """Not the chief: wait for the chief's decision (on the pass thread)."""
+        try:
+            while True:
+                agreement = self.control.exchange(WAIT, 0, BETWEEN_PASSES, self._position())
+                if agreement.command == RESUME:
+                    self._resume(agreement.epochs)
+                    return
+                if agreement.command == END:
+                    break
+        except Exception as exc:  # noqa: BLE001 - the job is broken: fail the run
+            self._fail(exc)
+        self._release()
+
+    def _resume(self, epochs: int) -> None:
+        """Not the chief: start the next pass, as the chief did."""
+        run = self.run
+        with run._lock:
+            if epochs:
+                run._loop.epochs = int(epochs)
+                run._loop.callbacks.params["epochs"] = int(epochs)
+            thread = run._begin_pass()
+        run._launch(thread)
+
+    def _fail(self, error: BaseException) -> None:
+        error = self.translate(error)
+        run = self.run
+        with run._lock:
+            if run._state != "failed":
+                run._exception, run._traceback = error, error.__traceback__
+                run._set_state("failed")
+        run._dispatch()
+        self._release()
+
+    def _release(self) -> None:
+        with self.run._cond:
+            self.released = True
+            self.run._cond.notify_all()
+
+
+def _close_chiefs_at_exit(timeout: float = 30.0) -> None:
+    """At interpreter exit, end the job of every chief Run not closed yet, so the
+    other workers' `run.wait()` returns instead of timing out."""
+    for sync in list(_CHIEFS):
+        with contextlib.suppress(Exception):
+            sync.run.close(timeout=timeout)
+
+
+# Exit hooks run last-registered first: this one runs before Run's own (a Run imports
+# this module when it first meets a multi-worker model, after nbtrain.run registered).
+getattr(threading, "_register_atexit", atexit.register)(_close_chiefs_at_exit)
+
+
+__all__ = ["CHIEF_ONLY_CALLBACKS", "WorkerSync", "is_chief", "worker_callbacks"]
