@@ -848,24 +848,25 @@ def _multi_worker_strategy(model: Any) -> Any:
 
 
 def _check_free(model: Any, run: Run | None = None) -> None:
+    """Raise if `model` is training in a Run other than `run`."""
     with _ACTIVE_LOCK:
-        other = _ACTIVE.get(id(model))
+        _raise_if_busy(model, run)
+
+
+def _claim(model: Any, run: Run) -> None:
+    with _ACTIVE_LOCK:
+        _raise_if_busy(model, run)
+        _ACTIVE[id(model)] = run
+
+
+def _raise_if_busy(model: Any, run: Run | None) -> None:
+    """(Under `_ACTIVE_LOCK`.)"""
+    other = _ACTIVE.get(id(model))
     if other is not None and other is not run:
         raise RuntimeError(
             f"This model is already training in {other!r}: stop it first "
             "(run.stop(); run.wait()), or steer that run instead."
         )
-
-
-def _claim(model: Any, run: Run) -> None:
-    with _ACTIVE_LOCK:
-        other = _ACTIVE.get(id(model))
-        if other is not None and other is not run:
-            raise RuntimeError(
-                f"This model is already training in {other!r}: stop it first "
-                "(run.stop(); run.wait()), or steer that run instead."
-            )
-        _ACTIVE[id(model)] = run
 
 
 def _release(model: Any, run: Run) -> None:

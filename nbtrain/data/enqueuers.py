@@ -19,9 +19,10 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from nbtrain.data._queue import END, POLL, Failure, is_item, iter_queue
 from nbtrain.data.sequence import SequenceCursor, is_sequence
 
-_POLL = 0.1  # seconds between checks of the stop flag while blocked
+_POLL = POLL
 
 
 class OrderedEnqueuer:
@@ -161,16 +162,6 @@ class OrderedEnqueuer:
             pool.shutdown(timeout)
 
 
-class _Failure:
-    __slots__ = ("exception",)
-
-    def __init__(self, exception: BaseException):
-        self.exception = exception
-
-
-_END = object()
-
-
 class GeneratorEnqueuer:
     """Pulls items from a generator on worker threads into a bounded queue.
 
@@ -259,7 +250,7 @@ class GeneratorEnqueuer:
                 if self._stop.is_set():
                     return
                 if self._finished:  # restarted after the end: say so again
-                    self._put(_END)
+                    self._put(END)
                     return
                 try:
                     item = next(self.generator)
@@ -267,11 +258,11 @@ class GeneratorEnqueuer:
                         item = self.transform(item)
                 except StopIteration:
                     self._finished = True
-                    self._put(_END)
+                    self._put(END)
                     return
                 except BaseException as exc:  # noqa: BLE001 - delivered to the consumer
                     self._finished = True
-                    self._put(_Failure(exc))
+                    self._put(Failure(exc))
                     return
                 if not self._put(item):
                     self._held.append(item)  # produced during stop: keep it
@@ -284,16 +275,7 @@ class GeneratorEnqueuer:
             return
         if self._queue is None:
             raise RuntimeError("Call start() before get().")
-        while not self._stop.is_set():
-            try:
-                item = self._queue.get(timeout=_POLL)
-            except queue.Empty:
-                continue
-            if item is _END:
-                return
-            if isinstance(item, _Failure):
-                raise item.exception
-            yield item
+        yield from iter_queue(self._queue, self._stop.is_set)
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop the workers, join them and keep unconsumed items in `leftover`."""
@@ -312,7 +294,7 @@ class GeneratorEnqueuer:
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if item is not _END and not isinstance(item, _Failure):
+                if is_item(item):
                     self.leftover.append(item)
             self._queue = None
         self.leftover.extend(self._held)

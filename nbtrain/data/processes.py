@@ -30,10 +30,11 @@ from typing import Any
 
 from nbtrain.data import _worker, shm
 from nbtrain.data._group import Worker, WorkerGroup
+from nbtrain.data._queue import END, POLL, Failure, is_item, iter_queue
 from nbtrain.data.pickling import generator_payload, unpack_exception
 
 SLOTS_PER_WORKER = 2  # batches a worker may hold: one being read out, one being made
-_POLL = 0.1
+_POLL = POLL
 
 
 def _settle(future: concurrent.futures.Future, result: Any = None,
@@ -231,16 +232,6 @@ class ProcessSequencePool(WorkerGroup):
                 pass
 
 
-class _Failure:
-    __slots__ = ("exception",)
-
-    def __init__(self, exception: BaseException):
-        self.exception = exception
-
-
-_END = object()
-
-
 _SENT: weakref.WeakSet = weakref.WeakSet()  # generators already copied into workers
 
 
@@ -302,18 +293,11 @@ class ProcessGeneratorBackend(WorkerGroup):
     def get(self) -> Iterator[Any]:
         """Yield items as workers produce them; end when every copy has ended;
         raise a worker's exception as it was raised."""
-        while not self._closing.is_set():
-            if self.error is not None:
-                raise self.error
-            try:
-                item = self._queue.get(timeout=_POLL)
-            except queue.Empty:
-                continue
-            if item is _END:
-                return
-            if isinstance(item, _Failure):
-                raise item.exception
-            yield item
+        yield from iter_queue(self._queue, self._closing.is_set, self._check)
+
+    def _check(self) -> None:
+        if self.error is not None:
+            raise self.error
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop the workers; keep produced but unconsumed items in `leftover`."""
@@ -326,7 +310,7 @@ class ProcessGeneratorBackend(WorkerGroup):
                 return
             except queue.Full:
                 continue
-        if item is not _END and not isinstance(item, _Failure):
+        if is_item(item):
             self.leftover.append(item)
 
     def _handle(self, worker: Worker, msg: tuple) -> None:
@@ -335,20 +319,20 @@ class ProcessGeneratorBackend(WorkerGroup):
             try:
                 item = self.reader.read((worker.wid, msg[1]), msg[2], msg[3])
             except BaseException as exc:  # noqa: BLE001 - delivered to the consumer
-                item = _Failure(exc)
+                item = Failure(exc)
             self._send(worker, ("free", msg[1]))
-            if self.transform is not None and not isinstance(item, _Failure):
+            if self.transform is not None and not isinstance(item, Failure):
                 try:
                     item = self.transform(item)
                 except BaseException as exc:  # noqa: BLE001 - delivered to the consumer
-                    item = _Failure(exc)
+                    item = Failure(exc)
             self._put(item)
             return
         if kind == "error":
-            self._put(_Failure(unpack_exception(msg[3], f"nbtrain data {worker}, in the generator")))
+            self._put(Failure(unpack_exception(msg[3], f"nbtrain data {worker}, in the generator")))
         self._ended.add(worker.wid)
         if len(self._ended) == len(self.workers):
-            self._put(_END)
+            self._put(END)
 
     def _drained(self, worker: Worker, msg: tuple) -> None:
         if msg[0] != "item":
@@ -366,5 +350,5 @@ class ProcessGeneratorBackend(WorkerGroup):
                 queued.append(self._queue.get_nowait())
             except queue.Empty:
                 break
-        items = [i for i in queued if i is not _END and not isinstance(i, _Failure)]
+        items = [i for i in queued if is_item(i)]
         self.leftover[:0] = items  # queued items came first
