@@ -231,19 +231,30 @@ def machine_scaling() -> float:
 
 def bench_cpu(rounds: int) -> None:
     n = 32
-    one = NbtrainReader(SpinSequence(n), workers=1)
-    two = NbtrainReader(SpinSequence(n), workers=2)
-    threads = NbtrainReader(SpinSequence(n), workers=2, use_multiprocessing=False)
-    kr = KerasReader(SpinPyDataset(n), workers=2)
-    contenders = {"nbtrain 1 process": one, "nbtrain 2 processes": two,
-                  "nbtrain 2 threads": threads, "keras 2 processes": kr}
+    # Each contender runs alone: persistent workers of the others would otherwise keep
+    # computing read-ahead batches on the same 2 cores while one is measured (and a
+    # contender would start its pass with a queue the others' turns let it fill).
+    factories = {
+        "nbtrain 1 process": lambda: NbtrainReader(SpinSequence(n), workers=1),
+        "nbtrain 2 processes": lambda: NbtrainReader(SpinSequence(n), workers=2),
+        "nbtrain 2 threads": lambda: NbtrainReader(SpinSequence(n), workers=2,
+                                                   use_multiprocessing=False),
+        "keras 2 processes": lambda: KerasReader(SpinPyDataset(n), workers=2),
+    }
     scaling_before = machine_scaling()
-    best: dict[str, float] = {}
-    try:
-        med = race(contenders, rounds, best)
-    finally:
-        for reader in contenders.values():
-            reader.close()
+    times: dict[str, list[float]] = {name: [] for name in factories}
+    waited: list[float] = []
+    for _ in range(rounds):
+        for name, factory in factories.items():
+            reader = factory()
+            try:
+                times[name].append(reader.pass_seconds())
+                if name == "nbtrain 2 processes":
+                    waited += reader.waited
+            finally:
+                reader.close()
+    med = {name: statistics.median(t) for name, t in times.items()}
+    best = {name: min(t) for name, t in times.items()}
     print(f"(b) GIL-bound __getitem__ ({SPIN} Python iterations), {n} batches a pass, "
           f"median of {rounds}")
     for name, s in med.items():
@@ -251,7 +262,7 @@ def bench_cpu(rounds: int) -> None:
     ratio = med["nbtrain 1 process"] / med["nbtrain 2 processes"]
     print(f"    ratio 2 processes / 1 process: {ratio:.2f}x   (goal >= 1.6x); fastest passes: "
           f"{best['nbtrain 1 process'] / best['nbtrain 2 processes']:.2f}x")
-    print(f"    context: the 2 workers waited for a CPU {statistics.median(two.waited):.0%} of "
+    print(f"    context: the 2 workers waited for a CPU {statistics.median(waited):.0%} of "
           f"the time (other load); 2 plain Python processes ran {scaling_before:.2f}x as fast "
           f"as 1 just before, {machine_scaling():.2f}x just after")
     print(f"    nbtrain 2 processes / keras 2 processes: "
