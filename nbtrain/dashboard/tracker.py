@@ -22,6 +22,7 @@ batch curve it drew and switches to `"batch"`.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,18 @@ import numpy as np
 from nbtrain.dashboard.series import BucketSeries
 
 _NOT_METRICS = frozenset({"batch", "size", "num_steps"})
+
+
+def metric_values(logs: dict | None) -> Iterator[tuple[str, float]]:
+    """The `(name, float value)` pairs of the metrics in Keras logs (bookkeeping
+    keys and values that are not numbers left out)."""
+    for key, value in (logs or {}).items():
+        if key in _NOT_METRICS:
+            continue
+        try:
+            yield key, float(value)
+        except (TypeError, ValueError):
+            continue
 _LOWER_HINTS = ("loss", "error", "crossentropy", "hinge", "divergence", "poisson", "logcosh",
                 "mean_squared", "mean_absolute")
 _LOWER_NAMES = frozenset({"mse", "mae", "mape", "msle", "rmse", "kld"})
@@ -183,13 +196,7 @@ class MetricTracker:
             return
         x = self.position(0.5 * (m + n))
         room = math.inf
-        for key, value in logs.items():
-            if key in _NOT_METRICS:
-                continue
-            try:
-                value = float(value)
-            except (TypeError, ValueError):
-                continue
+        for key, value in metric_values(logs):
             metric = self.metrics.get(key) or self._metric(key)
             if not math.isfinite(value):
                 if not metric.nonfinite:
@@ -253,13 +260,7 @@ class MetricTracker:
         """Record epoch-level values ending at position `end`: a training average
         midway through the part of the epoch it averages, a validation value at its end."""
         middle = (epoch + end) / 2
-        for key, value in (logs or {}).items():
-            if key in _NOT_METRICS:
-                continue
-            try:
-                value = float(value)
-            except (TypeError, ValueError):
-                continue
+        for key, value in metric_values(logs):
             is_val = key.startswith("val_")
             name = key[4:] if is_val else key
             metric = self.metrics.get(name) or self._metric(name)

@@ -233,17 +233,24 @@ def adapt_training_data(x: Any, y: Any = None, *, batch_size: int | None = None,
                 "use_multiprocessing=True is not supported for a tf.data.Dataset (it cannot "
                 "be sent to worker processes); use threads or the dataset's own parallelism."
             )
-        batches = DatasetBatches(x)
-        steps = steps_per_epoch if steps_per_epoch is not None else batches.steps
-        if steps is None:
-            raise ValueError(
-                "The tf.data.Dataset has an unknown or infinite cardinality, so the number of "
-                "batches in an epoch is unknown: pass `steps_per_epoch` (or give the dataset "
-                "a known cardinality with `dataset.apply(tf.data.experimental."
-                "assert_cardinality(n))`)."
-            )
+        batches, steps = _dataset_batches(
+            x, steps_per_epoch,
+            "The tf.data.Dataset has an unknown or infinite cardinality, so the number of "
+            "batches in an epoch is unknown: pass `steps_per_epoch` (or give the dataset "
+            "a known cardinality with `dataset.apply(tf.data.experimental."
+            "assert_cardinality(n))`).")
         return TrainingData(batches, steps, shuffle_batches=False)
     return TrainingData(x, steps_per_epoch, shuffle_batches=bool(shuffle))
+
+
+def _dataset_batches(dataset: Any, steps: int | None, unknown: str) -> tuple[Any, int]:
+    """`DatasetBatches` over `dataset` and its steps: `steps`, else its cardinality;
+    a ValueError saying `unknown` when neither is known."""
+    batches = DatasetBatches(dataset)
+    steps = steps if steps is not None else batches.steps
+    if steps is None:
+        raise ValueError(unknown)
+    return batches, steps
 
 
 def adapt_validation_data(validation_data: Any,
@@ -270,14 +277,10 @@ def adapt_validation_data(validation_data: Any,
     ```
     """
     if is_tf_dataset(validation_data):
-        batches = DatasetBatches(validation_data)
-        steps = validation_steps if validation_steps is not None else batches.steps
-        if steps is None:
-            raise ValueError(
-                "The validation tf.data.Dataset has an unknown or infinite cardinality: pass "
-                "`validation_steps` (the number of batches to draw at every validation)."
-            )
-        return batches, steps
+        return _dataset_batches(
+            validation_data, validation_steps,
+            "The validation tf.data.Dataset has an unknown or infinite cardinality: pass "
+            "`validation_steps` (the number of batches to draw at every validation).")
     if (isinstance(validation_data, tuple) and len(validation_data) in (2, 3)
             and all(v is None or is_array_data(v) for v in validation_data)
             and validation_data[0] is not None):

@@ -6,23 +6,20 @@ from __future__ import annotations
 from typing import Any
 
 import keras
+import numpy as np
 
 
 def _defines(callback: Any, *names: str) -> bool:
     return any(not getattr(getattr(callback, name), "_is_default", False) for name in names)
 
 
-def pythonify(logs: dict | None) -> dict:
-    """Logs with tensors turned into Python numbers (what callbacks receive)."""
-    if not logs:
-        return {}
+def to_python(logs: dict | None) -> dict:
+    """Logs with tensors and NumPy values turned into Python numbers (lists for
+    non-scalars): what callbacks and the History receive."""
     out = {}
-    for key, value in logs.items():
-        if hasattr(value, "numpy"):
-            value = value.numpy()
-        if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
-            value = value.item()
-        out[key] = value
+    for key, value in (logs or {}).items():
+        value = np.asarray(value)
+        out[key] = value.item() if value.ndim == 0 else value.tolist()
     return out
 
 
@@ -89,7 +86,7 @@ class LoopCallbacks(keras.callbacks.CallbackList):
                 callback.on_train_batch_end(batch, logs=logs)
             else:
                 if converted is None:
-                    converted = pythonify(logs)
+                    converted = to_python(logs)
                 callback.on_train_batch_end(batch, logs=converted)
 
     def on_test_batch_begin(self, batch: int, logs: dict | None = None) -> None:
@@ -98,7 +95,7 @@ class LoopCallbacks(keras.callbacks.CallbackList):
 
     def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None:
         if self._test_end:
-            logs = pythonify(logs)
+            logs = to_python(logs)
             for callback in self._test_end:
                 callback.on_test_batch_end(batch, logs=logs)
 

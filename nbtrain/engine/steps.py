@@ -18,21 +18,13 @@ from typing import Any
 import numpy as np
 
 from nbtrain.engine.batches import batch_size_of
+from nbtrain.engine.callbacks import to_python
 from nbtrain.engine.distribute import (
     distribute_batch,
     is_multi_worker,
     multi_worker_step,
     replicas,
 )
-
-
-def to_python(logs: dict) -> dict:
-    """Logs with every value a Python float (or list of floats)."""
-    out = {}
-    for key, value in (logs or {}).items():
-        value = np.asarray(value)
-        out[key] = float(value) if value.ndim == 0 else value.tolist()
-    return out
 
 
 def find_step_function(function: Any) -> Any:
