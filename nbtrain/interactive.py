@@ -17,6 +17,8 @@ from nbtrain.dashboard.notebook import in_notebook, register_run_display
 from nbtrain.engine.progress import format_logs
 from nbtrain.engine.training import FitLoop
 from nbtrain.run import Run
+from nbtrain.run.state import CREATED, FAILED, FINISHED
+from nbtrain.text import batch_fraction, epoch_fraction
 
 
 class TextStatus(keras.callbacks.Callback):
@@ -62,18 +64,16 @@ class TextStatus(keras.callbacks.Callback):
     def describe(self) -> str:
         """The run's state and position in words, e.g. `paused at epoch 2/5, batch 13/100`."""
         run = self.run
-        epoch = min(run.epoch + 1, run.epochs)
-        text = f"nbtrain: {run.state} at epoch {epoch}/{run.epochs}"
-        if run.state not in ("finished", "created"):
-            steps = run.steps
-            text += f", batch {run.batch}/{steps if steps else '?'}"
-        if run.state == "failed" and run.exception is not None:
+        text = f"nbtrain: {run.state} at epoch {epoch_fraction(run.epoch, run.epochs)}"
+        if run.state not in (FINISHED, CREATED):
+            text += f", batch {batch_fraction(run.batch, run.steps)}"
+        if run.state == FAILED and run.exception is not None:
             text += f": {type(run.exception).__name__}: {run.exception}"
         return text
 
     def on_state(self, run: Run, old: str, new: str) -> None:
         """Listener: one line per change of state (the first start is not announced)."""
-        if old == "created":
+        if old == CREATED:
             return
         self._write(self.describe())
 

@@ -16,6 +16,8 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 
+from nbtrain.text import batch_fraction, epoch_fraction
+
 LEGACY_METHODS = ("fit_generator", "evaluate_generator", "predict_generator")
 
 USAGE = """\
@@ -132,9 +134,8 @@ def runs_table(runs: dict[str, Any]) -> tuple[str, str]:
             if values:
                 logs[key] = values[-1]
         metrics = ", ".join(f"{k}={v:.4g}" for k, v in logs.items() if isinstance(v, (int, float)))
-        steps = run.steps
-        rows.append([name, run.state, f"{min(run.epoch + 1, run.epochs)}/{run.epochs}",
-                     f"{run.batch}/{steps if steps else '?'}", metrics or "-"])
+        rows.append([name, str(run.state), epoch_fraction(run.epoch, run.epochs),
+                     batch_fraction(run.batch, run.steps), metrics or "-"])
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     text = "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()
                      for r in [header, *rows])

@@ -30,7 +30,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import threading
-import time
 from typing import Any
 
 import keras
@@ -48,6 +47,8 @@ from nbtrain.engine.collective import (
     WorkerLostError,
     WorkersOutOfStepError,
 )
+from nbtrain.run.state import FAILED, PAUSED, RUNNING, STOPPING
+from nbtrain.run.waiting import Deadline, wait_until
 
 # Callbacks whose only effect is writing files: the chief's alone.
 CHIEF_ONLY_CALLBACKS = (keras.callbacks.ModelCheckpoint, keras.callbacks.CSVLogger,
@@ -112,7 +113,7 @@ class WorkerSync:
         if not self.is_chief:
             return RUN
         state = self.run._state
-        return STOP if state == "stopping" else PAUSE if state == "paused" else RUN
+        return STOP if state == STOPPING else PAUSE if state == PAUSED else RUN
 
     def epochs(self) -> int:
         """The chief's final epoch (0 elsewhere)."""
@@ -124,22 +125,22 @@ class WorkerSync:
         """Chief: hold up to `timeout` s while paused (a control wakes it up)."""
         if self.is_chief:
             with self.run._cond:
-                if self.run._state == "paused":
+                if self.run._state == PAUSED:
                     self.run._cond.wait(timeout)
 
     def agreed(self, command: int) -> None:
         """Followers show the agreed command as their state."""
         run = self.run
-        if self.is_chief or (command == RUN and run._state != "paused"):
+        if self.is_chief or (command == RUN and run._state != PAUSED):
             return
         with run._lock:
             state = run._state
-            if command == PAUSE and state == "running":
-                run._set_state("paused")
-            elif command == RUN and state == "paused":
-                run._set_state("running")
-            elif command == STOP and state in ("running", "paused"):
-                run._set_state("stopping")
+            if command == PAUSE and state == RUNNING:
+                run._set_state(PAUSED)
+            elif command == RUN and state == PAUSED:
+                run._set_state(RUNNING)
+            elif command == STOP and state in (RUNNING, PAUSED):
+                run._set_state(STOPPING)
         run._dispatch()
 
     # -- the Run's hooks ----------------------------------------------------------------
@@ -180,12 +181,9 @@ class WorkerSync:
         """Chief: end the job (the other workers' `run.wait()` returns).  Other
         workers: wait until the chief does (at most `timeout` s)."""
         if not self.is_chief:
-            deadline = None if timeout is None else time.monotonic() + timeout
             with self.run._cond:
-                while not self.released:
-                    if deadline is not None and time.monotonic() >= deadline:
-                        raise TimeoutError(f"The chief did not end the job within {timeout} s.")
-                    self.run._cond.wait(0.1)
+                wait_until(self.run._cond, lambda: self.released, Deadline(timeout),
+                           lambda: f"The chief did not end the job within {timeout} s.")
             return
         self.closed = True
         _CHIEFS.discard(self)
@@ -259,9 +257,9 @@ class WorkerSync:
         error = self.translate(error)
         run = self.run
         with run._lock:
-            if run._state != "failed":
+            if run._state != FAILED:
                 run._exception, run._traceback = error, error.__traceback__
-                run._set_state("failed")
+                run._set_state(FAILED)
         run._dispatch()
         self._release()
 

@@ -12,22 +12,24 @@ import math
 from collections.abc import Iterable, Sequence
 
 from nbtrain.dashboard.tracker import Metric
+from nbtrain.run.state import FAILED, FINISHED, PAUSED, RUNNING, STOPPED, STOPPING
+from nbtrain.text import format_duration
 
 TEXT_FALLBACK = "nbtrain dashboard"
 """The `text/plain` of the live view: the same on every run (nbval compares it)."""
 
 STATE_COLORS = {
-    "running": "#1565c0",
-    "paused": "#f9a825",
-    "stopping": "#ef6c00",
-    "stopped": "#616161",
-    "finished": "#2e7d32",
-    "failed": "#c62828",
+    RUNNING: "#1565c0",
+    PAUSED: "#f9a825",
+    STOPPING: "#ef6c00",
+    STOPPED: "#616161",
+    FINISHED: "#2e7d32",
+    FAILED: "#c62828",
 }
 """The header's colour for each run state."""
 
-BAR_STYLES = {"finished": "success", "failed": "danger", "stopped": "warning",
-              "stopping": "warning", "paused": "info"}
+BAR_STYLES = {FINISHED: "success", FAILED: "danger", STOPPED: "warning",
+              STOPPING: "warning", PAUSED: "info"}
 """The progress bars' `bar_style` for each state (running: the default)."""
 
 _CELL = "padding:2px 10px;text-align:right;font-variant-numeric:tabular-nums"
@@ -49,24 +51,6 @@ def format_value(value: float | None) -> str:
     if not math.isfinite(value):
         return str(value)
     return f"{value:.4g}"
-
-
-def format_duration(seconds: float | None) -> str:
-    """`m:ss` or `h:mm:ss`; `–` when unknown.
-
-    Example:
-
-    ```python
-    format_duration(83)    # -> "1:23"
-    format_duration(3723)  # -> "1:02:03"
-    ```
-    """
-    if seconds is None or not math.isfinite(seconds) or seconds < 0:
-        return "–"
-    seconds = int(round(seconds))
-    if seconds >= 3600:
-        return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-    return f"{seconds // 60}:{seconds % 60:02d}"
 
 
 def state_html(state: str) -> str:

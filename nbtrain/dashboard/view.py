@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipywidgets as widgets
 
 from nbtrain.dashboard import format as fmt
+from nbtrain.run.state import PAUSED, RUNNING
 
 
 def _classed(cls: type, *classes: str, **traits) -> widgets.DOMWidget:
@@ -51,7 +52,7 @@ class DashboardView:
     def __init__(self, controls: bool = True):
         w = widgets
         self.state = _classed(w.HTML, "nbtrain-state", "nbtrain-state-running",
-                              value=fmt.state_html("running"))
+                              value=fmt.state_html(RUNNING))
         self.time = _classed(w.HTML, "nbtrain-time")
         self.header = _classed(w.HBox, "nbtrain-header", children=[self.state, self.time])
         self.epoch_bar = _classed(w.IntProgress, "nbtrain-epoch-bar", max=1, description="epoch")
@@ -119,8 +120,8 @@ class DashboardView:
                                tooltip="Pause training after the current batch")
         else:
             resume = "resume" in allowed
-            sent += set_traits(self.pause, description="Resume" if resume or state == "paused"
-                               else "Pause", icon="play" if resume or state == "paused"
+            sent += set_traits(self.pause, description="Resume" if resume or state == PAUSED
+                               else "Pause", icon="play" if resume or state == PAUSED
                                else "pause", disabled=not resume,
                                tooltip="Resume training" if resume else "")
         sent += set_traits(self.stop, disabled="stop" not in allowed)

@@ -26,10 +26,8 @@ from nbtrain.dashboard.plot import PlotRenderer
 from nbtrain.dashboard.throttle import Throttle
 from nbtrain.dashboard.tracker import MetricTracker
 from nbtrain.dashboard.view import DashboardView, set_traits
+from nbtrain.run.state import ACTIVE, ENDED, FAILED, FINISHED, RUNNING, STOPPED
 
-ENDED = frozenset({"stopped", "finished", "failed"})
-"""Run states after which the static snapshot is shown."""
-_ACTIVE = frozenset({"running", "stopping"})
 _MAX_MESSAGES = 20
 # id(run) -> the Dashboard bound to it.  Weak values: an entry lasts as long as its
 # dashboard, which holds its run, so the id cannot be reused meanwhile.
@@ -101,7 +99,7 @@ class Dashboard(keras.callbacks.Callback):
         self.renderer: PlotRenderer | None = None  # made at the first render
         self.auto_display = auto_display
         self.run: Any = None
-        self.state = "running"
+        self.state = RUNNING
         self.messages: deque[tuple[str, str]] = deque(maxlen=_MAX_MESSAGES)
         self.outputs: list[notebook.Outputs] = []
         self.png: bytes | None = None
@@ -223,7 +221,7 @@ class Dashboard(keras.callbacks.Callback):
             level: `"warning"` or `"error"` (shown preformatted, in red).
         """
         self._add_message(text, level)
-        self._update(force=self.state not in _ACTIVE)
+        self._update(force=self.state not in ACTIVE)
 
     def _add_message(self, text: str, level: str = "warning") -> None:
         with self._lock:
@@ -260,10 +258,10 @@ class Dashboard(keras.callbacks.Callback):
             now = self.throttle.clock()
             old, self.state = self.state, state
             self._flush_next = True
-            if state in _ACTIVE and self._active_since is None:
+            if state in ACTIVE and self._active_since is None:
                 self._active_since = now
                 self._rate_mark = None
-            elif state not in _ACTIVE and self._active_since is not None:
+            elif state not in ACTIVE and self._active_since is not None:
                 self._elapsed += now - self._active_since
                 self._active_since = None
             sent = self.view.set_state(state)
@@ -289,7 +287,7 @@ class Dashboard(keras.callbacks.Callback):
             allowed = frozenset(run.allowed_actions())
         except Exception:  # a run without the method: no controls
             allowed = frozenset()
-        if new == "failed":
+        if new == FAILED:
             self._failure(getattr(run, "exception", None))
         if self._late:
             self._refresh_from_run()
@@ -372,7 +370,7 @@ class Dashboard(keras.callbacks.Callback):
         epochs, steps, done = self._epochs(), tracker.steps, tracker.done
         rate = self._measure_rate(now)
         eta = None
-        if self.state in _ACTIVE and rate and epochs:
+        if self.state in ACTIVE and rate and epochs:
             length = steps or tracker.last_epoch_length
             if length:
                 remaining = max(length - done, 0) + max(epochs - tracker.epoch - 1, 0) * length
@@ -392,7 +390,7 @@ class Dashboard(keras.callbacks.Callback):
 
     def _measure_rate(self, now: float) -> float | None:
         total = self.tracker.total
-        if self.state not in _ACTIVE:
+        if self.state not in ACTIVE:
             return self._rate
         if self._rate_mark is None:
             self._rate_mark = (now, total)
@@ -446,7 +444,7 @@ class Dashboard(keras.callbacks.Callback):
             if (self.outputs and self._cancel_cell_hook is None
                     and threading.current_thread() is threading.main_thread()):
                 self._cancel_cell_hook = notebook.after_cell(self._after_cell)
-            self.set_state("running")
+            self.set_state(RUNNING)
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         if self._text is not None:
@@ -485,23 +483,23 @@ class Dashboard(keras.callbacks.Callback):
             epochs = self._epochs()
             complete = epochs is None or self.tracker.epochs_done >= epochs
             stopped = getattr(self.model, "stop_training", False) and not complete
-            self.set_state("stopped" if stopped else "finished")
+            self.set_state(STOPPED if stopped else FINISHED)
         else:
             self._update(force=True)
 
     def _after_cell(self, result: Any) -> None:
         """The cell running a plain `fit` ended: if training did not end, it failed."""
         self._cancel_cell_hook = None
-        if self.state not in _ACTIVE:
+        if self.state not in ACTIVE:
             return
         self._release_hooks()
         error = getattr(result, "error_in_exec", None)
         if isinstance(error, KeyboardInterrupt):
             self.message("Interrupted.")
-            self.set_state("stopped")
+            self.set_state(STOPPED)
         else:
             self._failure(error)
-            self.set_state("failed" if error is not None else "stopped")
+            self.set_state(FAILED if error is not None else STOPPED)
 
 
 def display_run(run: Any) -> Dashboard:

@@ -13,6 +13,8 @@ from typing import Any, TextIO
 
 import keras
 
+from nbtrain.text import format_duration
+
 
 def format_logs(logs: dict | None) -> str:
     parts = []
@@ -22,13 +24,6 @@ def format_logs(logs: dict | None) -> str:
         except (TypeError, ValueError):
             continue
     return " - ".join(parts)
-
-
-def format_duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    if seconds >= 3600:
-        return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-    return f"{seconds // 60}:{seconds % 60:02d}"
 
 
 def _interactive(stream: TextIO) -> bool:

@@ -31,7 +31,6 @@ import contextlib
 import importlib
 import operator
 import threading
-import time
 import warnings
 from typing import Any, Callable, Iterator
 
@@ -39,13 +38,22 @@ import keras
 
 from nbtrain.data import adapt_training_data, adapt_validation_data, is_sequence, sequence_length
 from nbtrain.engine import FitLoop
-
-STATES = ("created", "running", "paused", "stopping", "stopped", "finished", "failed")
-ENDED = frozenset({"stopped", "finished", "failed"})  # no pass in progress, wait() returns
+from nbtrain.run.state import (
+    CREATED,
+    ENDED,
+    FAILED,
+    FINISHED,
+    PAUSED,
+    RUNNING,
+    STATES,
+    STOPPED,
+    STOPPING,
+    check_transition,
+)
+from nbtrain.run.waiting import Deadline, join, wait_until
+from nbtrain.text import batch_fraction, epoch_fraction
 
 Listener = Callable[["Run", str, str], Any]
-
-_POLL = 0.1  # seconds between checks while blocking in the caller's thread (keeps Ctrl-C live)
 
 # Models with a pass in progress: id(model) -> Run.  A Run holds its model, so ids are unique.
 _ACTIVE: dict[int, Run] = {}
@@ -150,6 +158,8 @@ class Run:
     ```
     """
 
+    __module__ = "nbtrain.run"  # its public home (the notebook display is registered by it)
+
     def __init__(self, model: Any, x: Any, y: Any = None, *, batch_size: int | None = None,
                  epochs: int = 1, steps_per_epoch: int | None = None, validation_data: Any = None,
                  validation_steps: int | None = None, validation_freq: Any = 1,
@@ -178,7 +188,7 @@ class Run:
         self._model = model
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
-        self._state = "created"
+        self._state = CREATED
         self._exception: BaseException | None = None
         self._traceback: Any = None
         self._thread: threading.Thread | None = None  # the current (or last) pass
@@ -273,16 +283,16 @@ class Run:
         if not self.is_chief or self._closed:
             return set()
         return {
-            "running": {"pause", "stop"},
-            "paused": {"resume", "stop"},
-            "stopped": {"resume", "continue"},
-            "finished": {"continue"},
+            RUNNING: {"pause", "stop"},
+            PAUSED: {"resume", "stop"},
+            STOPPED: {"resume", "continue"},
+            FINISHED: {"continue"},
         }.get(self._state, set())
 
     def __repr__(self) -> str:
         steps = self.steps
-        return (f"<nbtrain.Run {self._state} epoch {min(self.epoch + 1, self.epochs)}/{self.epochs}"
-                f" batch {self.batch}/{steps if steps else '?'}>")
+        return (f"<nbtrain.Run {self._state} epoch {epoch_fraction(self.epoch, self.epochs)}"
+                f" batch {batch_fraction(self.batch, steps)}>")
 
     # -- listeners ----------------------------------------------------------------------
 
@@ -360,7 +370,7 @@ class Run:
         old = self._state
         if old == new:
             return
-        self._state = new
+        self._state = check_transition(old, new)
         self._events.append((old, new))
         self._cond.notify_all()
 
@@ -395,7 +405,7 @@ class Run:
     # -- controls -----------------------------------------------------------------------
 
     def _require_started(self, what: str) -> None:
-        if self._state == "created":
+        if self._state == CREATED:
             raise RuntimeError(f"This run has not started: call run.start() before run.{what}().")
 
     def _require_chief(self, what: str) -> None:
@@ -426,7 +436,7 @@ class Run:
         ```
         """
         with self._lock:
-            if self._state != "created":
+            if self._state != CREATED:
                 raise RuntimeError(f"This run was already started (it is {self._state}).")
             thread = self._begin_pass()
         self._launch(thread)
@@ -446,9 +456,9 @@ class Run:
         """
         with self._lock:
             self._require_chief("pause")
-            if self._state != "running":
+            if self._state != RUNNING:
                 return False
-            self._set_state("paused")
+            self._set_state(PAUSED)
         self._dispatch()
         return True
 
@@ -467,9 +477,9 @@ class Run:
         """
         with self._lock:
             self._require_chief("stop")
-            if self._state not in ("running", "paused"):
+            if self._state not in (RUNNING, PAUSED):
                 return False
-            self._set_state("stopping")
+            self._set_state(STOPPING)
             if self._sync is None:  # in a multi-worker job every worker stops at the gate
                 self._model.stop_training = True
         self._dispatch()
@@ -505,23 +515,23 @@ class Run:
         with self._lock:
             self._require_chief("resume")
             state = self._state
-            if state == "failed":
+            if state == FAILED:
                 raise RuntimeError(
                     f"This run failed ({type(self._exception).__name__}: {self._exception}) and "
                     "cannot be resumed; see run.exception."
                 )
-            if state == "stopping":
+            if state == STOPPING:
                 return False
             if self._closed:
                 raise RuntimeError("This run was closed (run.close()) and cannot be resumed.")
-            if state in ("stopped", "finished"):
+            if state in (STOPPED, FINISHED):
                 _check_free(self._model, self)
             if epochs is not None:
                 self._set_epochs(epochs)
-            if state == "running":
+            if state == RUNNING:
                 return epochs is not None
-            if state == "paused":
-                self._set_state("running")
+            if state == PAUSED:
+                self._set_state(RUNNING)
             elif self._loop.state.epoch >= self._loop.epochs:  # stopped or finished
                 warnings.warn(
                     f"The run has trained all {self._loop.epochs} epochs; to train more, call "
@@ -569,7 +579,7 @@ class Run:
         previous, self._thread = self._thread, thread
         self._threads = [t for t in self._threads if t.is_alive() or t is previous]
         self._threads.append(thread)
-        self._set_state("running")
+        self._set_state(RUNNING)
         return thread
 
     def _launch(self, thread: threading.Thread) -> None:
@@ -609,23 +619,23 @@ class Run:
             _release(self._model, self)
             if error is not None:
                 self._exception, self._traceback = error, error.__traceback__
-                self._set_state("failed")
+                self._set_state(FAILED)
             elif self._loop.state.epoch >= self._loop.epochs:
-                self._set_state("finished")
+                self._set_state(FINISHED)
             else:
-                self._set_state("stopped")
+                self._set_state(STOPPED)
         self._dispatch()
 
     def _gate(self) -> None:
         """Called by the loop before each step: hold while paused; enforce a stop."""
         with self._cond:
-            if self._state == "paused" or self._holds:
+            if self._state == PAUSED or self._holds:
                 self._in_gate = True
                 self._cond.notify_all()
-                while self._state == "paused" or self._holds:
+                while self._state == PAUSED or self._holds:
                     self._cond.wait()
                 self._in_gate = False
-            if self._state == "stopping":
+            if self._state == STOPPING:
                 # Also covers a stop made before this pass reset model.stop_training.
                 self._model.stop_training = True
 
@@ -665,22 +675,19 @@ class Run:
             raise RuntimeError("run.wait() cannot be called from the training thread.")
         if self._hold_threads[threading.get_ident()]:
             raise RuntimeError("run.wait() inside `with run.paused():` would never return.")
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = Deadline(timeout)
+        still = lambda: f"The run is still {self._state} after {timeout} s."  # noqa: E731
         try:
             with self._cond:
-                while not self._waited_for():
-                    remaining = _remaining(deadline)
-                    if remaining == 0:
-                        raise TimeoutError(f"The run is still {self._state} after {timeout} s.")
-                    self._cond.wait(_POLL if remaining is None else min(_POLL, remaining))
+                wait_until(self._cond, self._waited_for, deadline, still)
                 ended = [t for t in self._threads if t is not self._thread or not self._pass_active]
             for thread in ended:
-                _join(thread, deadline, timeout)
+                join(thread, deadline)
         except KeyboardInterrupt:
             if self.is_chief:
                 self._stop_and_join()
             raise
-        if self._state == "failed" and self._exception is not None:
+        if self._state == FAILED and self._exception is not None:
             raise self._exception.with_traceback(self._traceback)
         return self._history
 
@@ -696,12 +703,11 @@ class Run:
         with contextlib.suppress(RuntimeError):
             self.stop()
         with self._cond:
-            while self._pass_active:
-                self._cond.wait(_POLL)
+            wait_until(self._cond, lambda: not self._pass_active)
             threads = list(self._threads)
         for thread in threads:
             if thread is not threading.current_thread() and thread.ident is not None:
-                _join(thread, None, None)
+                join(thread)
 
     def close(self, timeout: float | None = None) -> None:
         """End the run for good: stop it if it is training and wait until its pass
@@ -727,7 +733,7 @@ class Run:
         """
         if self._on_training_thread():
             raise RuntimeError("run.close() cannot be called from the training thread.")
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = Deadline(timeout)
         if not self.is_chief:
             self._sync.close(timeout)
             self._closed = True
@@ -735,24 +741,21 @@ class Run:
         with self._lock:
             if self._closed:
                 return
-            started = self._state != "created"
+            started = self._state != CREATED
         if started:
             with contextlib.suppress(RuntimeError):
                 self.stop()
             with self._cond:
-                while self._pass_active:
-                    remaining = _remaining(deadline)
-                    if remaining == 0:
-                        raise TimeoutError(f"The run is still {self._state} after {timeout} s.")
-                    self._cond.wait(_POLL if remaining is None else min(_POLL, remaining))
+                wait_until(self._cond, lambda: not self._pass_active, deadline,
+                           lambda: f"The run is still {self._state} after {timeout} s.")
                 threads = list(self._threads)
             for thread in threads:
                 if thread.ident is not None:
-                    _join(thread, deadline, timeout)
+                    join(thread, deadline)
         with self._lock:
             self._closed = True
         if self._sync is not None:
-            self._sync.close(_remaining(deadline))
+            self._sync.close(deadline.remaining())
 
     @contextlib.contextmanager
     def paused(self) -> Iterator[Run]:
@@ -791,14 +794,13 @@ class Run:
         with self._cond:
             self._holds += 1
             self._hold_threads[me] += 1
-            if self._state == "running":
-                self._set_state("paused")
+            if self._state == RUNNING:
+                self._set_state(PAUSED)
                 resume_after = True
         try:
             self._dispatch()
             with self._cond:
-                while self._pass_active and not self._in_gate:
-                    self._cond.wait(_POLL)
+                wait_until(self._cond, lambda: not self._pass_active or self._in_gate)
                 if self._holds == 1 and self._in_gate:
                     # At batch 0 the loop has just reset the metrics (and the model may
                     # not be built yet): on exit, reset them again.
@@ -815,28 +817,13 @@ class Run:
                         self._loop.train_steps.restore(snapshot)
                 self._holds -= 1
                 self._hold_threads[me] -= 1
-                if resume_after and self._state == "paused" and not self._holds:
-                    self._set_state("running")
+                if resume_after and self._state == PAUSED and not self._holds:
+                    self._set_state(RUNNING)
                 self._cond.notify_all()
             self._dispatch()
 
 
 # -- helpers ----------------------------------------------------------------------------
-
-
-def _remaining(deadline: float | None) -> float | None:
-    if deadline is None:
-        return None
-    return max(0.0, deadline - time.monotonic())
-
-
-def _join(thread: threading.Thread, deadline: float | None, timeout: float | None) -> None:
-    """Join in short slices (so Ctrl-C is seen), honouring `deadline`."""
-    while thread.is_alive():
-        remaining = _remaining(deadline)
-        if remaining == 0:
-            raise TimeoutError(f"The run's thread is still ending after {timeout} s.")
-        thread.join(_POLL if remaining is None else min(_POLL, remaining))
 
 
 def _multi_worker_strategy(model: Any) -> Any:
@@ -887,11 +874,11 @@ def _stop_all_at_exit(timeout: float = 10.0) -> None:
     for run in runs:
         with contextlib.suppress(Exception):
             run.stop()
-    deadline = time.monotonic() + timeout
+    deadline = Deadline(timeout)
     for run in runs:
         thread = run._thread
         if thread is not None and thread.ident is not None:
-            thread.join(max(0.0, deadline - time.monotonic()))
+            thread.join(deadline.remaining())
 
 
 # Exit hooks run last-registered first: importing concurrent.futures.thread before
