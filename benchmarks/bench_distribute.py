@@ -69,13 +69,13 @@ def worker(args: argparse.Namespace) -> None:
         loop = FitLoop(model, nbtrain.ShardedSequence(Rows()), epochs=0, verbose=0,
                        shuffle=False, workers=1)
         if name != "no control":
-            loop.gate = CollectiveGate(control, loop)
+            loop.set_gate(CollectiveGate(control, loop))
         if name == "gate, own exchange":
-            loop.train_steps.carrier = None
+            loop.set_carrier(None)
         loops[name] = loop
 
     def one_epoch(loop: FitLoop) -> float:
-        loop.epochs += 1
+        loop.set_epochs(loop.epochs + 1)
         start = time.perf_counter()
         loop.run()
         return (time.perf_counter() - start) * 1000 / args.steps

@@ -96,7 +96,7 @@ class WorkerSync:
         self.is_chief = self.control.is_chief
         self.gate = CollectiveGate(self.control, run._loop, self, heartbeat=heartbeat)
         self.heartbeat = self.gate.heartbeat
-        run._loop.gate = self.gate
+        run._loop.set_gate(self.gate)
         self._requested_epochs: int | None = None
         self._decision: tuple[int, int] | None = None  # what the heartbeat thread sends last
         self._beat: threading.Thread | None = None
@@ -195,8 +195,8 @@ class WorkerSync:
     # -- between passes -----------------------------------------------------------------
 
     def _position(self) -> tuple[int, int, int]:
-        loop = self.run._loop
-        return loop.state.epoch, loop.state.batch, int(loop.callbacks.params.get("steps") or 0)
+        epoch, batch, steps = self.run._loop.position()
+        return epoch, batch, int(steps or 0)
 
     def _beat_loop(self) -> None:
         """Chief: exchange WAIT every `heartbeat` s until a decision, send it, end."""
@@ -248,8 +248,7 @@ class WorkerSync:
         run = self.run
         with run._lock:
             if epochs:
-                run._loop.epochs = int(epochs)
-                run._loop.callbacks.params["epochs"] = int(epochs)
+                run._loop.set_epochs(int(epochs))
             thread = run._begin_pass()
         run._launch(thread)
 

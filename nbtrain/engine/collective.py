@@ -347,8 +347,9 @@ class CollectiveGate:
     the first gate of a pass): stop sets `model.stop_training`; pause
     exchanges heartbeats until the chief resumes or stops; a new final epoch is
     applied to the loop.  Then it sets the words the next train step carries:
-    `loop.train_steps.carrier` is this gate when the step runner supports it
-    (the compiled steps do), else every gate makes an exchange of its own.
+    the loop's train steps carry this gate's words (`FitLoop.set_carrier`) when
+    the step runner supports it (the compiled steps do), else every gate makes
+    an exchange of its own.
 
     Args:
         control: the `CollectiveControl`.
@@ -361,7 +362,7 @@ class CollectiveGate:
 
     ```python
     loop = FitLoop(model, nbtrain.ShardedSequence(batches), epochs=3, verbose=0)
-    loop.gate = CollectiveGate(CollectiveControl(model.distribute_strategy), loop)
+    loop.set_gate(CollectiveGate(CollectiveControl(model.distribute_strategy), loop))
     loop.run()
     ```
     """
@@ -374,8 +375,7 @@ class CollectiveGate:
         self.heartbeat = heartbeat_interval(control.timeout) if heartbeat is None else heartbeat
         self._outgoing: np.ndarray | None = None  # words for the next train step to carry
         self._carried: Any = None  # the all-reduced words a train step brought back
-        if hasattr(loop.train_steps, "carrier"):
-            loop.train_steps.carrier = self
+        loop.set_carrier(self)
 
     def reset(self) -> None:
         """Forget words in flight (at the start of a pass)."""
@@ -395,9 +395,8 @@ class CollectiveGate:
     # -- the gate -----------------------------------------------------------------------
 
     def _position(self) -> tuple[int, int, int]:
-        state = self.loop.state
-        steps = self.loop.callbacks.params.get("steps") or 0
-        return state.epoch, state.batch, int(steps)
+        epoch, batch, steps = self.loop.position()
+        return epoch, batch, int(steps or 0)
 
     def _exchange(self) -> Agreement:
         return self.control.exchange(self.local.command(), self.local.epochs(), IN_PASS,
@@ -406,8 +405,7 @@ class CollectiveGate:
     def _apply_epochs(self, epochs: int) -> None:
         loop = self.loop
         if epochs and epochs != loop.epochs:
-            loop.epochs = max(int(epochs), loop.state.epoch + 1)
-            loop.callbacks.params["epochs"] = loop.epochs
+            loop.set_epochs(max(int(epochs), loop.position().epoch + 1))
 
     def __call__(self) -> None:
         self._outgoing = None

@@ -36,7 +36,7 @@ from typing import Any, Callable, Iterator
 
 import keras
 
-from nbtrain.data import adapt_training_data, adapt_validation_data, is_sequence, sequence_length
+from nbtrain.data import adapt_training_data, adapt_validation_data
 from nbtrain.engine import FitLoop
 from nbtrain.run.state import (
     CREATED,
@@ -236,12 +236,12 @@ class Run:
     def epoch(self) -> int:
         """0-based index of the epoch in progress (or the next to start); equals
         `epochs` once every epoch is done."""
-        return self._loop.state.epoch
+        return self._loop.position().epoch
 
     @property
     def batch(self) -> int:
         """Batches trained in the current epoch."""
-        return self._loop.state.batch
+        return self._loop.position().batch
 
     @property
     def epochs(self) -> int:
@@ -251,16 +251,7 @@ class Run:
     @property
     def steps(self) -> int | None:
         """Batches in the current epoch, when known."""
-        steps = self._loop.callbacks.params.get("steps") or self._loop.steps_per_epoch
-        if steps:
-            return int(steps)
-        source = self._loop.train_stream.data
-        if is_sequence(source):
-            try:
-                return sequence_length(source)
-            except Exception:  # noqa: BLE001 - a length the user's code fails to give
-                return None
-        return None
+        return self._loop.epoch_steps()
 
     @property
     def is_chief(self) -> bool:
@@ -532,7 +523,7 @@ class Run:
                 return epochs is not None
             if state == PAUSED:
                 self._set_state(RUNNING)
-            elif self._loop.state.epoch >= self._loop.epochs:  # stopped or finished
+            elif self._loop.position().epoch >= self._loop.epochs:  # stopped or finished
                 warnings.warn(
                     f"The run has trained all {self._loop.epochs} epochs; to train more, call "
                     f"run.resume(epochs=N) with N > {self._loop.epochs}.",
@@ -554,17 +545,17 @@ class Run:
             epochs = operator.index(epochs)
         except TypeError:
             raise ValueError(f"`epochs` must be an integer, got {epochs!r}.") from None
-        if epochs <= self._loop.state.epoch:
+        current = self._loop.position().epoch
+        if epochs <= current:
             raise ValueError(
                 f"`epochs={epochs}` must be greater than the epoch in progress "
-                f"({self._loop.state.epoch}): epochs is the index of the final epoch."
+                f"({current}): epochs is the index of the final epoch."
             )
         if self._sync is not None:
             self._sync.request_epochs(epochs)
             if self._pass_active:
                 return  # every worker applies it at the same gate
-        self._loop.epochs = epochs
-        self._loop.callbacks.params["epochs"] = epochs
+        self._loop.set_epochs(epochs)
 
     # -- passes -------------------------------------------------------------------------
 
@@ -620,7 +611,7 @@ class Run:
             if error is not None:
                 self._exception, self._traceback = error, error.__traceback__
                 self._set_state(FAILED)
-            elif self._loop.state.epoch >= self._loop.epochs:
+            elif self._loop.position().epoch >= self._loop.epochs:
                 self._set_state(FINISHED)
             else:
                 self._set_state(STOPPED)
@@ -802,19 +793,13 @@ class Run:
             with self._cond:
                 wait_until(self._cond, lambda: not self._pass_active or self._in_gate)
                 if self._holds == 1 and self._in_gate:
-                    # At batch 0 the loop has just reset the metrics (and the model may
-                    # not be built yet): on exit, reset them again.
-                    batch = self._loop.state.batch
-                    self._hold_snapshot = self._loop.train_steps.snapshot() if batch else "reset"
+                    self._hold_snapshot = self._loop.held_metrics()
             yield self
         finally:
             with self._cond:
                 if self._holds == 1 and self._hold_snapshot is not None:
-                    snapshot, self._hold_snapshot = self._hold_snapshot, None
-                    if isinstance(snapshot, str):
-                        self._loop.train_steps.reset()
-                    else:
-                        self._loop.train_steps.restore(snapshot)
+                    held, self._hold_snapshot = self._hold_snapshot, None
+                    held.restore()
                 self._holds -= 1
                 self._hold_threads[me] -= 1
                 if resume_after and self._state == PAUSED and not self._holds:
