@@ -94,10 +94,14 @@ def legacy_on() -> None:
     """
     import keras
 
-    import nbtrain
+    from nbtrain.engine import evaluate_generator, predict_generator
+    from nbtrain.interactive import fit_generator
+
+    functions = {"fit_generator": fit_generator, "evaluate_generator": evaluate_generator,
+                 "predict_generator": predict_generator}
 
     def method(name: str) -> Any:
-        function = getattr(nbtrain, name)
+        function = functions[name]
 
         def bound(self: Any, *args: Any, **kwargs: Any) -> Any:
             return function(self, *args, **kwargs)

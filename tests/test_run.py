@@ -196,7 +196,7 @@ def wait_until(predicate, timeout: float = TIMEOUT) -> None:
 
 def holding(run: Run) -> bool:
     """The loop is held in its gate, between two batches."""
-    return run._in_gate
+    return run._hold.in_gate
 
 
 def nbtrain_threads() -> list[str]:

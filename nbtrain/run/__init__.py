@@ -1,7 +1,36 @@
 """`Run`: the fit_generator loop in a background thread, steered from any thread.
 
-The states (`STATES`, `ENDED`) are importable without loading TensorFlow;
-`Run` and `RunHistory` load on first use.
+A `Run` owns one `FitLoop` (validated inputs, data streams, callbacks and the
+position `(epoch, batch)`) and calls `FitLoop.run()` once per *pass*, each
+pass on its own thread.  Controls only change the run's state under a lock;
+the loop acts on it at its *gate*, which it calls before every training step.
+The Run never imports the dashboard; `nbtrain.interactive.fit` builds a Run,
+attaches a display and starts it.
+
+The rooms of this package (each a small module; change one without reading
+the others):
+
+- `state`: the states (`State`, a `str` enum), `ENDED`, `ACTIVE`, and the
+  transitions as a table (`TRANSITIONS`) that every change is checked against;
+- `events`: `RunStatus`, the state under the Run's lock, its failure, and the
+  listeners told of each change (delivered in order, outside the lock);
+- `passes`: `PassRunner`, the pass threads (claim the model, run the loop,
+  end in `finished`, `stopped` or `failed`);
+- `hold`: `Hold`, the local gate (pause, stop) and `with run.paused():`;
+- `registry`: which model trains in which Run; stops every Run at exit;
+- `waiting`: `Deadline`, `wait_until`, `join`: the one way the caller's
+  thread blocks (in short slices, so Ctrl-C is seen);
+- `coordinator`: the `Coordinator` protocol, `LocalCoordinator` (the default)
+  and `make_coordinator`;
+- `multiworker`: `WorkerCoordinator`, the coordinator of a Run on a worker of
+  a `MultiWorkerMirroredStrategy` job (the chief steers, the others follow);
+- `history`: `RunHistory`, one History across every pass;
+- `view`: `RunView`, which builds the parts and answers what may be read
+  (state, position, history, listeners, `wait()`);
+- `run`: `Run`, the public facade: the controls.
+
+The states (`STATES`, `ENDED`, `State`) import without TensorFlow; `Run`
+and `RunHistory` load on first use.
 """
 
 from __future__ import annotations
@@ -11,7 +40,7 @@ from typing import Any
 
 from nbtrain.run.state import ENDED, STATES, State
 
-_LAZY = {"Run": "nbtrain.run.run", "RunHistory": "nbtrain.run.run"}
+_LAZY = {"Run": "nbtrain.run.run", "RunHistory": "nbtrain.run.history"}
 
 __all__ = ["ENDED", "STATES", "Run", "RunHistory", "State"]
 

@@ -1,9 +1,9 @@
-"""A `Run` in a multi-worker job: the chief steers, the other workers follow.
+"""`WorkerCoordinator`: a Run in a multi-worker job, where the chief steers and the others follow.
 
 Under `tf.distribute.MultiWorkerMirroredStrategy` every worker runs the same
-program, so every worker builds the same `Run`.  `WorkerSync` is what makes
-that Run a member of the job (it is the Run's companion: it reads and sets the
-Run's private state under the Run's own lock):
+program, so every worker builds the same `Run`.  Its coordinator (the
+`Coordinator` protocol of `nbtrain.run.coordinator`) is what makes that Run a
+member of the job:
 
 - In a pass, the loop's gate is a `CollectiveGate`: the chief's pause, stop
   and `resume(epochs=N)` reach every worker at the same batch.  On the other
@@ -13,9 +13,9 @@ Run's private state under the Run's own lock):
   train further or end the job, so the workers keep exchanging on the same
   channel: the chief from a heartbeat thread (`nbtrain-run-heartbeat`, an
   exchange every few seconds), the others from their pass thread, blocked until
-  the chief's next word.  `RESUME(epochs)` starts a new pass on every worker at the exact
-  batch where they stopped; `END` (`run.close()`, or the chief's interpreter
-  exiting) lets the other workers' `run.wait()` return.
+  the chief's next word.  `RESUME(epochs)` starts a new pass on every worker at
+  the exact batch where they stopped; `END` (`run.close()`, or the chief's
+  interpreter exiting) lets the other workers' `run.wait()` return.
 - A collective that fails or times out becomes a `WorkerLostError` and fails
   the Run on every surviving worker; a worker whose training fails for another
   reason reports it to the cluster first, so the others fail at once with its
@@ -30,7 +30,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import threading
-from typing import Any
+from typing import Any, Callable
 
 import keras
 
@@ -47,14 +47,14 @@ from nbtrain.engine.collective import (
     WorkerLostError,
     WorkersOutOfStepError,
 )
-from nbtrain.run.state import FAILED, PAUSED, RUNNING, STOPPING
+from nbtrain.run.state import PAUSED, RUNNING, STOPPING
 from nbtrain.run.waiting import Deadline, wait_until
 
 # Callbacks whose only effect is writing files: the chief's alone.
 CHIEF_ONLY_CALLBACKS = (keras.callbacks.ModelCheckpoint, keras.callbacks.CSVLogger,
                         keras.callbacks.TensorBoard)
 
-_CHIEFS: set = set()  # syncs of chief Runs not closed yet: the exit hook closes them
+_CHIEFS: set = set()  # coordinators of chief Runs not closed yet: the exit hook closes them
 
 
 def is_chief(strategy: Any) -> bool:
@@ -72,11 +72,16 @@ def worker_callbacks(callbacks: Any, chief: bool) -> Any:
     return [cb for cb in callbacks if not isinstance(cb, CHIEF_ONLY_CALLBACKS)]
 
 
-class WorkerSync:
+class WorkerCoordinator:
     """Keeps one worker's `Run` in step with the other workers of its job.
 
+    It is the Run's `Coordinator` and, for its `CollectiveGate`, the worker's
+    `LocalControl` (`command`, `epochs`, `wait`, `agreed`).
+
     Args:
-        run: the Run (its `FitLoop` is built; its gate is replaced).
+        status: the Run's `RunStatus`.
+        loop: the Run's `FitLoop`.
+        owner: the Run (closed at interpreter exit on the chief).
         strategy: the model's `MultiWorkerMirroredStrategy`.
         timeout: seconds an exchange waits for the others (None: the strategy's).
         heartbeat: seconds between exchanges while paused or between passes
@@ -85,18 +90,20 @@ class WorkerSync:
     Example:
 
     ```python
-    sync = WorkerSync(run, model.distribute_strategy)   # Run does this itself
+    coordinator = WorkerCoordinator(status, loop, run, model.distribute_strategy)
     ```
     """
 
-    def __init__(self, run: Any, strategy: Any, *, timeout: float | None = None,
-                 heartbeat: float | None = None):
-        self.run = run
+    def __init__(self, status: Any, loop: Any, owner: Any, strategy: Any, *,
+                 timeout: float | None = None, heartbeat: float | None = None):
+        self.status = status
+        self.loop = loop
+        self.owner = owner
         self.control = CollectiveControl(strategy, timeout=timeout)
         self.is_chief = self.control.is_chief
-        self.gate = CollectiveGate(self.control, run._loop, self, heartbeat=heartbeat)
-        self.heartbeat = self.gate.heartbeat
-        run._loop.set_gate(self.gate)
+        self.task = self.control.task
+        self.collective_gate = CollectiveGate(self.control, loop, self, heartbeat=heartbeat)
+        self.heartbeat = self.collective_gate.heartbeat
         self._requested_epochs: int | None = None
         self._decision: tuple[int, int] | None = None  # what the heartbeat thread sends last
         self._beat: threading.Thread | None = None
@@ -112,42 +119,58 @@ class WorkerSync:
         """The chief's state as a command (RUN elsewhere)."""
         if not self.is_chief:
             return RUN
-        state = self.run._state
+        state = self.status.state
         return STOP if state == STOPPING else PAUSE if state == PAUSED else RUN
 
     def epochs(self) -> int:
         """The chief's final epoch (0 elsewhere)."""
         if not self.is_chief:
             return 0
-        return self._requested_epochs or self.run._loop.epochs
+        return self._requested_epochs or self.loop.epochs
 
     def wait(self, timeout: float) -> None:
         """Chief: hold up to `timeout` s while paused (a control wakes it up)."""
         if self.is_chief:
-            with self.run._cond:
-                if self.run._state == PAUSED:
-                    self.run._cond.wait(timeout)
+            with self.status.cond:
+                if self.status.state == PAUSED:
+                    self.status.cond.wait(timeout)
 
     def agreed(self, command: int) -> None:
         """Followers show the agreed command as their state."""
-        run = self.run
-        if self.is_chief or (command == RUN and run._state != PAUSED):
+        status = self.status
+        if self.is_chief or (command == RUN and status.state != PAUSED):
             return
-        with run._lock:
-            state = run._state
+        with status.lock:
+            state = status.state
             if command == PAUSE and state == RUNNING:
-                run._set_state(PAUSED)
+                status.change(PAUSED)
             elif command == RUN and state == PAUSED:
-                run._set_state(RUNNING)
+                status.change(RUNNING)
             elif command == STOP and state in (RUNNING, PAUSED):
-                run._set_state(STOPPING)
-        run._dispatch()
+                status.change(STOPPING)
+        status.dispatch()
 
-    # -- the Run's hooks ----------------------------------------------------------------
+    # -- the Coordinator protocol --------------------------------------------------------
 
-    def request_epochs(self, epochs: int) -> None:
+    def gate(self, local: Callable[[], None]) -> Callable[[], None]:
+        """The `CollectiveGate` (the Run's own gate is not used in a job)."""
+        return self.collective_gate
+
+    def stop_training(self) -> None:
+        """Nothing now: every worker stops at the same gate."""
+
+    def set_epochs(self, epochs: int, pass_active: bool) -> None:
         """The chief's new final epoch: applied on every worker at the same gate."""
         self._requested_epochs = int(epochs)
+        if not pass_active:
+            self.loop.set_epochs(epochs)
+
+    def check_hold(self) -> None:
+        raise RuntimeError(
+            "run.paused() is not available in a multi-worker job: model.evaluate and "
+            "model.predict run collectives every worker must join.  Use run.pause() / "
+            "run.resume() (the other workers hold at the same batch)."
+        )
 
     def translate(self, error: BaseException) -> BaseException:
         """A failed collective as a `WorkerLostError`; other errors unchanged."""
@@ -155,11 +178,11 @@ class WorkerSync:
 
     def before_pass(self) -> None:
         """On the pass thread, before `FitLoop.run()`: the chief tells the others to resume."""
-        self.gate.reset()
+        self.collective_gate.reset()
         if self.is_chief and self._beat is not None:
-            self._send_decision(RESUME, self.run._loop.epochs)
+            self._send_decision(RESUME, self.loop.epochs)
 
-    def after_pass(self, error: BaseException | None) -> None:
+    def after_pass(self, error: BaseException | None, start_pass: Callable[[], None]) -> None:
         """On the pass thread, after the pass ended: wait for (or, on the chief, let the
         user make) the decision about what comes next."""
         if error is not None:
@@ -175,15 +198,19 @@ class WorkerSync:
                                           daemon=True)
             self._beat.start()
         else:
-            self._follow()
+            self._follow(start_pass)
 
-    def close(self, timeout: float | None = None) -> None:
+    def job_ended(self) -> bool:
+        """The chief's `wait()` returns when its pass ends; the others' when the job ends."""
+        return self.is_chief or self.released
+
+    def close(self, deadline: Deadline) -> None:
         """Chief: end the job (the other workers' `run.wait()` returns).  Other
-        workers: wait until the chief does (at most `timeout` s)."""
+        workers: wait until the chief does (until `deadline`)."""
         if not self.is_chief:
-            with self.run._cond:
-                wait_until(self.run._cond, lambda: self.released, Deadline(timeout),
-                           lambda: f"The chief did not end the job within {timeout} s.")
+            with self.status.cond:
+                wait_until(self.status.cond, lambda: self.released, deadline,
+                           lambda: f"The chief did not end the job within {deadline.timeout} s.")
             return
         self.closed = True
         _CHIEFS.discard(self)
@@ -195,12 +222,12 @@ class WorkerSync:
     # -- between passes -----------------------------------------------------------------
 
     def _position(self) -> tuple[int, int, int]:
-        epoch, batch, steps = self.run._loop.position()
+        epoch, batch, steps = self.loop.position()
         return epoch, batch, int(steps or 0)
 
     def _beat_loop(self) -> None:
         """Chief: exchange WAIT every `heartbeat` s until a decision, send it, end."""
-        cond = self.run._cond
+        cond = self.status.cond
         try:
             while True:
                 with cond:
@@ -220,22 +247,24 @@ class WorkerSync:
     def _send_decision(self, command: int, epochs: int) -> None:
         """Chief: have the heartbeat thread send `command` as its last exchange."""
         beat = self._beat
-        with self.run._cond:
+        with self.status.cond:
             self._decision = (command, epochs)
-            self.run._cond.notify_all()
+            self.status.cond.notify_all()
         if beat is not None and beat is not threading.current_thread():
             beat.join()
         self._beat = None
         if self._beat_error is not None:
             raise self._beat_error
 
-    def _follow(self) -> None:
+    def _follow(self, start_pass: Callable[[], None]) -> None:
         """Not the chief: wait for the chief's decision (on the pass thread)."""
         try:
             while True:
                 agreement = self.control.exchange(WAIT, 0, BETWEEN_PASSES, self._position())
                 if agreement.command == RESUME:
-                    self._resume(agreement.epochs)
+                    if agreement.epochs:
+                        self.loop.set_epochs(int(agreement.epochs))
+                    start_pass()  # the next pass, as the chief did
                     return
                 if agreement.command == END:
                     break
@@ -243,42 +272,30 @@ class WorkerSync:
             self._fail(exc)
         self._release()
 
-    def _resume(self, epochs: int) -> None:
-        """Not the chief: start the next pass, as the chief did."""
-        run = self.run
-        with run._lock:
-            if epochs:
-                run._loop.set_epochs(int(epochs))
-            thread = run._begin_pass()
-        run._launch(thread)
-
     def _fail(self, error: BaseException) -> None:
         error = self.translate(error)
-        run = self.run
-        with run._lock:
-            if run._state != FAILED:
-                run._exception, run._traceback = error, error.__traceback__
-                run._set_state(FAILED)
-        run._dispatch()
+        with self.status.lock:
+            self.status.fail(error)
+        self.status.dispatch()
         self._release()
 
     def _release(self) -> None:
-        with self.run._cond:
+        with self.status.cond:
             self.released = True
-            self.run._cond.notify_all()
+            self.status.cond.notify_all()
 
 
 def _close_chiefs_at_exit(timeout: float = 30.0) -> None:
     """At interpreter exit, end the job of every chief Run not closed yet, so the
     other workers' `run.wait()` returns instead of timing out."""
-    for sync in list(_CHIEFS):
+    for coordinator in list(_CHIEFS):
         with contextlib.suppress(Exception):
-            sync.run.close(timeout=timeout)
+            coordinator.owner.close(timeout=timeout)
 
 
-# Exit hooks run last-registered first: this one runs before Run's own (a Run imports
-# this module when it first meets a multi-worker model, after nbtrain.run registered).
+# Exit hooks run last-registered first: this one runs before the Run registry's own (a
+# Run imports this module when it first meets a multi-worker model, after the registry).
 getattr(threading, "_register_atexit", atexit.register)(_close_chiefs_at_exit)
 
 
-__all__ = ["CHIEF_ONLY_CALLBACKS", "WorkerSync", "is_chief", "worker_callbacks"]
+__all__ = ["CHIEF_ONLY_CALLBACKS", "WorkerCoordinator", "is_chief", "worker_callbacks"]

@@ -1,0 +1,120 @@
+"""`RunStatus`: a Run's state under its lock, and the listeners told of each change.
+
+Every part of a Run (the controls, the pass runner, the hold, a multi-worker
+coordinator) changes the state through `RunStatus.change`, with `lock` held;
+the change is queued and delivered by `dispatch`, outside the lock, in order,
+one thread at a time, so a listener may call the Run's controls.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import warnings
+from typing import Any, Callable
+
+from nbtrain.run.state import CREATED, FAILED, State, check_transition
+
+Listener = Callable[[Any, str, str], Any]
+"""`fn(run, old_state, new_state)`."""
+
+
+class RunStatus:
+    """The state of one Run, its lock and condition, its failure and its listeners.
+
+    Args:
+        owner: what listeners receive as their first argument (the `Run`).
+
+    Attributes:
+        lock: the Run's lock (re-entrant); `cond` is a condition on it,
+            notified on every change of state and of what waits depend on.
+        state: the current `State` (read it under `lock` to act on it).
+        exception: the exception that failed the run, or None.
+        traceback: its traceback, kept apart (re-raising must not extend it).
+
+    Example:
+
+    ```python
+    status = RunStatus(run)
+    with status.lock:
+        status.change(State.RUNNING)
+    status.dispatch()
+    ```
+    """
+
+    def __init__(self, owner: Any):
+        self.owner = owner
+        self.lock = threading.RLock()
+        self.cond = threading.Condition(self.lock)
+        self.state: State = CREATED
+        self.exception: BaseException | None = None
+        self.traceback: Any = None
+        self._listeners: list[Listener] = []
+        self._events: collections.deque = collections.deque()
+        self._dispatching = False
+
+    def change(self, new: str) -> None:
+        """Change state (`lock` held); `dispatch()` delivers the change.
+
+        Raises:
+            ValueError: the change is not one of `state.TRANSITIONS`.
+        """
+        old = self.state
+        if old == new:
+            return
+        self.state = check_transition(old, new)
+        self._events.append((old, self.state))
+        self.cond.notify_all()
+
+    def fail(self, error: BaseException) -> None:
+        """Record `error` as the run's failure and change to `failed` (`lock` held);
+        a run that failed already keeps its first error."""
+        if self.state == FAILED:
+            return
+        self.exception, self.traceback = error, error.__traceback__
+        self.change(FAILED)
+
+    def add_listener(self, fn: Listener) -> Callable[[], None]:
+        """Add `fn`; return a function that removes it (safe to call twice)."""
+        if not callable(fn):
+            raise TypeError(f"A listener must be callable, got {type(fn).__name__}.")
+        with self.lock:
+            self._listeners.append(fn)
+
+        def remove() -> None:
+            with self.lock:
+                if fn in self._listeners:
+                    self._listeners.remove(fn)
+
+        return remove
+
+    def dispatch(self) -> None:
+        """Deliver queued changes in order, outside the lock, one thread at a time."""
+        with self.lock:
+            if self._dispatching:
+                return  # that thread (maybe this one, re-entered) delivers ours too
+            self._dispatching = True
+        try:
+            while True:
+                with self.lock:
+                    if not self._events:
+                        self._dispatching = False
+                        return
+                    old, new = self._events.popleft()
+                    listeners = list(self._listeners)
+                for fn in listeners:
+                    try:
+                        fn(self.owner, old, new)
+                    except Exception as exc:  # noqa: BLE001 - a listener never breaks the run
+                        warnings.warn(
+                            f"nbtrain.Run listener {fn!r} raised {type(exc).__name__}: {exc} "
+                            f"(on {old!r} -> {new!r}); ignored.",
+                            RuntimeWarning, stacklevel=2,
+                        )
+        except BaseException:
+            with self.lock:
+                self._dispatching = False
+            raise
+
+
+__all__ = ["Listener", "RunStatus"]
