@@ -44,7 +44,7 @@ def worker(args: argparse.Namespace) -> None:
     import numpy as np
 
     from nbtrain.engine import FitLoop
-    from nbtrain.engine.collective import CollectiveControl, CollectiveGate
+    from nbtrain.engine.distributed import CollectiveControl, CollectiveGate
 
     rng = np.random.default_rng(0)
     rows = args.steps * BATCH * 2

@@ -26,8 +26,8 @@ _LAZY = {
     "predict_generator": "nbtrain.engine",
     "fit": "nbtrain.interactive",
     "Run": "nbtrain.run",
-    "multi_worker_strategy": "nbtrain.engine.collective",
-    "WorkerLostError": "nbtrain.engine.collective",
+    "multi_worker_strategy": "nbtrain.engine.distributed",
+    "WorkerLostError": "nbtrain.engine.distributed",
     "Dashboard": "nbtrain.dashboard",
 }
 

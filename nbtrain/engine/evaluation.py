@@ -10,7 +10,7 @@ import numpy as np
 from nbtrain.engine import validation as checks
 from nbtrain.engine.batches import unpack_inputs
 from nbtrain.engine.callbacks import LoopCallbacks
-from nbtrain.engine.distribute import distribute_batch, replicas
+from nbtrain.engine.distributed.replicas import distribute_batch, replicas
 from nbtrain.engine.progress import make_progress
 from nbtrain.engine.steps import make_steps
 from nbtrain.engine.stream import DataExhausted, DataStream

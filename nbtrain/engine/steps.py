@@ -19,7 +19,7 @@ import numpy as np
 
 from nbtrain.engine.batches import batch_size_of
 from nbtrain.engine.callbacks import to_python
-from nbtrain.engine.distribute import (
+from nbtrain.engine.distributed.replicas import (
     distribute_batch,
     is_multi_worker,
     multi_worker_step,
@@ -68,7 +68,7 @@ class CompiledSteps:
 
     Under `MultiWorkerMirroredStrategy` it runs `multi_worker_step` instead, and
     a train step carries the words of its `carrier` (a
-    `collective.CollectiveGate`), when the gate left some, in the same call.
+    `distributed.CollectiveGate`), when the gate left some, in the same call.
 
     Args:
         model: a compiled Keras 3 model (TensorFlow backend).

@@ -98,7 +98,7 @@ class LocalCoordinator:
 
 def multi_worker_strategy_of(model: Any) -> Any:
     """The model's MultiWorkerMirroredStrategy when several workers train it, else None."""
-    from nbtrain.engine.distribute import is_multi_worker
+    from nbtrain.engine.distributed import is_multi_worker
 
     strategy = getattr(model, "distribute_strategy", None)
     return strategy if is_multi_worker(strategy) else None

@@ -34,7 +34,7 @@ from typing import Any, Callable
 
 import keras
 
-from nbtrain.engine.collective import (
+from nbtrain.engine.distributed import (
     BETWEEN_PASSES,
     END,
     PAUSE,
@@ -85,7 +85,7 @@ class WorkerCoordinator:
         strategy: the model's `MultiWorkerMirroredStrategy`.
         timeout: seconds an exchange waits for the others (None: the strategy's).
         heartbeat: seconds between exchanges while paused or between passes
-            (None: `collective.heartbeat_interval` of the timeout).
+            (None: `distributed.heartbeat_interval` of the timeout).
 
     Example:
 

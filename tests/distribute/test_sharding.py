@@ -10,7 +10,7 @@ import pytest
 
 import nbtrain
 from nbtrain.data import ShardedSequence, WorkerShard, worker_shard
-from nbtrain.engine.collective import (
+from nbtrain.engine.distributed import (
     IN_PASS,
     PAUSE,
     RUN,
@@ -133,7 +133,7 @@ def test_only_the_chief_commands_and_positions_must_agree():
 def test_a_workers_batch_is_split_across_its_own_replicas():
     import tensorflow as tf
 
-    from nbtrain.engine.distribute import distribute_batch, local_replicas
+    from nbtrain.engine.distributed import distribute_batch, local_replicas
 
     class Extended:
         worker_devices = ("/job:worker/task:1/device:GPU:0", "/job:worker/task:1/device:GPU:1")

@@ -10,7 +10,7 @@ the last replicas getting fewer (possibly zero) rows.
 Under `MultiWorkerMirroredStrategy` the batch is one worker's share of the
 global batch, and `n` is that worker's own replicas; the step is
 `multi_worker_step` (Keras's step with its outputs averaged in one all-reduce,
-which can also carry the control words of `collective.CollectiveGate`).
+which can also carry the control words of `gate.CollectiveGate`).
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def multi_worker_step(model: Any, mode: str, words: bool = False) -> Any:
     - All outputs travel in one all-reduce (a float64 vector, summed, then
       divided by the number of replicas) instead of one per metric: each
       collective costs a network round trip.  With `words=True` the step also
-      takes a vector of control words (`collective.CollectiveControl`) and
+      takes a vector of control words (`control.CollectiveControl`) and
       sums it in the same all-reduce, one replica per worker contributing:
       keeping the workers in step then costs no collective of its own.
 
@@ -143,3 +143,7 @@ def multi_worker_step(model: Any, mode: str, words: bool = False) -> Any:
 
     return tf.function(function, reduce_retracing=True,
                        jit_compile=bool(getattr(model, "jit_compile", False)))
+
+
+__all__ = ["distribute_batch", "is_multi_worker", "local_replicas", "multi_worker_step", "replicas",
+           "split_rows"]
