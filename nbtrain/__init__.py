@@ -66,7 +66,7 @@ def load_ipython_extension(ipython: Any) -> None:
     from nbtrain.magics import load
 
     load(ipython)
-    from nbtrain.dashboard.notebook import register_run_display
+    from nbtrain.dashboard.display import register_run_display
 
     register_run_display(ipython)
 

@@ -2,127 +2,24 @@
 
 This module sits above both `nbtrain.run` (which knows nothing of widgets) and
 `nbtrain.dashboard` (which knows nothing of how training runs): it is the one
-place that puts them together, so neither has to import the other.
+place that puts them together, so neither has to import the other.  Which
+display a training gets is chosen in one place,
+`nbtrain.dashboard.notebook.choose_display`, and built by
+`nbtrain.dashboard.display` (`attach_display`, `progress_for`); `TextStatus`
+lives in `nbtrain.dashboard.text`.  All three are importable from here.
 """
 
 from __future__ import annotations
 
-import sys
-import threading
-from typing import Any, TextIO
+from typing import Any
 
 import keras
 
-from nbtrain.dashboard.notebook import in_notebook, register_run_display
-from nbtrain.engine.progress import format_logs
+from nbtrain.dashboard.display import attach_display, progress_for
+from nbtrain.dashboard.notebook import in_notebook
+from nbtrain.dashboard.text import TextStatus
 from nbtrain.engine.training import FitLoop
 from nbtrain.run import Run
-from nbtrain.run.state import CREATED, FAILED, FINISHED
-from nbtrain.text import batch_fraction, epoch_fraction
-
-
-class TextStatus(keras.callbacks.Callback):
-    """A plain-text display of a Run: a line per change of state and per epoch.
-
-    Used when there is no dashboard (outside a notebook, or before
-    `nbtrain.dashboard` exists).  Lines are written by whichever thread made
-    the change; a lock keeps them whole.
-
-    Args:
-        run: the run to describe (not yet started).
-        stream: where to write (default `sys.stdout`, looked up at each write).
-
-    Example:
-
-    ```python
-    run = nbtrain.Run(model, sequence, epochs=3)
-    TextStatus.for_run(run)
-    run.start()
-    ```
-    """
-
-    def __init__(self, run: Run, stream: TextIO | None = None):
-        super().__init__()
-        self.run = run
-        self._stream = stream
-        self._lock = threading.Lock()
-
-    @classmethod
-    def for_run(cls, run: Run, stream: TextIO | None = None) -> TextStatus:
-        """Make a TextStatus and attach it to `run` (a listener and a callback)."""
-        status = cls(run, stream)
-        run.add_listener(status.on_state)
-        run.add_callback(status)
-        return status
-
-    def _write(self, line: str) -> None:
-        with self._lock:
-            stream = self._stream or sys.stdout
-            stream.write(line + "\n")
-            stream.flush()
-
-    def describe(self) -> str:
-        """The run's state and position in words, e.g. `paused at epoch 2/5, batch 13/100`."""
-        run = self.run
-        text = f"nbtrain: {run.state} at epoch {epoch_fraction(run.epoch, run.epochs)}"
-        if run.state not in (FINISHED, CREATED):
-            text += f", batch {batch_fraction(run.batch, run.steps)}"
-        if run.state == FAILED and run.exception is not None:
-            text += f": {type(run.exception).__name__}: {run.exception}"
-        return text
-
-    def on_state(self, run: Run, old: str, new: str) -> None:
-        """Listener: one line per change of state (the first start is not announced)."""
-        if old == CREATED:
-            return
-        self._write(self.describe())
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        line = f"Epoch {epoch + 1}/{self.run.epochs}"
-        steps, batch = self.run.steps, self.run.batch
-        if steps and batch < steps:  # stopped mid-epoch: the epoch goes on after a resume
-            line += f" (interrupted after {batch}/{steps} batches)"
-        metrics = format_logs(logs)
-        self._write(line + (f" - {metrics}" if metrics else ""))
-
-
-def attach_display(run: Run, display: Any = None) -> Any:
-    """Attach a display to a run that has not started.
-
-    Args:
-        run: the run.
-        display: None: the dashboard in a notebook kernel (a text status until
-            `nbtrain.dashboard` provides `Dashboard.for_run`), a text status
-            elsewhere, nothing on a worker of a multi-worker job other than the
-            chief; True: the dashboard if available, else the text status;
-            False: nothing.
-
-    Returns:
-        The display object, or None.
-
-    Example:
-
-    ```python
-    attach_display(run, display=False)   # None
-    ```
-    """
-    if display is False:
-        return None
-    if display not in (None, True):
-        raise ValueError(f"`display` must be None, True or False, got {display!r}.")
-    if display is None and not getattr(run, "is_chief", True):
-        return None  # the chief shows the job; the other workers run headless
-    if display is True or in_notebook():
-        from nbtrain.dashboard import Dashboard
-
-        register_run_display()
-        mine = [cb for cb in run.callbacks if isinstance(cb, Dashboard)]
-        if mine:  # the user passed a Dashboard in `callbacks`: bind and show that one
-            mine[0].bind(run)
-            mine[0].display()
-            return mine[0]
-        return Dashboard.for_run(run)
-    return TextStatus.for_run(run)
 
 
 def fit(model: Any, x: Any, y: Any = None, *, batch_size: int | None = None, epochs: int = 1,
@@ -226,8 +123,6 @@ def fit_generator(model: Any, generator: Any, steps_per_epoch: int | None = None
     history = nbtrain.fit_generator(model, sequence, epochs=5, workers=2)
     ```
     """
-    from nbtrain.dashboard.notebook import progress_for
-
     progress = progress_for(verbose)
     try:
         loop = FitLoop(model, generator, steps_per_epoch, epochs, verbose, callbacks,

@@ -147,7 +147,7 @@ def test_unload_removes_everything(shell):
 
 
 def test_loading_registers_the_live_view_of_a_run(shell):
-    from nbtrain.dashboard.notebook import _display_run
+    from nbtrain.dashboard.display import _display_run
     from nbtrain.run import Run
 
     formatter = shell.display_formatter.ipython_display_formatter

@@ -1028,7 +1028,7 @@ def test_display_choices(monkeypatch, capsys):
     run = nbtrain.fit(make_model(), Ids(2), display=True)
     assert made == [run]
     run.wait(timeout=TIMEOUT)
-    monkeypatch.setattr("nbtrain.interactive.in_notebook", lambda: True)
+    monkeypatch.setattr("nbtrain.dashboard.notebook.in_notebook", lambda: True)
     run = nbtrain.fit(make_model(), Ids(2))
     assert made[-1] is run
     run.wait(timeout=TIMEOUT)

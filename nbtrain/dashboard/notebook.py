@@ -14,7 +14,9 @@ kernel, or rendered where widgets do not run (GitHub, nbviewer, nbconvert),
 shows the final state.  The widget itself is left in its own output: that is
 the only output a front-end without the widget's model cannot draw.
 
-Nothing here imports ipywidgets or matplotlib.
+It also holds `choose_display`, the one choice between the dashboard, text
+and nothing.  Nothing here imports ipywidgets or matplotlib, nor any other
+module of the dashboard but `format`.
 """
 
 from __future__ import annotations
@@ -51,27 +53,46 @@ def in_notebook() -> bool:
     return not type(shell).__module__.startswith("spyder")  # Spyder's console has no widgets
 
 
-def progress_for(verbose: Any) -> Any:
-    """The progress callback `fit_generator` should use for `verbose`: the
-    dashboard (without controls) for `verbose=1` in a notebook, else the engine's
-    text progress (None for `verbose=0`).
+DASHBOARD = "dashboard"
+TEXT = "text"
+
+
+def choose_display(display: bool | None = None, *, chief: bool = True) -> str | None:
+    """The one choice of how a training is shown: `DASHBOARD`, `TEXT` or None.
+
+    Every display of nbtrain asks it (`nbtrain.fit`, `fit_generator`'s
+    `verbose=1`, a `Dashboard` given to a plain `model.fit`); the builders are in
+    `nbtrain.dashboard.display`.
 
     Args:
-        verbose: 0, 1, 2, `"auto"` (as for `fit_generator`).
+        display: None: the dashboard in a notebook kernel that can show
+            widgets, text elsewhere, nothing when not `chief`; True: the
+            dashboard; False: nothing.
+        chief: False on a worker of a multi-worker job other than the chief
+            (the chief shows the job; the others run headless).
+
+    Returns:
+        `DASHBOARD`, `TEXT` or None.
+
+    Raises:
+        ValueError: `display` is not None, True or False.
 
     Example:
 
     ```python
-    loop = FitLoop(model, data, epochs=5, verbose=verbose, progress=progress_for(verbose))
+    choose_display()          # "text" in a terminal, "dashboard" in JupyterLab
+    choose_display(False)     # None
     ```
     """
-    from nbtrain.engine.progress import make_progress
-
-    if verbose in (1, True, "auto") and in_notebook():
-        from nbtrain.dashboard.widget import Dashboard
-
-        return Dashboard()
-    return make_progress(verbose)
+    if display is False:
+        return None
+    if display not in (None, True):
+        raise ValueError(f"`display` must be None, True or False, got {display!r}.")
+    if display is None and not chief:
+        return None
+    if display is True or in_notebook():
+        return DASHBOARD
+    return TEXT
 
 
 def widget_bundle(model_id: str) -> dict:
@@ -156,35 +177,3 @@ def after_cell(callback: Callable[[Any], None]) -> Callable[[], None]:
 
     shell.events.register("post_run_cell", once)
     return cancel
-
-
-def _display_run(run: Any) -> None:
-    from nbtrain.dashboard.widget import display_run
-
-    display_run(run)
-
-
-def register_run_display(ipython: Any = None) -> None:
-    """Make a `Run` shown as a cell's result (`run` on the last line) display a
-    live dashboard of it.  Registered by type name, so nothing is imported now;
-    idempotent.
-
-    Args:
-        ipython: the shell (default: the current one; nothing happens without one).
-
-    Example:
-
-    ```python
-    register_run_display(get_ipython())
-    ```
-    """
-    if ipython is None:
-        if "IPython" not in sys.modules:
-            return
-        from IPython import get_ipython
-
-        ipython = get_ipython()
-    formatter = getattr(getattr(ipython, "display_formatter", None),
-                        "ipython_display_formatter", None)
-    if formatter is not None:
-        formatter.for_type_by_name("nbtrain.run", "Run", _display_run)

@@ -1,4 +1,4 @@
-"""Notebook detection, the progress choice for fit_generator, raw display bundles."""
+"""Notebook detection, the display choice (and fit_generator's progress), raw display bundles."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 import nbtrain.dashboard
-from nbtrain.dashboard import notebook
+from nbtrain.dashboard import display, notebook
 from nbtrain.engine.progress import TextProgress
 
 
@@ -33,19 +33,19 @@ def test_a_kernel_shell_is_a_notebook(monkeypatch):
 
 
 def test_progress_for(monkeypatch):
-    assert notebook.progress_for(0) is None
-    assert isinstance(notebook.progress_for(1), TextProgress)
-    assert notebook.progress_for(2).verbose == 2
+    assert display.progress_for(0) is None
+    assert isinstance(display.progress_for(1), TextProgress)
+    assert display.progress_for(2).verbose == 2
     monkeypatch.setattr(notebook, "in_notebook", lambda: True)
-    dashboard = notebook.progress_for(1)
+    dashboard = display.progress_for(1)
     try:
         assert isinstance(dashboard, nbtrain.dashboard.Dashboard)
         assert dashboard.run is None and dashboard.view.controls.layout.display == "none"
     finally:
         dashboard.close()
-    assert notebook.progress_for(2).verbose == 2  # one line per epoch stays text
+    assert display.progress_for(2).verbose == 2  # one line per epoch stays text
     with pytest.raises(ValueError):
-        notebook.progress_for(3)
+        display.progress_for(3)
 
 
 def test_bundles():

@@ -206,7 +206,7 @@ def test_memory_constant_in_the_number_of_batches(make, clock):
         for batch in range(batches):
             dashboard.on_train_batch_end(batch, {"loss": 1.0 / (batch + 1), "acc": 0.5})
         dashboard.on_epoch_end(1, {"loss": 0.1, "acc": 0.5})
-        dashboard._update(force=True)
+        dashboard.presenter.update(force=True)
         gc.collect()
         after = tracemalloc.get_traced_memory()[0]
         tracemalloc.stop()
@@ -445,7 +445,7 @@ def test_display_run_of_a_running_run_without_a_dashboard(cell):
     run.epoch, run.batch, run.steps = 2, 3, 10
     dashboard = display_run(run)
     try:
-        assert dashboard._late and run.callbacks == []
+        assert dashboard.controls.follows_history and run.callbacks == []
         assert dashboard.tracker.metrics["loss"].best == 1.5
         assert dashboard.view.epoch_counter.value == "epoch 3 / 5"
         assert dashboard.view.batch_counter.value.startswith("batch 3/10")

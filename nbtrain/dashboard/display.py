@@ -1,0 +1,118 @@
+"""Which display a training gets, made in one place.
+
+`notebook.choose_display` decides (the dashboard, plain text or nothing), as
+tqdm.auto and TensorBoard's notebook context do; the functions here build
+what it chose:
+
+- `attach_display(run, display)`: `nbtrain.fit`'s display of a Run;
+- `progress_for(verbose)`: `nbtrain.fit_generator`'s progress callback;
+- `register_run_display`: a `Run` shown as a cell's result shows a dashboard.
+
+(`Dashboard.on_train_begin`, for a Dashboard given to a plain `model.fit`,
+asks the same chooser.)  Nothing here imports ipywidgets until a dashboard is
+made.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from nbtrain.dashboard import notebook
+
+
+def attach_display(run: Any, display: Any = None) -> Any:
+    """Attach a display to a run that has not started.
+
+    Args:
+        run: the run.
+        display: None: the dashboard in a notebook kernel, a text status
+            elsewhere, nothing on a worker of a multi-worker job other than the
+            chief; True: the dashboard; False: nothing.
+
+    Returns:
+        The display object (`Dashboard` or `TextStatus`), or None.
+
+    Raises:
+        ValueError: `display` is not None, True or False.
+
+    Example:
+
+    ```python
+    attach_display(run, display=False)   # None
+    ```
+    """
+    kind = notebook.choose_display(display, chief=getattr(run, "is_chief", True))
+    if kind is None:
+        return None
+    if kind == notebook.TEXT:
+        from nbtrain.dashboard.text import TextStatus
+
+        return TextStatus.for_run(run)
+    from nbtrain.dashboard.widget import Dashboard
+
+    register_run_display()
+    mine = [cb for cb in run.callbacks if isinstance(cb, Dashboard)]
+    if mine:  # the user passed a Dashboard in `callbacks`: bind and show that one
+        mine[0].bind(run)
+        mine[0].display()
+        return mine[0]
+    return Dashboard.for_run(run)
+
+
+def progress_for(verbose: Any) -> Any:
+    """The progress callback `fit_generator` should use for `verbose`: the
+    dashboard (without controls) for `verbose=1` in a notebook, else the engine's
+    text progress (None for `verbose=0`).
+
+    Args:
+        verbose: 0, 1, 2, `"auto"` (as for `fit_generator`).
+
+    Example:
+
+    ```python
+    loop = FitLoop(model, data, epochs=5, verbose=verbose, progress=progress_for(verbose))
+    ```
+    """
+    from nbtrain.engine.progress import make_progress
+
+    if verbose in (1, True, "auto") and notebook.choose_display() == notebook.DASHBOARD:
+        from nbtrain.dashboard.widget import Dashboard
+
+        return Dashboard()
+    return make_progress(verbose)
+
+
+def _display_run(run: Any) -> None:
+    from nbtrain.dashboard.widget import display_run
+
+    display_run(run)
+
+
+def register_run_display(ipython: Any = None) -> None:
+    """Make a `Run` shown as a cell's result (`run` on the last line) display a
+    live dashboard of it.  Registered by type name, so nothing is imported now;
+    idempotent.
+
+    Args:
+        ipython: the shell (default: the current one; nothing happens without one).
+
+    Example:
+
+    ```python
+    register_run_display(get_ipython())
+    ```
+    """
+    if ipython is None:
+        if "IPython" not in sys.modules:
+            return
+        from IPython import get_ipython
+
+        ipython = get_ipython()
+    formatter = getattr(getattr(ipython, "display_formatter", None),
+                        "ipython_display_formatter", None)
+    if formatter is not None:
+        formatter.for_type_by_name("nbtrain.run", "Run", _display_run)
+
+
+__all__ = ["attach_display", "progress_for", "register_run_display"]

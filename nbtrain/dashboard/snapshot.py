@@ -1,0 +1,61 @@
+"""`Snapshot`: the static copy of a dashboard written into its cell's outputs.
+
+Every time a dashboard is displayed it makes three outputs (see
+`nbtrain.dashboard.notebook`): the live widget, then the table and the plot
+snapshots, empty while training.  When the run ends, `write` fills the
+snapshots of every displayed view with the final table (`text/html` and
+`text/plain`) and plot (`image/png`), so a saved notebook shows the final
+state without a kernel; `clear` empties them when training goes on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from nbtrain.dashboard import format as fmt
+from nbtrain.dashboard import notebook
+
+
+class Snapshot:
+    """The displayed outputs of one dashboard and its last plot image.
+
+    Attributes:
+        outputs: the display ids of each time it was displayed.
+        png: the last plot rendered (None before the first).
+    """
+
+    def __init__(self) -> None:
+        self.outputs: list[notebook.Outputs] = []
+        self.png: bytes | None = None
+
+    def bundles(self, state: str, progress: str, rows: list, messages: Iterable,
+                names: str) -> tuple[dict, dict | None]:
+        """The table and plot mime bundles for the snapshot."""
+        messages = list(messages)
+        table = {"text/html": fmt.snapshot_html(state, progress, rows, messages),
+                 "text/plain": fmt.snapshot_text(state, progress, rows, messages)}
+        plot = None
+        if self.png is not None:
+            plot = notebook.png_bundle(self.png, f"<nbtrain plot: {names}>")
+        return table, plot
+
+    def show(self, model_id: str, table: dict | None, plot: dict | None) -> bool:
+        """Display the widget `model_id` and the snapshot outputs in the current cell;
+        False where there is nowhere to display (no IPython)."""
+        outputs = notebook.show_dashboard(model_id, table, plot)
+        if outputs.view is None:
+            return False
+        self.outputs.append(outputs)
+        return True
+
+    def write(self, table: dict | None, plot: dict | None) -> None:
+        """Fill every displayed view's snapshot outputs."""
+        for outputs in self.outputs:
+            notebook.update_snapshot(outputs, table, plot)
+
+    def clear(self) -> None:
+        """Empty them (training goes on)."""
+        self.write(None, None)
+
+
+__all__ = ["Snapshot"]

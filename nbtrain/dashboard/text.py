@@ -1,0 +1,86 @@
+"""`TextStatus`: the plain-text display of a Run, where there is no dashboard.
+
+A line per change of state and per epoch, e.g.
+`nbtrain: paused at epoch 2/5, batch 13/100`; chosen by
+`nbtrain.dashboard.display.attach_display` outside a notebook.  No widgets.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import Any, TextIO
+
+import keras
+
+from nbtrain.engine.progress import format_logs
+from nbtrain.run.state import CREATED, FAILED, FINISHED
+from nbtrain.text import batch_fraction, epoch_fraction
+
+
+class TextStatus(keras.callbacks.Callback):
+    """A plain-text display of a Run: a line per change of state and per epoch.
+
+    Used when there is no dashboard (outside a notebook, or before
+    `nbtrain.dashboard` exists).  Lines are written by whichever thread made
+    the change; a lock keeps them whole.
+
+    Args:
+        run: the run to describe (not yet started).
+        stream: where to write (default `sys.stdout`, looked up at each write).
+
+    Example:
+
+    ```python
+    run = nbtrain.Run(model, sequence, epochs=3)
+    TextStatus.for_run(run)
+    run.start()
+    ```
+    """
+
+    def __init__(self, run: Any, stream: TextIO | None = None):
+        super().__init__()
+        self.run = run
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    @classmethod
+    def for_run(cls, run: Any, stream: TextIO | None = None) -> TextStatus:
+        """Make a TextStatus and attach it to `run` (a listener and a callback)."""
+        status = cls(run, stream)
+        run.add_listener(status.on_state)
+        run.add_callback(status)
+        return status
+
+    def _write(self, line: str) -> None:
+        with self._lock:
+            stream = self._stream or sys.stdout
+            stream.write(line + "\n")
+            stream.flush()
+
+    def describe(self) -> str:
+        """The run's state and position in words, e.g. `paused at epoch 2/5, batch 13/100`."""
+        run = self.run
+        text = f"nbtrain: {run.state} at epoch {epoch_fraction(run.epoch, run.epochs)}"
+        if run.state not in (FINISHED, CREATED):
+            text += f", batch {batch_fraction(run.batch, run.steps)}"
+        if run.state == FAILED and run.exception is not None:
+            text += f": {type(run.exception).__name__}: {run.exception}"
+        return text
+
+    def on_state(self, run: Any, old: str, new: str) -> None:
+        """Listener: one line per change of state (the first start is not announced)."""
+        if old == CREATED:
+            return
+        self._write(self.describe())
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        line = f"Epoch {epoch + 1}/{self.run.epochs}"
+        steps, batch = self.run.steps, self.run.batch
+        if steps and batch < steps:  # stopped mid-epoch: the epoch goes on after a resume
+            line += f" (interrupted after {batch}/{steps} batches)"
+        metrics = format_logs(logs)
+        self._write(line + (f" - {metrics}" if metrics else ""))
+
+
+__all__ = ["TextStatus"]

@@ -1,0 +1,109 @@
+"""The seams of the layout: run states and their transitions, the one wait helper,
+the shared text, the one display choice, the rate meter, and the layout check."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from nbtrain.dashboard import notebook
+from nbtrain.run.state import ENDED, STATES, TRANSITIONS, State, check_transition
+from nbtrain.run.waiting import Deadline, join, wait_until
+from nbtrain.text import batch_fraction, epoch_fraction, format_duration
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_a_state_is_its_name():
+    state = State.PAUSED
+    assert state == "paused" and f"{state}" == "paused" and str(state) == "paused"
+    assert repr(state) == "'paused'" and json.dumps(state) == '"paused"'
+    assert {"paused": 1}[state] == 1
+    assert STATES == ("created", "running", "paused", "stopping", "stopped", "finished", "failed")
+    assert "stopped" in ENDED and "running" not in ENDED
+
+
+def test_transitions_are_the_diagram():
+    assert check_transition("running", "paused") is State.PAUSED
+    for old, new in [("created", "paused"), ("failed", "running"), ("stopping", "running"),
+                     ("created", "stopped")]:
+        with pytest.raises(ValueError, match=f"from '{old}' to '{new}'"):
+            check_transition(old, new)
+    with pytest.raises(ValueError):
+        check_transition("running", "sleeping")
+    assert TRANSITIONS[State.FAILED] == frozenset()
+    assert set(TRANSITIONS) == set(State)
+
+
+def test_wait_until_returns_when_notified_and_times_out_with_its_message():
+    cond = threading.Condition()
+    flag = []
+
+    def later():
+        with cond:
+            flag.append(1)
+            cond.notify_all()
+
+    timer = threading.Timer(0.05, later)
+    timer.start()
+    with cond:
+        wait_until(cond, lambda: bool(flag), Deadline(10))
+    timer.join()
+    with cond, pytest.raises(TimeoutError, match="still waiting after 0.05 s"):
+        wait_until(cond, lambda: False, Deadline(0.05), lambda: "still waiting after 0.05 s")
+    assert Deadline(None).remaining() is None
+
+
+def test_join_honours_the_deadline():
+    release = threading.Event()
+    thread = threading.Thread(target=release.wait)
+    thread.start()
+    with pytest.raises(TimeoutError, match="still ending after 0.05 s"):
+        join(thread, Deadline(0.05))
+    release.set()
+    join(thread, Deadline(10))
+    assert not thread.is_alive()
+
+
+def test_shared_text():
+    assert format_duration(83) == "1:23" and format_duration(3723) == "1:02:03"
+    assert format_duration(None) == format_duration(float("nan")) == "–"
+    assert epoch_fraction(2, 5) == "3/5" and epoch_fraction(5, 5) == "5/5"
+    assert batch_fraction(13, 100) == "13/100" and batch_fraction(0, None) == "0/?"
+
+
+def test_one_display_choice(monkeypatch):
+    assert notebook.choose_display(False) is None
+    assert notebook.choose_display(True) == notebook.DASHBOARD
+    assert notebook.choose_display() == notebook.TEXT  # not a notebook here
+    assert notebook.choose_display(None, chief=False) is None
+    assert notebook.choose_display(True, chief=False) == notebook.DASHBOARD
+    with pytest.raises(ValueError, match="`display` must be None, True or False"):
+        notebook.choose_display("yes")
+    monkeypatch.setattr(notebook, "in_notebook", lambda: True)
+    assert notebook.choose_display() == notebook.DASHBOARD
+
+
+def test_rate_meter():
+    from nbtrain.dashboard.presenter import RateMeter
+
+    meter = RateMeter()
+    assert meter.measure(0.0, 0) is None  # the first call marks the start
+    meter.set_active(True, now=0.0)
+    assert meter.measure(0.0, 0) is None
+    assert meter.measure(1.0, 50) == 50.0
+    assert meter.measure(2.0, 150) == pytest.approx(0.6 * 50 + 0.4 * 100)
+    meter.set_active(False, now=3.0)
+    assert meter.elapsed_at(10.0) == 3.0
+    assert meter.measure(11.0, 999, active=False) == pytest.approx(70.0)  # kept while stopped
+
+
+def test_layout_has_no_cycle_no_large_class_no_private_reach():
+    out = subprocess.run([sys.executable, str(ROOT / "tools" / "check_layout.py")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
