@@ -37,6 +37,7 @@ from typing import Any, Callable, Iterator
 
 import keras
 
+from nbtrain import _kernel_events as kernel_events
 from nbtrain.data import adapt_training_data, adapt_validation_data, is_sequence, sequence_length
 from nbtrain.engine import FitLoop
 
@@ -672,7 +673,8 @@ class Run:
                     remaining = _remaining(deadline)
                     if remaining == 0:
                         raise TimeoutError(f"The run is still {self._state} after {timeout} s.")
-                    self._cond.wait(_POLL if remaining is None else min(_POLL, remaining))
+                    # Widget messages (the dashboard's buttons) are handled meanwhile.
+                    kernel_events.wait(self._cond, _POLL if remaining is None else min(_POLL, remaining))
                 ended = [t for t in self._threads if t is not self._thread or not self._pass_active]
             for thread in ended:
                 _join(thread, deadline, timeout)
