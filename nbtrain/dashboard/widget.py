@@ -22,6 +22,7 @@ import keras
 
 from nbtrain.dashboard import format as fmt
 from nbtrain.dashboard import notebook
+from nbtrain.dashboard.cell import CellControls
 from nbtrain.dashboard.plot import PlotRenderer
 from nbtrain.dashboard.throttle import Throttle
 from nbtrain.dashboard.tracker import MetricTracker
@@ -119,6 +120,7 @@ class Dashboard(keras.callbacks.Callback):
         self._cancel_cell_hook = None
         self._remove_listener = None
         self._late = False  # bound to a run it is not a callback of
+        self._cell: CellControls | None = None  # controls of a fit on the cell's thread
 
     # -- construction ---------------------------------------------------------------------
 
@@ -176,6 +178,9 @@ class Dashboard(keras.callbacks.Callback):
         self.view.close()
 
     def _release_hooks(self) -> None:
+        if self._cell is not None:
+            self._cell.release()
+            self._cell = None
         if self._warnings is not None:
             self._warnings.release()
             self._warnings = None
@@ -447,6 +452,8 @@ class Dashboard(keras.callbacks.Callback):
                     and threading.current_thread() is threading.main_thread()):
                 self._cancel_cell_hook = notebook.after_cell(self._after_cell)
             self.set_state("running")
+            if self.outputs and self._cell is None:
+                self._cell = CellControls.attach(self)
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         if self._text is not None:
@@ -462,6 +469,8 @@ class Dashboard(keras.callbacks.Callback):
         if self._text is not None:
             return self._text.on_train_batch_end(batch, logs)
         self.tracker.batch_end(batch, logs)
+        if self._cell is not None:
+            self._cell.on_batch()  # the buttons' clicks, handled from the busy cell
         if self._flush_next:  # a pause or stop was asked during this batch: show it all
             self._flush_next = False
             self._update(force=True)
