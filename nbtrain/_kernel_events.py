@@ -43,7 +43,7 @@ from typing import Any
 COMM_TYPES = frozenset({"comm_open", "comm_msg", "comm_close"})
 SLICE = 0.02
 """Seconds a blocking wait pumps at a time before it checks its own condition again."""
-POLL_INTERVAL = 0.05
+POLL_INTERVAL = 0.02
 """`poll()` reads the socket at most this often (seconds): a batch hook may call it
 every batch."""
 
