@@ -571,4 +571,5 @@ class Notebook7(Notebook):
 
         expect(self.page.locator(".jp-NotebookKernelStatus")).to_have_count(1, timeout=timeout)
         expect(self.indicator).to_have_attribute("data-status", "idle", timeout=timeout)
-        expect(self.page.locator(".jp-Toolbar")).to_contain_text("Python 3", timeout=timeout)
+        expect(self.page.locator(".jp-NotebookPanel-toolbar")).to_contain_text("Python 3",
+                                                                  timeout=timeout)
