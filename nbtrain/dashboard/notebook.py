@@ -53,7 +53,8 @@ def in_notebook() -> bool:
 
 def progress_for(verbose: Any) -> Any:
     """The progress callback `fit_generator` should use for `verbose`: the
-    dashboard (without controls) for `verbose=1` in a notebook, else the engine's
+    dashboard for `verbose=1` in a notebook (with Pause/Resume and Stop when the
+    busy cell can handle widget messages, see `nbtrain.dashboard.cell`), else the engine's
     text progress (None for `verbose=0`).
 
     Args:
