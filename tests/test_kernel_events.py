@@ -38,7 +38,9 @@ with cond:
     while not clicked.is_set() and time.monotonic() - started < 60:
         _kernel_events.wait(cond, 0.1)
 order.append("busy-end")
-print("waited", round(time.monotonic() - started, 3), "events", _kernel_events.current() is not None)
+events = _kernel_events.current()
+print("waited", round(time.monotonic() - started, 3), "events", events is not None,
+      "deferred", events and events.deferred)
 """
 
 
@@ -109,6 +111,8 @@ def test_comm_handled_in_busy_cell_and_queued_cells_run_after_in_order(kernel):
 
     got = replies(kernel, [busy, second, info, third])
     latency = time.monotonic() - clicked_at
+    # The three requests sent before the click went through the busy cell's pump.
+    assert "deferred 3" in output_of(kernel, busy)
     assert [r["parent_header"]["msg_id"] for r in got] == [busy, second, info, third]
     assert all(r["content"]["status"] == "ok" for r in got), [r["content"] for r in got]
     counts = [got[0]["content"]["execution_count"], got[1]["content"]["execution_count"],
@@ -152,3 +156,23 @@ def test_no_kernel_means_plain_waits():
     started = time.monotonic()
     _kernel_events.sleep(0.05)
     assert time.monotonic() - started >= 0.05
+
+
+def test_interrupt_in_busy_cell_aborts_queued_cells_as_jupyter_does(kernel):
+    """Ctrl-C (an interrupt) reaches a cell pumping widget messages; the cells
+    queued meanwhile are aborted, as after any failed cell, and the next runs."""
+    output_of(kernel, kernel.execute(SETUP))
+    busy = kernel.execute(BUSY)
+    while True:
+        msg = kernel.get_iopub_msg(timeout=30)
+        if msg["parent_header"].get("msg_id") == busy and msg["msg_type"] == "execute_input":
+            break
+    queued = kernel.execute("order.append('queued')")
+    time.sleep(0.5)  # lets the pump take the queued request (aborted either way: no event to wait on)
+    kernel.parent.interrupt_kernel()
+    got = replies(kernel, [busy, queued])
+    assert got[0]["content"]["status"] == "error"
+    assert got[0]["content"]["ename"] == "KeyboardInterrupt"
+    assert got[1]["content"]["status"] == "aborted"
+    check = kernel.execute("print(order)")
+    assert output_of(kernel, check).strip() == str(["busy-start"])
