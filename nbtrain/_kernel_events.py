@@ -98,8 +98,11 @@ class KernelEvents:
             return 0
         self._pumping = True
         try:
-            if not self._socket.poll(max(0, int(timeout * 1000)), self._zmq.POLLIN):
-                return 0
+            if timeout > 0:
+                if not self._socket.poll(int(timeout * 1000), self._zmq.POLLIN):
+                    return 0
+            elif not self._socket.getsockopt(self._zmq.EVENTS) & self._zmq.POLLIN:
+                return 0  # a cheaper look than poll(0), which builds a Poller
             handled = 0
             while True:
                 try:
