@@ -58,8 +58,8 @@ class CellControls:
         return None if events is None else cls(dashboard, events)
 
     def _show(self) -> None:
-        with self.dashboard._lock:
-            self.dashboard.view.set_controls(_ALLOWED.get(self.state, frozenset()), self.state)
+        # Clicks and training share the cell's thread: nothing else changes these widgets.
+        self.dashboard.view.set_controls(_ALLOWED.get(self.state, frozenset()), self.state)
 
     def _set(self, state: str) -> None:
         self.state = state
