@@ -53,6 +53,9 @@ def pause_resume_stop(dashboard: Dashboard, busy: list) -> dict[str, float]:
     """Pause (the counters hold), Resume (they move), Stop, while every cell of
     `busy` stays busy; return the latencies."""
     latencies = {}
+    # A dashboard's first plot builds its matplotlib figure (hundreds of ms on a loaded
+    # machine), on the thread that trains: clicks are measured once it has drawn.
+    dashboard.wait_plot(timeout=START)
     dashboard.wait_advance(dashboard.position())
     latencies["pause"] = timed_click(dashboard, dashboard.pause, "paused")
     assert all(cell_busy(cell) for cell in busy), "the cells were not busy during the click"
@@ -101,9 +104,13 @@ def test_buttons_while_a_cell_waits(page, lab, screenshot):
     expect(second.batch_counter).to_contain_text(f"/{STEPS}", timeout=START)
     second.wait_advance(second.position())
     expect(dashboard.continue_).to_be_enabled()
+    before = dashboard.plot_source()
     latencies["continue"] = timed_click(dashboard, dashboard.continue_, "running")
     assert cell_busy(second_cell), "the cell was not busy during the click"
     dashboard.wait_advance(dashboard.position(), timeout=15_000)
+    # An ended run let its figure go; the first render after Continue builds a new one
+    # while holding the dashboard's lock, which a click's state change then waits for.
+    dashboard.wait_new_plot(before)
     latencies["stop (continued run)"] = timed_click(dashboard, dashboard.stop, "stopping|stopped")
     latencies["stop (second run)"] = timed_click(second, second.stop, "stopping|stopped")
     second_done = wait_cell_done(second_cell, timeout=30_000)
