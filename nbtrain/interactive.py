@@ -92,8 +92,10 @@ def fit_generator(model: Any, generator: Any, steps_per_epoch: int | None = None
     `fit_generator`), blocking until done.
 
     The loop is `nbtrain.engine.fit_generator`; in a notebook `verbose=1`
-    shows the live dashboard (without controls: the cell is busy), elsewhere a
-    text progress bar.
+    shows the live dashboard, elsewhere a text progress bar.  On ipykernel 7
+    its Pause/Resume and Stop work although the cell is busy: Pause holds
+    between batches, Stop ends training after the current batch and this call
+    returns the History.
 
     Args:
         model: a compiled `keras.Model`.

@@ -62,7 +62,8 @@ def attach_display(run: Any, display: Any = None) -> Any:
 
 def progress_for(verbose: Any) -> Any:
     """The progress callback `fit_generator` should use for `verbose`: the
-    dashboard (without controls) for `verbose=1` in a notebook, else the engine's
+    dashboard for `verbose=1` in a notebook (with Pause/Resume and Stop when the
+    busy cell can handle widget messages, see `nbtrain.dashboard.cell`), else the engine's
     text progress (None for `verbose=0`).
 
     Args:

@@ -28,6 +28,7 @@ from typing import Any
 import keras
 
 from nbtrain.dashboard import notebook
+from nbtrain.dashboard.cell import CellControls
 from nbtrain.dashboard.controls import RunControls
 from nbtrain.dashboard.presenter import Presenter
 from nbtrain.dashboard.throttle import Throttle
@@ -79,6 +80,9 @@ class _Live:
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         presenter = self.presenter
         presenter.tracker.batch_end(batch, logs)
+        cell = self.dashboard.cell_controls
+        if cell is not None:
+            cell.on_batch()  # the buttons' clicks, handled from the busy cell
         if presenter.flush_next:  # a pause or stop was asked during this batch: show it all
             presenter.flush_next = False
             presenter.update(force=True)
@@ -140,6 +144,7 @@ class Dashboard(keras.callbacks.Callback):
         self._hooks: Any = _Live(self)  # or the text progress outside a notebook
         self._warnings: _WarningCapture | None = None
         self._cancel_cell_hook = None
+        self._cell: CellControls | None = None  # controls of a fit on the cell's thread
 
     # -- the parts, as attributes -----------------------------------------------------
 
@@ -193,6 +198,11 @@ class Dashboard(keras.callbacks.Callback):
         """The Run its controls are bound to, or None."""
         return self.controls.run if self.controls is not None else None
 
+    @property
+    def cell_controls(self) -> CellControls | None:
+        """The controls of a training on the cell's own thread (a blocking fit), or None."""
+        return self._cell
+
     # -- construction ---------------------------------------------------------------------
 
     @classmethod
@@ -239,6 +249,9 @@ class Dashboard(keras.callbacks.Callback):
         self.view.close()
 
     def _release_hooks(self) -> None:
+        if self._cell is not None:
+            self._cell.release()
+            self._cell = None
         if self._warnings is not None:
             self._warnings.release()
             self._warnings = None
@@ -317,6 +330,8 @@ class Dashboard(keras.callbacks.Callback):
                     and threading.current_thread() is threading.main_thread()):
                 self._cancel_cell_hook = notebook.after_cell(self._after_cell)
             self.set_state(RUNNING)
+            if self.outputs and self._cell is None:
+                self._cell = CellControls.attach(self)
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._hooks.on_epoch_begin(epoch, logs)

@@ -14,6 +14,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from nbtrain import kernel_events as kernel_events
+
 POLL = 0.1
 """Seconds between checks while blocking in the caller's thread (keeps Ctrl-C live)."""
 
@@ -41,8 +43,12 @@ class Deadline:
 
 
 def wait_slice(cond: threading.Condition, seconds: float) -> None:
-    """Wait on `cond` (held) for at most `seconds`: one slice of a longer wait."""
-    cond.wait(seconds)
+    """Wait on `cond` (held) for at most `seconds`: one slice of a longer wait.
+
+    In a Jupyter kernel's busy cell the wait handles the kernel's widget
+    messages meanwhile, so the dashboard's buttons work (`nbtrain.kernel_events`).
+    """
+    kernel_events.wait(cond, seconds)
 
 
 def wait_until(cond: threading.Condition, predicate: Callable[[], bool],

@@ -145,6 +145,13 @@ class JupyterLab:
         self.process: subprocess.Popen | None = None
         self._workspaces = 0
 
+    module = "jupyterlab"
+    """The front-end application the server runs (`python -m <module>`)."""
+
+    def extra_arguments(self) -> list[str]:
+        """Command-line options a subclass adds for its application."""
+        return []
+
     def start(self, timeout: float = 90.0, attempts: int = 3) -> None:
         """Start the server and wait until it answers (on another free port if it
         exits at once, e.g. because another process took the port meanwhile)."""
@@ -172,7 +179,7 @@ class JupyterLab:
         )
         env.pop("JUPYTER_PATH", None)
         command = [
-            sys.executable, "-m", "jupyterlab",
+            sys.executable, "-m", self.module,
             "--no-browser",
             "--ServerApp.ip=127.0.0.1",
             f"--ServerApp.port={self.port}",
@@ -189,6 +196,7 @@ class JupyterLab:
             "--MappingKernelManager.cull_interval=60",
             "--MappingKernelManager.cull_connected=True",
             "--ServerApp.shutdown_no_activity_timeout=1200",
+            *self.extra_arguments(),
         ]
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL,
@@ -486,3 +494,82 @@ class Dashboard:
                     && {natural: [img.naturalWidth, img.naturalHeight],
                         shown: [box.width, box.height]};
             }""", arg=self.plot.element_handle(), timeout=timeout).json_value()
+
+
+# -- busy cells and Jupyter Notebook 7 ----------------------------------------------------
+
+_PROMPT_BUSY_JS = "(prompt) => prompt.textContent.trim() === '[*]:'"
+
+
+def start_cell(notebook: Notebook, cell: Any) -> None:
+    """Submit one cell (Ctrl+Enter in its editor) without waiting for it: it runs
+    at once, or is queued behind a busy cell; its prompt shows `[*]` either way."""
+    cell.locator(".jp-InputArea-editor").click()
+    notebook.page.keyboard.press("Control+Enter")
+    notebook.page.wait_for_function(_PROMPT_BUSY_JS,
+                                    arg=cell.locator(".jp-InputPrompt").element_handle())
+
+
+def cell_busy(cell: Any) -> bool:
+    """The cell is executing or queued (its prompt shows `[*]`)."""
+    return cell.locator(".jp-InputPrompt").text_content().strip() == "[*]:"
+
+
+def wait_cell_done(cell: Any, timeout: float = 60_000) -> int:
+    """Wait until the cell has an execution count; return it."""
+    prompt = cell.locator(".jp-InputPrompt")
+    cell.page.wait_for_function(
+        "(prompt) => /^\\[\\d+\\]:$/.test(prompt.textContent.trim())",
+        arg=prompt.element_handle(), timeout=timeout)
+    return int(re.search(r"\d+", prompt.text_content())[0])
+
+
+def timed_click(dashboard: Dashboard, button: Any, states: str, timeout: float = 10_000) -> float:
+    """Click `button` and return the seconds from the click (the page's own click
+    event) to the state badge showing one of `states` (`"stopping|stopped"`),
+    both read from the page's clock by a MutationObserver."""
+    handle = dashboard.page.evaluate_handle(
+        """([button, badge, states]) => {
+            const pattern = new RegExp(`(^|\\\\s)nbtrain-state-(${states})(\\\\s|$)`);
+            const times = {clicked: null, seen: null};
+            button.addEventListener('click', () => { times.clicked = performance.now(); },
+                                    {capture: true, once: true});
+            const observer = new MutationObserver(() => {
+                if (times.clicked !== null && pattern.test(badge.className)) {
+                    times.seen = performance.now();
+                    observer.disconnect();
+                }
+            });
+            observer.observe(badge, {attributes: true, attributeFilter: ['class']});
+            return times;
+        }""", [button.element_handle(), dashboard.state.element_handle(), states])
+    button.click()
+    dashboard.page.wait_for_function("(times) => times.seen !== null", arg=handle,
+                                     timeout=timeout)
+    return handle.evaluate("(times) => (times.seen - times.clicked) / 1000")
+
+
+class JupyterNotebook(JupyterLab):
+    """`jupyter notebook` (Notebook 7, the `notebook` package) from this
+    environment, set up as `JupyterLab` is; notebooks open in its own UI."""
+
+    module = "notebook"
+
+    def extra_arguments(self) -> list[str]:
+        return [f"--JupyterNotebookApp.app_settings_dir={self.root / 'app-settings'}"]
+
+    def notebook_url(self, name: str) -> str:
+        return f"{self.base}/notebooks/{name}?token={self.token}"
+
+
+class Notebook7(Notebook):
+    """A notebook open in Notebook 7's UI: the same notebook widgets as JupyterLab,
+    with the kernel's status in the toolbar instead of a status bar."""
+
+    def wait_kernel_idle(self, timeout: float = 60_000) -> None:
+        from playwright.sync_api import expect
+
+        expect(self.page.locator(".jp-NotebookKernelStatus")).to_have_count(1, timeout=timeout)
+        expect(self.indicator).to_have_attribute("data-status", "idle", timeout=timeout)
+        expect(self.page.locator(".jp-NotebookPanel-toolbar")).to_contain_text("Python 3",
+                                                                  timeout=timeout)

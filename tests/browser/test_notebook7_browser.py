@@ -1,0 +1,172 @@
+"""The dashboard's basic flow in Jupyter Notebook 7's own UI (the `notebook`
+package), not only in JupyterLab: it renders and updates, and Pause, Resume,
+Stop and Continue steer the kernel's `Run`; Pause and Stop also while a cell
+waits in `run.wait()`.
+
+Notebook 7 is built from JupyterLab's components (same notebook widgets, same
+widget manager), under its own application and page; its server runs as
+`python -m notebook` with the settings of `JupyterLab` (see browser_helpers).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from browser_helpers import (
+    Dashboard,
+    JupyterNotebook,
+    Notebook7,
+    Status,
+    cell_busy,
+    start_cell,
+    timed_click,
+    wait_cell_done,
+)
+
+try:
+    from playwright.sync_api import expect
+except ImportError:  # the fixtures skip, or fail under NBTRAIN_REQUIRE_BROWSER=1, and say why
+    expect = None
+
+HERE = Path(__file__).resolve().parent
+START = 180_000
+STEPS = 40
+STATUS = re.compile(r"^status\(run\)$")
+
+
+@pytest.fixture(scope="module")
+def notebook7(artifacts: Path) -> Iterator[JupyterNotebook]:
+    """`jupyter notebook` serving a temporary copy of the test notebooks; shut
+    down (with every kernel) at the end, and no process below it may remain."""
+    try:
+        import notebook  # noqa: F401
+    except ImportError:
+        hint = "install the test extras: `pip install -e '.[test]'` (the `notebook` package)"
+        if os.environ.get("NBTRAIN_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"Jupyter Notebook 7 is not installed ({hint}); "
+                        "NBTRAIN_REQUIRE_BROWSER=1 requires the browser tests", pytrace=False)
+        pytest.skip(f"browser tests skipped: Jupyter Notebook 7 is not installed; {hint}")
+    root = Path(tempfile.mkdtemp(prefix="browser_nb7_"))
+    server = JupyterNotebook(root, sorted(HERE.glob("dashboard_test.ipynb")))
+    left: list[str] = []
+    try:
+        server.start()
+        yield server
+    finally:
+        left = server.stop()
+        if server.log_path.exists():
+            shutil.copy(server.log_path, artifacts / "notebook7-server.log")
+        shutil.rmtree(root, ignore_errors=True)
+    assert not left, f"processes outlived the Notebook 7 server (killed): {left}"
+
+
+@pytest.fixture
+def nb7_page(browser: Any, notebook7: JupyterNotebook, artifacts: Path, request) -> Iterator[Any]:
+    """A page in a new browser context (as conftest's `page`, for the Notebook 7 server)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    console: list[str] = []
+    page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
+    page.on("pageerror", lambda error: console.append(f"pageerror: {error}"))
+    name = request.node.name
+    left: list[str] = []
+    try:
+        yield page
+    finally:
+        report = getattr(request.node, "rep_call", None)
+        try:
+            if report is None or report.failed:
+                page.screenshot(path=artifacts / f"{name}-failure.png")
+        finally:
+            (artifacts / f"{name}-console.log").write_text("\n".join(console) + "\n")
+            context.close()
+            left = notebook7.shutdown_kernels()
+    assert not left, f"kernel processes outlived their shutdown (killed): {left}"
+
+
+def test_dashboard_flow_in_notebook7(nb7_page, notebook7, screenshot):
+    page = nb7_page
+    notebook = Notebook7(page, notebook7, "dashboard_test.ipynb").open()
+    assert page.url.startswith(f"{notebook7.base}/notebooks/"), page.url  # Notebook 7's page
+    expect(page.locator("#jp-main-statusbar")).to_have_count(0)  # not JupyterLab's shell
+    notebook.run_all()
+    fit_cell = notebook.cell_with("nbtrain.fit(")
+    status_cell = notebook.cell_with(STATUS)
+    dashboard = Dashboard(fit_cell)
+
+    # Render: header, bars, table, a plot with a size, enabled controls.
+    expect(dashboard.root).to_be_visible(timeout=START)
+    notebook.wait_all_executed(timeout=START)
+    dashboard.expect_state("running")
+    expect(dashboard.batch_counter).to_contain_text(f"/{STEPS}", timeout=START)
+    for bar in (dashboard.epoch_bar, dashboard.batch_bar):
+        expect(bar).to_be_visible()
+    table = dashboard.metrics.locator("table.nbtrain-table")
+    expect(table).to_be_visible(timeout=START)
+    expect(table.locator("tbody tr", has_text="loss")).to_have_count(1)
+    plot = dashboard.wait_plot(timeout=START)
+    assert min(plot["natural"]) > 0 and min(plot["shown"]) > 0, plot
+    expect(dashboard.pause).to_be_enabled()
+    expect(dashboard.stop).to_be_enabled()
+    expect(dashboard.continue_).to_be_hidden()
+    # Updates from the training thread reach the page while no cell runs.
+    dashboard.wait_advance(dashboard.wait_advance(dashboard.position()))
+    screenshot(dashboard.output_area, "nb7-1-running")
+
+    # Pause, with the kernel idle: the counters hold where the loop is held.
+    dashboard.pause.click()
+    dashboard.expect_state("paused", timeout=10_000)
+    expect(dashboard.pause).to_have_text("Resume")
+    paused = Status.parse(notebook.run_cell(status_cell))
+    assert paused.state == "paused", paused
+    held = dashboard.position()
+    seen, elapsed = dashboard.watch_still(1.5)
+    assert elapsed >= 1.5 and seen == {held.key}, f"paused, yet the counters moved: {seen}"
+    screenshot(dashboard.output_area, "nb7-2-paused")
+
+    # Resume, then Pause and Resume again while a cell waits in run.wait().
+    dashboard.pause.click()
+    dashboard.expect_state("running", timeout=10_000)
+    dashboard.wait_advance(held, timeout=15_000)
+    wait_cell = notebook.code_cells.last  # the status cell, given a new source:
+    assert STATUS.search(wait_cell.locator(".jp-InputArea-editor").inner_text().strip())
+    source = wait_cell.locator(".jp-InputArea-editor")
+    source.click()
+    page.keyboard.press("Control+a")
+    page.keyboard.insert_text("history = run.wait()\nprint(f'waited: {run.state}')")
+    start_cell(notebook, wait_cell)
+    latencies = {"pause": timed_click(dashboard, dashboard.pause, "paused")}
+    assert cell_busy(wait_cell)
+    latencies["resume"] = timed_click(dashboard, dashboard.pause, "running")
+    dashboard.wait_advance(dashboard.position(), timeout=15_000)
+    # Stop, from the busy cell: the wait returns.
+    latencies["stop"] = timed_click(dashboard, dashboard.stop, "stopping|stopped")
+    wait_cell_done(wait_cell, timeout=30_000)
+    assert "waited: stopped" in notebook.outputs_text(wait_cell)
+    print("click-to-effect latency, Notebook 7, cell waiting in run.wait(): "
+          + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in latencies.items()))
+    assert max(latencies.values()) < 0.5, latencies
+    dashboard.expect_state("stopped")
+    expect(dashboard.snapshot).to_contain_text("stopped")
+    expect(dashboard.continue_).to_be_enabled()
+    screenshot(dashboard.output_area, "nb7-3-stopped")
+
+    # Continue to the end of the next epoch and watch it finish.
+    epoch = dashboard.position().epoch
+    target = epoch + 1
+    dashboard.continue_epochs.fill(str(target))
+    dashboard.continue_.click()
+    dashboard.expect_state("running", timeout=10_000)
+    dashboard.expect_state("finished", timeout=60_000)
+    expect(dashboard.epoch_counter).to_have_text(f"epoch {target} / {target}")
+    expect(dashboard.snapshot).to_contain_text("finished")
+    expect(dashboard.snapshot_image).to_have_count(1)
+    screenshot(dashboard.output_area, "nb7-4-finished")
