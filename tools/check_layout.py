@@ -34,7 +34,7 @@ KNOWN = {
     "_history": "Keras CallbackList's History (LoopCallbacks is a CallbackList)",
     "_nbtrain_legacy": "a marker on the methods nbtrain.magics adds to keras.Model",
     "_worker": "the worker-process side of nbtrain.data.processes (its own package)",
-    "_parent_ident": "ipykernel 7: the routing identity of the request a busy cell runs (nbtrain.kernel_events)",
+    "_parent_ident": "ipykernel 7: routing identity of the busy cell's request (nbtrain.kernel_events)",
 }
 
 
