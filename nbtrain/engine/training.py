@@ -120,6 +120,7 @@ class FitLoop:
                 callback.validation_data = config.validation_arrays
         self.history = self.callbacks._history
         self._first_batch_size: int | None = None
+        self._announced = False  # the first epoch's steps went with the constructor's params
 
     @classmethod
     def from_config(cls, config: FitConfig, **kwargs: Any) -> FitLoop:
@@ -132,9 +133,13 @@ class FitLoop:
         return cls(config.model, config.data, config=config, **kwargs)
 
     def _announce_steps(self, steps: int) -> None:
-        """Keras 2.3: callbacks get `set_params` again when the epoch's length changes."""
-        if self.callbacks.params.get("steps") != steps:
+        """Keras 2.3: with a Sequence's length as the steps, callbacks get `set_params`
+        again before every epoch after the first (the length is read again); else
+        only when the steps change."""
+        again = self.steps_per_epoch is None and self._announced
+        if again or self.callbacks.params.get("steps") != steps:
             self.callbacks.set_params({**self.callbacks.params, "steps": steps})
+        self._announced = True
 
     # -- data ---------------------------------------------------------------------------
 
