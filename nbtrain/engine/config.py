@@ -212,7 +212,7 @@ def check_callbacks(callbacks: Any) -> tuple:
 
 def _kinds(api: str) -> str:
     if api == "fit":
-        return ("arrays with `y`, an nbtrain.Sequence, a keras.utils.PyDataset, a generator "
+        return ("NumPy arrays with `y`, an nbtrain.Sequence, a keras.utils.PyDataset, a generator "
                 "or a tf.data.Dataset")
     return "a Python generator/iterator, an nbtrain.Sequence or a keras.utils.PyDataset"
 
@@ -499,6 +499,7 @@ def fit_config(model: Any, x: Any, y: Any = None, *, api: str = "fit",
         shuffle_batches = False
     else:
         name = "x" if api == "fit" else "generator"
+        source = as_source(x, name, api)
         for arg, value in (("y", y), ("sample_weight", sample_weight),
                            ("batch_size", batch_size)):
             if value is not None:
@@ -510,7 +511,6 @@ def fit_config(model: Any, x: Any, y: Any = None, *, api: str = "fit",
             raise ValueError(
                 f"`validation_split` is only for arrays; `{name}` is {_what(x)}. Pass "
                 "`validation_data` instead.")
-        source = as_source(x, name, api)
         shuffle_batches = bool(shuffle)
         if is_sequence(source):
             check_sequence(source, name)

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from nbtrain.data.userwarning import user_stacklevel
 from nbtrain.engine import config as checks
 from nbtrain.engine.batches import cast_float64, unpack_inputs
 from nbtrain.engine.callbacks import LoopCallbacks
@@ -149,7 +150,8 @@ def predict_generator(model: Any, generator: Any, steps: int | None = None,
             try:
                 x = unpack_inputs(stream.next())
             except DataExhausted:
-                warnings.warn(f"The data ended after {step} of {total} steps.", stacklevel=2)
+                warnings.warn(f"The data ended after {step} of {total} steps.",
+                              stacklevel=user_stacklevel())
                 break
             cbs.on_predict_batch_begin(step)
             out = predict_batch(model, x)

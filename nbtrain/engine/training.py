@@ -16,6 +16,7 @@ from typing import Any
 import keras
 
 from nbtrain.data import ArraySequence, is_sequence, sequence_length
+from nbtrain.data.userwarning import user_stacklevel
 from nbtrain.engine.batches import (
     apply_class_weight,
     batch_size_of,
@@ -212,7 +213,7 @@ class FitLoop:
                 warnings.warn(
                     f"The generator ended after {state.batch + len(batches)} of {steps} "
                     f"steps in epoch {epoch + 1}; training stops here.",
-                    stacklevel=3,
+                    stacklevel=user_stacklevel(),
                 )
                 model.stop_training = True
                 if not batches:
@@ -272,7 +273,8 @@ def evaluate_stream(runner: Any, stream: DataStream, steps: int, callbacks: Any)
             batch = stream.next()
         except DataExhausted:
             warnings.warn(
-                f"The evaluation data ended after {step} of {steps} steps.", stacklevel=3
+                f"The evaluation data ended after {step} of {steps} steps.",
+                stacklevel=user_stacklevel(),
             )
             break
         callbacks.on_test_batch_begin(step)
