@@ -37,8 +37,9 @@ from typing import Any, Callable, Iterator
 
 import keras
 
-from nbtrain.data import adapt_training_data, adapt_validation_data, is_sequence, sequence_length
+from nbtrain.data import is_sequence, sequence_length
 from nbtrain.engine import FitLoop
+from nbtrain.engine.config import fit_config
 
 STATES = ("created", "running", "paused", "stopping", "stopped", "finished", "failed")
 ENDED = frozenset({"stopped", "finished", "failed"})  # no pass in progress, wait() returns
@@ -132,8 +133,15 @@ class Run:
         max_queue_size: batches read ahead.
         shuffle: reshuffle array samples, or a Sequence's batch order, each epoch.
         initial_epoch: the epoch to start at.
+        sample_weight: per-sample weights, only when `x` is arrays.
+        validation_split: fraction of the array samples (the last ones) held
+            out for validation, as `model.fit` does.
+        validation_batch_size: samples per validation batch for array
+            validation data (default `batch_size`).
 
     Raises:
+        TypeError, ValueError: bad input (nothing has started; see
+            `nbtrain.engine.config.fit_config`).
         RuntimeError: the model is already training in another Run.
 
     Example:
@@ -155,26 +163,25 @@ class Run:
                  validation_steps: int | None = None, validation_freq: Any = 1,
                  callbacks: Any = None, class_weight: dict | None = None, workers: int = 1,
                  use_multiprocessing: bool = False, max_queue_size: int = 10,
-                 shuffle: bool = True, initial_epoch: int = 0):
+                 shuffle: bool = True, initial_epoch: int = 0, sample_weight: Any = None,
+                 validation_split: float = 0.0, validation_batch_size: int | None = None):
         _check_free(model)
         strategy = _multi_worker_strategy(model)
         if strategy is not None:
             from nbtrain.multiworker import is_chief, worker_callbacks
 
             callbacks = worker_callbacks(callbacks, is_chief(strategy))
-        data = adapt_training_data(x, y, batch_size=batch_size, steps_per_epoch=steps_per_epoch,
-                                   shuffle=shuffle, use_multiprocessing=use_multiprocessing)
-        validation_data, validation_steps = adapt_validation_data(validation_data,
-                                                                  validation_steps)
+        config = fit_config(
+            model, x, y, api="fit", batch_size=batch_size, epochs=epochs, verbose=0,
+            callbacks=callbacks, validation_split=validation_split,
+            validation_data=validation_data, shuffle=shuffle, class_weight=class_weight,
+            sample_weight=sample_weight, initial_epoch=initial_epoch,
+            steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
+            validation_batch_size=validation_batch_size, validation_freq=validation_freq,
+            max_queue_size=max_queue_size, workers=workers,
+            use_multiprocessing=use_multiprocessing)
         self._history = RunHistory()
-        self._loop = FitLoop(
-            model, data.source, steps_per_epoch=data.steps, epochs=epochs, verbose=0,
-            callbacks=callbacks, validation_data=validation_data,
-            validation_steps=validation_steps, validation_freq=validation_freq,
-            class_weight=class_weight, max_queue_size=max_queue_size, workers=workers,
-            use_multiprocessing=use_multiprocessing, shuffle=data.shuffle_batches,
-            initial_epoch=initial_epoch, history=self._history, gate=self._gate,
-        )
+        self._loop = FitLoop.from_config(config, history=self._history, gate=self._gate)
         self._model = model
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
