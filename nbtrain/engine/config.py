@@ -247,14 +247,13 @@ def as_source(data: Any, name: str, api: str) -> Any:
     if is_tf_dataset(data):
         return DatasetBatches(data)
     hint = ""
-    if is_array_data(data) or (isinstance(data, (list, tuple)) and data
-                               and all(is_array_data(v) for v in data)):
-        hint = (" For arrays in memory use nbtrain.fit(model, x, y, batch_size=...)."
-                if api != "fit" else "")
-    elif isinstance(data, (list, tuple)) and data and isinstance(data[0], (list, tuple)):
-        hint = (f" For a list of batches pass `iter(batches)` with "
-                f"`{'steps_per_epoch' if name in ('x', 'generator') else 'validation_steps'}"
-                f"={len(data)}`, or wrap them in an nbtrain.Sequence.")
+    if isinstance(data, (list, tuple)) and data and isinstance(data[0], (list, tuple)):
+        steps = "steps_per_epoch" if name in ("x", "generator") else "validation_steps"
+        hint = (f" For a list of batches pass `iter(batches)` with `{steps}={len(data)}`, or "
+                "wrap them in an nbtrain.Sequence.")
+    elif api != "fit" and (is_array_data(data) or (isinstance(data, (list, tuple)) and data
+                                                   and all(is_array_data(v) for v in data))):
+        hint = " For arrays in memory use nbtrain.fit(model, x, y, batch_size=...)."
     if not hint and hasattr(data, "__iter__") and not isinstance(
             data, (list, tuple, dict, str, bytes, np.ndarray)):
         return iter(data)  # another iterable (a data loader...): one pass
