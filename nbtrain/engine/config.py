@@ -443,7 +443,7 @@ def fit_config(model: Any, x: Any, y: Any = None, *, api: str = "fit",
         )
     workers = check_int("workers", workers, 0)
     max_queue_size = check_int("max_queue_size", max_queue_size, 1)
-    if not isinstance(use_multiprocessing, (bool, np.bool_)):
+    if not isinstance(use_multiprocessing, (bool, np.bool_)) and use_multiprocessing not in (0, 1):
         raise TypeError(f"`use_multiprocessing` must be True or False, got "
                         f"{use_multiprocessing!r}.")
     use_multiprocessing = bool(use_multiprocessing)
