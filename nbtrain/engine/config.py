@@ -9,8 +9,8 @@ Sequence, a PyDataset, a generator, a `tf.data.Dataset`) into what the loop
 reads.  The result is a frozen `FitConfig`: the loop never checks an argument
 again.
 
-The meaning of each argument is documented once, in `ARGUMENTS`, and the
-public functions' docstrings say the same (tests compare them).
+The meaning of each argument is written once, in `ARGUMENTS` (a test checks
+that `nbtrain.fit` takes and documents each).
 """
 
 from __future__ import annotations
