@@ -5,11 +5,6 @@ background with a live dashboard in Jupyter.
 name that needs them, so `%load_ext nbtrain` is quick.
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import Any
-
 from nbtrain.data import (
     GeneratorEnqueuer,
     OrderedEnqueuer,
@@ -30,6 +25,7 @@ _LAZY = {
     "WorkerLostError": "nbtrain.engine.distributed",
     "Dashboard": "nbtrain.dashboard",
 }
+_MODULES = {"legacy": "nbtrain.legacy"}
 
 __all__ = [
     "Dashboard",
@@ -43,25 +39,32 @@ __all__ = [
     "fit",
     "fit_generator",
     "iter_sequence_infinite",
+    "legacy",
     "multi_worker_strategy",
     "predict_generator",
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
+def __getattr__(name: str) -> "object":
+    import importlib
+
+    if name in _MODULES:
+        value = importlib.import_module(_MODULES[name])
+    elif name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    else:
         raise AttributeError(f"module 'nbtrain' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    """The public names only (what `nbtrain.<Tab>` should offer)."""
+    return sorted([*__all__, "__version__", "load_ipython_extension",
+                   "unload_ipython_extension"])
 
 
-def load_ipython_extension(ipython: Any) -> None:
+def load_ipython_extension(ipython: "object") -> None:
     """`%load_ext nbtrain`: register the `%nbtrain` magic (quick: no TensorFlow import)."""
     from nbtrain.magics import load
 
@@ -71,7 +74,7 @@ def load_ipython_extension(ipython: Any) -> None:
     register_run_display(ipython)
 
 
-def unload_ipython_extension(ipython: Any) -> None:
+def unload_ipython_extension(ipython: "object") -> None:
     """`%unload_ext nbtrain`: remove the magic and anything it added to Keras."""
     from nbtrain.magics import unload
 

@@ -54,9 +54,25 @@ def demo(epochs: int = 3, workers: int = 1, processes: bool = False) -> int:
         model, Blobs(), epochs=epochs, validation_data=Blobs(512, seed=1), workers=workers,
         use_multiprocessing=processes, verbose=1,
     )
-    accuracy = history.history["accuracy"][-1]
+    accuracy = history.history["accuracy"][-1]  # epochs >= 1: argparse checked it
     print(f"final accuracy {accuracy:.3f} after {len(history.epoch)} epochs")
     return 0 if accuracy > 0.6 else 1
+
+
+def _integer(minimum: int):
+    """An argparse type: an integer >= `minimum`, else a usage error naming the value."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,8 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="nbtrain", description="nbtrain commands")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("demo", help="train a small model on generated data in the terminal")
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--epochs", type=_integer(1), default=3, help="epochs to train (>= 1)")
+    p.add_argument("--workers", type=_integer(0), default=1,
+                   help="data workers (0 reads on the training thread)")
     p.add_argument("--processes", action="store_true", help="use worker processes")
     args = parser.parse_args(argv)
     if args.command == "demo":

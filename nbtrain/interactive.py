@@ -11,6 +11,10 @@ lives in `nbtrain.dashboard.text`.  All three are importable from here.
 
 from __future__ import annotations
 
+import atexit
+import sys
+import threading
+import weakref
 from typing import Any
 
 import keras
@@ -18,47 +22,62 @@ import keras
 from nbtrain.dashboard.display import attach_display, progress_for
 from nbtrain.dashboard.notebook import in_notebook
 from nbtrain.dashboard.text import TextStatus
+from nbtrain.engine.config import check_verbose, fit_config
 from nbtrain.engine.training import FitLoop
 from nbtrain.run import Run
 
 
 def fit(model: Any, x: Any, y: Any = None, *, batch_size: int | None = None, epochs: int = 1,
-        steps_per_epoch: int | None = None, validation_data: Any = None,
-        validation_steps: int | None = None, validation_freq: Any = 1, callbacks: Any = None,
-        class_weight: dict | None = None, workers: int = 1, use_multiprocessing: bool = False,
-        max_queue_size: int = 10, shuffle: bool = True, initial_epoch: int = 0,
-        display: bool | None = None) -> Run:
+        verbose: Any = "auto", callbacks: Any = None, validation_split: float = 0.0,
+        validation_data: Any = None, shuffle: bool = True, class_weight: dict | None = None,
+        sample_weight: Any = None, initial_epoch: int = 0, steps_per_epoch: int | None = None,
+        validation_steps: int | None = None, validation_batch_size: int | None = None,
+        validation_freq: Any = 1, workers: int = 1, use_multiprocessing: bool = False,
+        max_queue_size: int = 10, display: bool | None = None) -> Run:
     """Train `model` in a background thread and return its `Run` at once.
 
-    Bad input is refused here, in the calling thread, before anything starts.
-    Steer the run with `run.pause()`, `run.resume()`, `run.stop()`,
-    `run.resume(epochs=N)`, `with run.paused(): ...`; `run.wait()` blocks for
-    the History (and re-raises a training error).
+    Takes every argument of `model.fit`, with Keras's meaning, plus Keras 2's
+    data arguments (`workers`, `use_multiprocessing`, `max_queue_size`) and
+    `display`.  Bad input is refused here, in the calling thread, before any
+    callback or worker starts.  Steer the run with `run.pause()`,
+    `run.resume()`, `run.stop()`, `run.resume(epochs=N)`,
+    `with run.paused(): ...`; `run.wait()` blocks for the History (and
+    re-raises a training error).
 
     Args:
         model: a compiled `keras.Model` (not already training in another Run).
-        x: an `nbtrain.Sequence`, a `keras.utils.PyDataset`, a generator (with
-            `steps_per_epoch`), arrays (with `y` and `batch_size`) or a
-            `tf.data.Dataset`.
+        x: arrays (a list or dict of arrays for several inputs) with `y`, an
+            `nbtrain.Sequence`, a `keras.utils.PyDataset`, a generator (with
+            `steps_per_epoch`) or a `tf.data.Dataset`.
         y: targets, only when `x` is arrays.
         batch_size: samples per batch, only for arrays (default 32).
-        epochs: index of the final epoch.
-        steps_per_epoch: batches per epoch; None means the Sequence's length
-            or the dataset's cardinality (required for a generator).
+        epochs: index of the final epoch: trains epochs `initial_epoch` to `epochs - 1`.
+        verbose: the text display outside a notebook: `"auto"` a line per epoch
+            and per change of state, 1 Keras's progress bar, 2 Keras's line per
+            epoch (both with the state lines), 0 nothing. In a notebook the
+            dashboard shows the run whatever `verbose` is (`display=False` hides it).
+        callbacks: a list of `keras.callbacks.Callback` (run on the training thread).
+        validation_split: fraction of the array samples (the last ones, before
+            shuffling) held out for validation, as `model.fit` does.
         validation_data: `(x, y)`, `(x, y, sample_weight)`, a Sequence, a
             PyDataset, a generator (with `validation_steps`) or a `tf.data.Dataset`.
-        validation_steps: batches per validation.
-        validation_freq: validate every N epochs, or at these 1-indexed epochs.
-        callbacks: `keras.callbacks.Callback`s (run on the training thread).
-        class_weight: dict mapping class index to a loss weight.
+        shuffle: shuffle array samples, or a Sequence's batch order, at every epoch.
+        class_weight: dict mapping class index to a weight for the loss.
+        sample_weight: per-sample weights, only when `x` is arrays.
+        initial_epoch: epoch at which to start (to resume a previous run).
+        steps_per_epoch: batches per epoch; None means the Sequence's length
+            (read again after every epoch) or the dataset's cardinality;
+            required for a generator.
+        validation_steps: batches per validation; required for a validation generator.
+        validation_batch_size: samples per validation batch for array
+            validation data (default `batch_size`).
+        validation_freq: validate every N epochs (int), or at these 1-indexed epochs (list).
         workers: 0 reads data on the training thread; N >= 1 uses N workers.
-        use_multiprocessing: the workers are processes.
-        max_queue_size: batches read ahead.
-        shuffle: reshuffle array samples, or a Sequence's batch order, each epoch.
-        initial_epoch: the epoch to start at.
-        display: None shows the dashboard in a notebook (plain text elsewhere;
-            nothing on a multi-worker job's workers other than the chief);
-            True always tries the dashboard; False shows nothing.
+        use_multiprocessing: the workers are processes instead of threads.
+        max_queue_size: batches read ahead by the workers.
+        display: None shows the dashboard in a notebook (text elsewhere, see
+            `verbose`; nothing on a multi-worker job's workers other than the
+            chief); True always the dashboard; False nothing.
 
     Returns:
         The started `nbtrain.Run`.
@@ -67,19 +86,46 @@ def fit(model: Any, x: Any, y: Any = None, *, batch_size: int | None = None, epo
 
     ```python
     run = nbtrain.fit(model, x_train, y_train, batch_size=64, epochs=10,
-                      validation_data=(x_val, y_val))
+                      validation_split=0.1)
     run.pause(); run.resume()
     history = run.wait()
     ```
     """
+    if display not in (None, True, False):
+        raise ValueError(f"`display` must be None, True or False, got {display!r}.")
+    if verbose != "auto":
+        check_verbose(verbose)
     run = Run(model, x, y, batch_size=batch_size, epochs=epochs, steps_per_epoch=steps_per_epoch,
               validation_data=validation_data, validation_steps=validation_steps,
               validation_freq=validation_freq, callbacks=callbacks, class_weight=class_weight,
               workers=workers, use_multiprocessing=use_multiprocessing,
-              max_queue_size=max_queue_size, shuffle=shuffle, initial_epoch=initial_epoch)
-    attach_display(run, display)
+              max_queue_size=max_queue_size, shuffle=shuffle, initial_epoch=initial_epoch,
+              sample_weight=sample_weight, validation_split=validation_split,
+              validation_batch_size=validation_batch_size)
+    attach_display(run, display, verbose)
     run.start()
+    _STARTED.add(run)
     return run
+
+
+# Runs started by `fit`: at exit, those still training are named on stderr.
+_STARTED: weakref.WeakSet = weakref.WeakSet()
+
+
+def _warn_unfinished_runs() -> None:
+    """At interpreter exit (before the Run's own exit hook stops them: threading
+    runs its exit hooks last registered first), say which runs are still training."""
+    unfinished = [run for run in list(_STARTED) if run.state in ("running", "paused")]
+    for run in unfinished:
+        sys.stderr.write(
+            f"nbtrain: the program is exiting while a Run is still training ({run!r}): it is "
+            "stopped now. Call `run.wait()` before the end of the script to let it finish "
+            "(or `run.stop(); run.wait()` to end it yourself).\n")
+    if unfinished:
+        sys.stderr.flush()
+
+
+getattr(threading, "_register_atexit", atexit.register)(_warn_unfinished_runs)
 
 
 def fit_generator(model: Any, generator: Any, steps_per_epoch: int | None = None,
@@ -125,18 +171,14 @@ def fit_generator(model: Any, generator: Any, steps_per_epoch: int | None = None
     history = nbtrain.fit_generator(model, sequence, epochs=5, workers=2)
     ```
     """
-    progress = progress_for(verbose)
-    try:
-        loop = FitLoop(model, generator, steps_per_epoch, epochs, verbose, callbacks,
-                       validation_data, validation_steps, validation_freq, class_weight,
-                       max_queue_size, workers, use_multiprocessing, shuffle, initial_epoch,
-                       progress=progress)
-    except BaseException:
-        close = getattr(progress, "close", None)
-        if close is not None:
-            close()  # no widgets left behind when bad input is refused
-        raise
-    return loop.run()
+    config = fit_config(
+        model, generator, api="fit_generator", steps_per_epoch=steps_per_epoch, epochs=epochs,
+        verbose=verbose, callbacks=callbacks, validation_data=validation_data,
+        validation_steps=validation_steps, validation_freq=validation_freq,
+        class_weight=class_weight, max_queue_size=max_queue_size, workers=workers,
+        use_multiprocessing=use_multiprocessing, shuffle=shuffle, initial_epoch=initial_epoch)
+    # Checked first, so no widget is made for input that is refused.
+    return FitLoop.from_config(config, progress=progress_for(config.verbose)).run()
 
 
 __all__ = ["TextStatus", "attach_display", "fit", "fit_generator", "in_notebook"]

@@ -9,16 +9,16 @@ subcommand needs it, so loading the extension is quick.
 from __future__ import annotations
 
 import argparse
+import ast
 import html
-import shlex
+import io
+import tokenize
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 
 from nbtrain.text import batch_fraction, epoch_fraction
-
-LEGACY_METHODS = ("fit_generator", "evaluate_generator", "predict_generator")
 
 USAGE = """\
 %nbtrain fit MODEL DATA [--epochs N] [--batch-size B] [--validation VAL] [--steps N]
@@ -82,49 +82,78 @@ def _parsers() -> dict[str, _Parser]:
     return parsers
 
 
-def legacy_on() -> None:
-    """Add `fit_generator`, `evaluate_generator` and `predict_generator` to `keras.Model`.
+def _unquote(word: str) -> str:
+    """A word that is one quoted string loses its quotes, as in a shell
+    (`--validation "(x, y)"` still means the expression `(x, y)`)."""
+    if word.startswith("--") and "=" in word:
+        option, value = word.split("=", 1)
+        return f"{option}={_unquote(value)}"
+    if len(word) >= 2 and word[0] == word[-1] and word[0] in "'\"":
+        try:
+            value = ast.literal_eval(word)
+        except (ValueError, SyntaxError):
+            return word
+        if isinstance(value, str):
+            return value
+    return word
+
+
+def split_words(line: str) -> list[str]:
+    """Split a magic's line into words at the spaces outside Python brackets and strings.
+
+    `fit model (x, y) --epochs 3` is `['fit', 'model', '(x, y)', '--epochs', '3']`:
+    arguments are Python expressions and may hold spaces.
+
+    Raises:
+        ValueError: an unclosed bracket or string.
 
     Example:
 
     ```python
-    nbtrain.magics.legacy_on()
-    model.fit_generator(generator, steps_per_epoch=10, epochs=2)
+    split_words("fit model {'a': xa, 'b': xb} --as r2")
+    # ['fit', 'model', "{'a': xa, 'b': xb}", '--as', 'r2']
     ```
     """
-    import keras
+    line = line.strip()
+    words: list[str] = []
+    depth, start, end = 0, None, 0
+    skip = (tokenize.NEWLINE, tokenize.NL, tokenize.ENDMARKER, tokenize.INDENT, tokenize.DEDENT)
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(line).readline):
+            if token.type in skip:
+                continue
+            if token.type == tokenize.ERRORTOKEN and token.string in "'\"":
+                raise ValueError(f"unclosed string at column {token.start[1] + 1}")
+            first, last = token.start[1], token.end[1]
+            if start is None:
+                start = first
+            elif depth == 0 and first > end:
+                words.append(line[start:end])
+                start = first
+            if token.type == tokenize.OP and token.string in "([{":
+                depth += 1
+            elif token.type == tokenize.OP and token.string in ")]}":
+                depth -= 1
+            end = last
+    except tokenize.TokenError as exc:
+        raise ValueError(f"unclosed bracket or string ({exc.args[0]})") from None
+    if start is not None:
+        words.append(line[start:end])
+    return [_unquote(word) for word in words]
 
-    from nbtrain.engine import evaluate_generator, predict_generator
-    from nbtrain.interactive import fit_generator
 
-    functions = {"fit_generator": fit_generator, "evaluate_generator": evaluate_generator,
-                 "predict_generator": predict_generator}
+def legacy_on() -> None:
+    """`nbtrain.legacy.enable()`: Keras 2's generator methods on `keras.Model`."""
+    from nbtrain import legacy
 
-    def method(name: str) -> Any:
-        function = functions[name]
-
-        def bound(self: Any, *args: Any, **kwargs: Any) -> Any:
-            return function(self, *args, **kwargs)
-
-        bound.__name__ = name
-        bound.__doc__ = f"Keras 2's `Model.{name}`, provided by nbtrain (`%nbtrain legacy on`)."
-        bound._nbtrain_legacy = True  # type: ignore[attr-defined]
-        return bound
-
-    for name in LEGACY_METHODS:
-        setattr(keras.Model, name, method(name))
+    legacy.enable()
 
 
 def legacy_off() -> None:
-    """Remove the methods `legacy_on` added (and nothing else)."""
-    import sys
+    """`nbtrain.legacy.disable()`: remove the methods `legacy_on` added (and nothing else)."""
+    from nbtrain import legacy
 
-    keras = sys.modules.get("keras")
-    if keras is None:
-        return
-    for name in LEGACY_METHODS:
-        if getattr(keras.Model.__dict__.get(name), "_nbtrain_legacy", False):
-            delattr(keras.Model, name)
+    legacy.disable()
 
 
 def runs_table(runs: dict[str, Any]) -> tuple[str, str]:
@@ -173,7 +202,7 @@ class NbtrainMagics(Magics):
         ```
         """
         try:
-            words = shlex.split(line)
+            words = split_words(line)
         except ValueError as exc:
             raise UsageError(f"%nbtrain: cannot parse the arguments: {exc}") from None
         if not words or words[0] in ("-h", "--help", "help"):

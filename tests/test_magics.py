@@ -152,3 +152,24 @@ def test_loading_registers_the_live_view_of_a_run(shell):
 
     formatter = shell.display_formatter.ipython_display_formatter
     assert formatter.lookup_by_type(Run) is _display_run
+
+
+def test_arguments_are_python_expressions_with_spaces(shell):
+    x, y = make_data(32)
+    shell.user_ns.update(model=make_model(), x=x, y=y)
+    magic(shell, "fit model (x, y) --epochs 2 --batch-size 8 --validation (x[:8], y[:8]) --as r2")
+    history = magic(shell, "wait r2")
+    assert history.epoch == [0, 1] and "val_loss" in history.history
+    with pytest.raises(UsageError, match="cannot parse"):
+        magic(shell, "fit model (x, y")
+
+
+def test_split_words():
+    from nbtrain.magics import split_words
+
+    assert split_words("fit model {'a': xa, 'b': xb} --as r2") == [
+        "fit", "model", "{'a': xa, 'b': xb}", "--as", "r2"]
+    assert split_words('fit m d --validation "(xv, yv)"') == [
+        "fit", "m", "d", "--validation", "(xv, yv)"]
+    assert split_words("fit m data[:, 0:2] --validation=(a, b)") == [
+        "fit", "m", "data[:, 0:2]", "--validation=(a, b)"]

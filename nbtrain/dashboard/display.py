@@ -21,7 +21,7 @@ from typing import Any
 from nbtrain.dashboard import notebook
 
 
-def attach_display(run: Any, display: Any = None) -> Any:
+def attach_display(run: Any, display: Any = None, verbose: Any = "auto") -> Any:
     """Attach a display to a run that has not started.
 
     Args:
@@ -29,6 +29,10 @@ def attach_display(run: Any, display: Any = None) -> Any:
         display: None: the dashboard in a notebook kernel, a text status
             elsewhere, nothing on a worker of a multi-worker job other than the
             chief; True: the dashboard; False: nothing.
+        verbose: the text display (outside a notebook): `"auto"` a line per
+            epoch and per change of state; 1 Keras's progress bar and 2 Keras's
+            line per epoch (what `model.fit` prints), each with the state lines;
+            0 nothing.
 
     Returns:
         The display object (`Dashboard` or `TextStatus`), or None.
@@ -42,13 +46,24 @@ def attach_display(run: Any, display: Any = None) -> Any:
     attach_display(run, display=False)   # None
     ```
     """
+    from nbtrain.engine.config import check_verbose
+
+    text = check_verbose(verbose) if verbose != "auto" else "auto"
     kind = notebook.choose_display(display, chief=getattr(run, "is_chief", True))
     if kind is None:
         return None
     if kind == notebook.TEXT:
         from nbtrain.dashboard.text import TextStatus
 
-        return TextStatus.for_run(run)
+        if text == 0:
+            return None
+        if text == "auto":
+            return TextStatus.for_run(run)
+        from nbtrain.engine.progress import TextProgress
+
+        status = TextStatus.for_run(run, epoch_lines=False)
+        run.add_callback(TextProgress(verbose=text))
+        return status
     from nbtrain.dashboard.widget import Dashboard
 
     register_run_display()

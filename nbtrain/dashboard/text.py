@@ -28,6 +28,8 @@ class TextStatus(keras.callbacks.Callback):
     Args:
         run: the run to describe (not yet started).
         stream: where to write (default `sys.stdout`, looked up at each write).
+        epoch_lines: also write a line per epoch (False when Keras's own
+            progress display shows the epochs).
 
     Example:
 
@@ -38,16 +40,24 @@ class TextStatus(keras.callbacks.Callback):
     ```
     """
 
-    def __init__(self, run: Any, stream: TextIO | None = None):
+    def __init__(self, run: Any, stream: TextIO | None = None, epoch_lines: bool = True):
         super().__init__()
         self.run = run
         self._stream = stream
+        self.epoch_lines = epoch_lines
         self._lock = threading.Lock()
 
     @classmethod
-    def for_run(cls, run: Any, stream: TextIO | None = None) -> TextStatus:
-        """Make a TextStatus and attach it to `run` (a listener and a callback)."""
-        status = cls(run, stream)
+    def for_run(cls, run: Any, stream: TextIO | None = None,
+                epoch_lines: bool = True) -> TextStatus:
+        """Make a TextStatus and attach it to `run` (a listener and a callback).
+
+        Args:
+            run: the run, not yet started.
+            stream: where to write (default `sys.stdout`).
+            epoch_lines: also write a line per epoch.
+        """
+        status = cls(run, stream, epoch_lines)
         run.add_listener(status.on_state)
         run.add_callback(status)
         return status
@@ -75,6 +85,8 @@ class TextStatus(keras.callbacks.Callback):
         self._write(self.describe())
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if not self.epoch_lines:
+            return
         line = f"Epoch {epoch + 1}/{self.run.epochs}"
         steps, batch = self.run.steps, self.run.batch
         if steps and batch < steps:  # stopped mid-epoch: the epoch goes on after a resume

@@ -73,11 +73,29 @@ class OrderedEnqueuer:
         self.transform = transform
         self._pool = None
         self._stop = threading.Event()
+        self.end_of_epoch_signal = threading.Event()
         self.max_queue_size = 10
         self.workers = 1
 
     def is_running(self) -> bool:
         return self._pool is not None and not self._stop.is_set()
+
+    def join_end_of_epoch(self, timeout: float | None = 30) -> bool:
+        """Wait until the sequence's `on_epoch_end` for the pass just consumed has run
+        (Keras 2.3's API; read `len(sequence)` after it to get the next pass's length).
+
+        Here `on_epoch_end` runs in the consumer's thread as it takes a pass's
+        last batch, so after that batch this returns at once.
+
+        Args:
+            timeout: seconds to wait at most (30, as Keras 2.3).
+
+        Returns:
+            True if a pass had ended (the signal is then cleared), False on timeout.
+        """
+        ended = self.end_of_epoch_signal.wait(timeout=timeout)
+        self.end_of_epoch_signal.clear()
+        return ended
 
     def start(self, workers: int = 1, max_queue_size: int = 10) -> None:
         """Start the worker pool.
@@ -140,6 +158,7 @@ class OrderedEnqueuer:
             if transform is not None:
                 item = transform(item)
             if cursor.advance():
+                self.end_of_epoch_signal.set()
                 pool.new_pass()
                 planned = iter(cursor.remaining())
                 if not cursor.order:

@@ -4,7 +4,8 @@ Datasets and generators go to workers *by value* with cloudpickle, so classes
 and functions defined in `__main__` (a Jupyter kernel, a script) work in the
 workers.  A generator object itself cannot be pickled; a generator that has
 not started yet is rebuilt in each worker from its function and initial
-arguments.  Exceptions come back with the worker's traceback text attached as
+arguments, also where it sits inside the object sent (a wrapper's attribute,
+a closure).  Exceptions come back with the worker's traceback text attached as
 their `__cause__`, as `concurrent.futures.ProcessPoolExecutor` does.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import inspect
 import pickle
 import sys
+import threading
 import traceback
 import types
 from typing import Any
@@ -63,20 +65,95 @@ def _call_of(gen: types.GeneratorType) -> tuple[types.FunctionType, tuple, dict]
     return _function_of(gen), tuple(args), kwargs
 
 
+def _fresh_generator(func: Any, args: tuple, kwargs: dict) -> Any:
+    """The worker's side of a not-yet-started generator: call its function again."""
+    return func(*args, **kwargs)
+
+
+def _fresh_lock(kind: str) -> Any:
+    return threading.RLock() if kind == "rlock" else threading.Lock()
+
+
+_LOCK_TYPES = (type(threading.Lock()), type(threading.RLock()))
+
+
+def _pickler_class() -> type:
+    """A cloudpickle pickler that also sends what a worker can rebuild itself:
+    a generator that has not started (its function and initial arguments) and a
+    lock (a new one: each worker process owns its copy), wherever they sit in the
+    object sent (an attribute of a wrapper such as the well-known
+    `threadsafe_iter`, a closure cell, a list...)."""
+    import cloudpickle
+
+    class Pickler(cloudpickle.CloudPickler):
+        def reducer_override(self, obj: Any) -> Any:
+            if inspect.isgenerator(obj):
+                state = inspect.getgeneratorstate(obj)
+                if state != "GEN_CREATED":
+                    raise TypeError(
+                        f"it holds the generator {obj.__name__!r}, which is "
+                        f"{state.lower().replace('gen_', '')}: a generator that has started "
+                        "cannot be copied"
+                    )
+                return _fresh_generator, _call_of(obj)
+            if isinstance(obj, _LOCK_TYPES):
+                return _fresh_lock, ("rlock" if "RLock" in type(obj).__name__ else "lock",)
+            return super().reducer_override(obj)
+
+    return Pickler
+
+
+def dumps(obj: Any, protocol: int = 5, buffer_callback: Any = None) -> bytes:
+    """Pickle `obj` by value for a worker process (cloudpickle, plus not-yet-started
+    generators and locks anywhere inside it, rebuilt fresh in the worker).
+
+    Args:
+        obj: anything cloudpickle can pickle, possibly holding fresh generators or locks.
+        protocol: pickle protocol.
+        buffer_callback: receives out-of-band buffers (protocol 5).
+
+    Example:
+
+    ```python
+    payload = dumps(threadsafe_iter(make_batches()))   # the wrapped generator has not started
+    iterator = pickle.loads(payload)                    # a fresh copy, its own lock
+    ```
+    """
+    import io
+
+    buffer = io.BytesIO()
+    _pickler_class()(buffer, protocol=protocol, buffer_callback=buffer_callback).dump(obj)
+    return buffer.getvalue()
+
+
+class _Discard:
+    def write(self, data: Any) -> int:
+        return len(data)
+
+
+def check_picklable(obj: Any) -> None:
+    """Pickle `obj` the way `dumps` would, into nothing: raise what pickling raises.
+
+    Array buffers are taken out of band and never copied, so checking a large
+    dataset costs about as much as walking its attributes.
+    """
+    _pickler_class()(_Discard(), protocol=5, buffer_callback=lambda _: None).dump(obj)
+
+
 def generator_payload(generator: Any) -> bytes:
     """Serialise `generator` so each worker process can make its own copy.
 
     A generator not started yet travels as its function and initial arguments;
-    any other iterator must be picklable (by cloudpickle).
+    any other iterator must be picklable (by cloudpickle); not-yet-started
+    generators and locks inside it (a `threadsafe_iter` wrapper's attribute, a
+    closure) are rebuilt fresh in each worker.
 
     Raises:
         TypeError: the generator has started or the iterator cannot be pickled.
     """
-    import cloudpickle
-
     if inspect.isgenerator(generator) and inspect.getgeneratorstate(generator) == "GEN_CREATED":
         try:
-            return cloudpickle.dumps(("call", *_call_of(generator)))
+            return dumps(("call", *_call_of(generator)))
         except Exception as exc:  # noqa: BLE001 - reported with the fix
             raise TypeError(
                 f"The generator {generator.__name__!r} cannot be sent to worker processes: "
@@ -89,7 +166,7 @@ def generator_payload(generator: Any) -> bytes:
             f"it is {state}, and a generator that has started cannot be copied. {_USE_THREADS}"
         )
     try:
-        return cloudpickle.dumps(("iter", generator))
+        return dumps(("iter", generator))
     except Exception as exc:  # noqa: BLE001 - reported with the fix
         raise TypeError(
             f"The iterator {type(generator).__name__!r} cannot be sent to worker processes: "

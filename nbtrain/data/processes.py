@@ -32,6 +32,7 @@ from nbtrain.data import _worker, shm
 from nbtrain.data._group import Worker, WorkerGroup
 from nbtrain.data._queue import END, POLL, Failure, is_item, iter_queue
 from nbtrain.data.pickling import generator_payload, unpack_exception
+from nbtrain.data.userwarning import user_stacklevel
 
 SLOTS_PER_WORKER = 2  # batches a worker may hold: one being read out, one being made
 _POLL = POLL
@@ -245,7 +246,7 @@ def _warn_if_replayed(generator: Any) -> None:
         warnings.warn(
             "This generator was already run in worker processes, whose copies are "
             "gone: new copies start from its initial state and replay its items.",
-            UserWarning, stacklevel=4,
+            UserWarning, stacklevel=user_stacklevel(),
         )
 
 
@@ -281,7 +282,7 @@ class ProcessGeneratorBackend(WorkerGroup):
                 f"{workers} worker processes runs its own copy of the generator, so "
                 "your data may be duplicated. Use an nbtrain.Sequence to read each "
                 "batch exactly once per epoch.",
-                UserWarning, stacklevel=3,
+                UserWarning, stacklevel=user_stacklevel(),
             )
         super().__init__()
         self.transform = transform

@@ -32,16 +32,37 @@ def unpack_batch(batch: Any, source: str = "generator") -> tuple[Any, Any, Any]:
     Raises:
         ValueError: for anything else, showing what was received.
     """
-    if isinstance(batch, tuple) and len(batch) in (2, 3):
+    if isinstance(batch, (tuple, list)) and len(batch) in (2, 3):  # Keras 2 took lists too
         x, y = batch[0], batch[1]
         sample_weight = batch[2] if len(batch) == 3 else None
         if x is None:
             raise ValueError(f"Output of {source} has x = None: {describe(batch)}")
         return x, y, sample_weight
     raise ValueError(
-        f"Output of {source} should be a tuple `(x, y)` or `(x, y, sample_weight)`. "
+        f"Output of {source} should be a tuple `(x, y)` or `(x, y, sample_weight)` "
+        "(or a list of 2 or 3 items). "
         f"Found: {describe(batch)}"
     )
+
+
+def cast_float64(structure: Any, floatx: str) -> Any:
+    """NumPy float64 arrays in `structure` cast to `floatx`, as Keras 2 fed them
+    (its placeholders were floatx); everything else is left as it is.
+
+    Example:
+
+    ```python
+    x, y, w = cast_float64((np.random.random((4, 2)), y, None), "float32")
+    ```
+    """
+    if isinstance(structure, np.ndarray):
+        return structure.astype(floatx) if structure.dtype == np.float64 else structure
+    if isinstance(structure, dict):
+        return {k: cast_float64(v, floatx) for k, v in structure.items()}
+    if isinstance(structure, (list, tuple)):
+        items = [cast_float64(v, floatx) for v in structure]
+        return type(structure)(*items) if hasattr(structure, "_fields") else type(structure)(items)
+    return structure
 
 
 def unpack_inputs(batch: Any) -> Any:

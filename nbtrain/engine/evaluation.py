@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from nbtrain.engine import validation as checks
-from nbtrain.engine.batches import unpack_inputs
+from nbtrain.data.userwarning import user_stacklevel
+from nbtrain.engine import config as checks
+from nbtrain.engine.batches import cast_float64, unpack_inputs
 from nbtrain.engine.callbacks import LoopCallbacks
 from nbtrain.engine.distributed.replicas import distribute_batch, replicas
 from nbtrain.engine.progress import make_progress
@@ -20,11 +21,15 @@ from nbtrain.engine.training import evaluate_stream, test_batch_transform
 def _stream(model: Any, generator: Any, steps: Any, workers: int, max_queue_size: int,
             use_multiprocessing: bool, what: str,
             transform: Any = None) -> tuple[DataStream, int | None]:
-    source = checks.as_source(generator)
+    source = checks.as_source(generator, "generator", what)
+    if checks.is_sequence(source):
+        checks.check_sequence(source, "generator")
     steps = checks.check_steps(source, steps, "steps", what)
-    checks.check_workers(workers, max_queue_size)
-    stream = DataStream(source, workers=int(workers), use_multiprocessing=use_multiprocessing,
-                        max_queue_size=int(max_queue_size), shuffle=False, transform=transform)
+    workers = checks.check_int("workers", workers, 0)
+    max_queue_size = checks.check_int("max_queue_size", max_queue_size, 1)
+    checks.check_processes(source, "generator", bool(use_multiprocessing), workers)
+    stream = DataStream(source, workers=workers, use_multiprocessing=bool(use_multiprocessing),
+                        max_queue_size=max_queue_size, shuffle=False, transform=transform)
     return stream, steps
 
 
@@ -67,7 +72,8 @@ def evaluate_generator(model: Any, generator: Any, steps: int | None = None,
     runner = make_steps(model, "test", compiled_steps)
     stream, steps = _stream(model, generator, steps, workers, max_queue_size,
                             use_multiprocessing, "evaluate_generator", test_batch_transform(runner))
-    cbs = LoopCallbacks(callbacks, model=model, verbose=verbose, epochs=1, steps=steps)
+    cbs = LoopCallbacks(list(checks.check_callbacks(callbacks)), model=model, verbose=verbose,
+                        epochs=1, steps=steps or checks.sequence_length(stream.data))
     try:
         stream.start()
         logs = evaluate_stream(runner, stream, steps or stream.steps_this_epoch(), cbs)
@@ -125,10 +131,16 @@ def predict_generator(model: Any, generator: Any, steps: int | None = None,
     ```
     """
     if not hasattr(model, "predict_on_batch"):
-        raise TypeError(f"predict_generator needs a keras.Model, got {type(model).__name__}.")
+        raise TypeError(f"`model` must be a keras.Model; predict_generator got "
+                        f"{checks.describe(model)}.")
+    import keras
+
+    floatx = keras.config.floatx()
     stream, steps = _stream(model, generator, steps, workers, max_queue_size,
-                            use_multiprocessing, "predict_generator")
-    cbs = LoopCallbacks(callbacks, model=model, verbose=verbose, epochs=1, steps=steps)
+                            use_multiprocessing, "predict_generator",
+                            lambda batch: cast_float64(batch, floatx))
+    cbs = LoopCallbacks(list(checks.check_callbacks(callbacks)), model=model, verbose=verbose,
+                        epochs=1, steps=steps or checks.sequence_length(stream.data))
     outputs: list = []
     try:
         stream.start()
@@ -138,7 +150,8 @@ def predict_generator(model: Any, generator: Any, steps: int | None = None,
             try:
                 x = unpack_inputs(stream.next())
             except DataExhausted:
-                warnings.warn(f"The data ended after {step} of {total} steps.", stacklevel=2)
+                warnings.warn(f"The data ended after {step} of {total} steps.",
+                              stacklevel=user_stacklevel())
                 break
             cbs.on_predict_batch_begin(step)
             out = predict_batch(model, x)

@@ -1,119 +1,124 @@
-"""Text progress for `verbose=1` (a bar per epoch) and `verbose=2` (a line per epoch).
+"""Text progress: Keras's own display (`keras.callbacks.ProgbarLogger` and
+`keras.utils.Progbar`), so `verbose=1` and `verbose=2` print exactly what
+`model.fit` prints on the same data.
 
-The bar is redrawn in place at most 10 times a second, so it never floods a
-notebook or a terminal; where the output is neither (a pipe or a log file)
-only the final line of each epoch is written.
+Two things differ from `model.fit`, neither visible in the text: the bar is
+redrawn at most 10 times a second (Keras's default is 20, which floods a
+notebook's output at high step rates), and the logs of a batch that is not
+drawn are never copied from the device.
 """
 
 from __future__ import annotations
 
-import sys
+import contextlib
+import math
 import time
 from typing import Any, TextIO
 
 import keras
 
-from nbtrain.text import format_duration
+from nbtrain.engine.callbacks import to_python
+
+
+def format_value(value: float) -> str:
+    """A metric value as Keras's progress bar shows it (`0.3850`, `1.0000`, `2.5000e-04`)."""
+    return f"{value:.4f}" if abs(value) > 1e-3 else f"{value:.4e}"
 
 
 def format_logs(logs: dict | None) -> str:
+    """`loss: 0.3850 - val_loss: 0.4012`: logs in Keras's format, in their order."""
     parts = []
     for key, value in (logs or {}).items():
         try:
-            parts.append(f"{key}: {float(value):.4g}")
+            number = float(value)
         except (TypeError, ValueError):
             continue
+        parts.append(f"{key}: {format_value(number) if math.isfinite(number) else number}")
     return " - ".join(parts)
 
 
-def _interactive(stream: TextIO) -> bool:
-    if "ipykernel" in sys.modules and type(stream).__module__.startswith("ipykernel"):
-        return True
-    isatty = getattr(stream, "isatty", None)
-    return bool(isatty and isatty())
+class TextProgress(keras.callbacks.ProgbarLogger):
+    """Keras's `ProgbarLogger`, redrawn at most `1 / interval` times a second.
 
-
-class TextProgress(keras.callbacks.Callback):
-    """A Keras callback printing training progress as text.
+    `verbose=1` is the bar `model.fit(verbose=1)` shows (with the same
+    `Epoch i/N` line, ETA, time per step and metrics); `verbose=2` is the one
+    line per epoch of `model.fit(verbose=2)`.  Validation runs silently, as in
+    `fit`; outside a fit (`evaluate_generator`, `predict_generator`) the test
+    and predict loops show their own bar.
 
     Args:
-        verbose: 1 for a bar updated in place, 2 for one line per epoch.
-        stream: where to write (default `sys.stdout`, looked up at each write).
+        verbose: 1 for the bar, 2 for a line per epoch.
+        stream: where to write (default `sys.stdout`; Keras writes through
+            `keras.utils.io_utils.print_msg`, so a stream given here replaces
+            `sys.stdout` while a line is written).
         interval: minimum seconds between two redraws of the bar.
+
+    Example:
+
+    ```python
+    nbtrain.fit_generator(model, sequence, epochs=3, verbose=0,
+                          callbacks=[TextProgress(verbose=2)])
+    ```
     """
+
+    accepts_tensor_logs = True  # logs are copied to Python only for a batch that is drawn
 
     def __init__(self, verbose: int = 1, stream: TextIO | None = None, interval: float = 0.1):
         super().__init__()
         self.verbose = verbose
-        self._stream = stream
+        self._wanted = verbose
+        self.stream = stream
         self.interval = interval
-        self.writes = 0
-        self._epoch = 0
-        self._last_draw = 0.0
-        self._start = 0.0
-        self._seen = 0
+        self._drawn = 0.0
 
-    @property
-    def stream(self) -> TextIO:
-        return self._stream or sys.stdout
+    def _output(self) -> Any:
+        return (contextlib.redirect_stdout(self.stream) if self.stream is not None
+                else contextlib.nullcontext())
 
-    def _write(self, text: str) -> None:
-        self.stream.write(text)
-        self.stream.flush()
-        self.writes += 1
+    def set_params(self, params: dict) -> None:
+        super().set_params({**params, "verbose": self._wanted})
+
+    def _maybe_init_progbar(self) -> None:
+        if self.progbar is None:
+            super()._maybe_init_progbar()
+            self.progbar.interval = self.interval
+
+    def _update_progbar(self, batch: int, logs: Any = None) -> None:
+        self._maybe_init_progbar()
+        self.seen = batch + 1
+        if self.verbose != 1:
+            return
+        now = time.time()
+        if now - self._drawn < self.interval:
+            return
+        self._drawn = now
+        with self._output():
+            self.progbar.update(self.seen, list(to_python(logs).items()), finalize=False)
+
+    def _finalize_progbar(self, logs: Any) -> None:
+        self._drawn = 0.0
+        self._maybe_init_progbar()
+        with self._output():
+            super()._finalize_progbar(to_python(logs))
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self._epoch = epoch
-        self._start = time.monotonic()
-        self._last_draw = 0.0
-        self._seen = 0
-        if self.verbose == 1:
-            self._write(f"Epoch {epoch + 1}/{self.params.get('epochs', '?')}\n")
-
-    def _bar(self, done: int, logs: dict | None, final: bool = False) -> str:
-        steps = self.params.get("steps")
-        elapsed = time.monotonic() - self._start
-        if steps:
-            width = 30
-            filled = min(width, int(width * done / steps))
-            bar = "=" * filled + ("" if filled == width else ">") + "." * (width - filled - 1)
-            head = f"{done}/{steps} [{bar[:width]}]"
-            if final or done >= steps:
-                timing = f"{format_duration(elapsed)} {1000 * elapsed / max(done, 1):.0f}ms/step"
-            else:
-                eta = elapsed / max(done, 1) * (steps - done)
-                timing = f"ETA: {format_duration(eta)}"
-        else:
-            head, timing = f"{done}", f"{format_duration(elapsed)}"
-        metrics = format_logs(logs)
-        return f"{head} - {timing}" + (f" - {metrics}" if metrics else "")
-
-    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        self._seen = batch + 1
-        if self.verbose != 1 or not _interactive(self.stream):
-            return
-        now = time.monotonic()
-        if now - self._last_draw >= self.interval:
-            self._last_draw = now
-            self._write("\r" + self._bar(self._seen, logs))
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        if self.verbose == 1:
-            prefix = "\r" if _interactive(self.stream) else ""
-            self._write(prefix + self._bar(self._seen, logs, final=True) + "\n")
-        elif self.verbose == 2:
-            elapsed = time.monotonic() - self._start
-            line = f"Epoch {epoch + 1}/{self.params.get('epochs', '?')} - {format_duration(elapsed)}"
-            metrics = format_logs(logs)
-            self._write(line + (f" - {metrics}" if metrics else "") + "\n")
+        with self._output():
+            super().on_epoch_begin(epoch, logs)
 
 
 def make_progress(verbose: Any) -> keras.callbacks.Callback | None:
-    """The progress callback for a `verbose` value (None for 0)."""
-    if verbose in (0, False, None, "silent"):
-        return None
-    if verbose == "auto":
-        verbose = 1
-    if verbose not in (1, 2):
-        raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}.")
-    return TextProgress(verbose)
+    """The progress callback for a `verbose` value (None for 0).
+
+    Example:
+
+    ```python
+    make_progress(2)   # TextProgress(verbose=2)
+    ```
+    """
+    from nbtrain.engine.config import check_verbose
+
+    verbose = check_verbose(verbose)
+    return TextProgress(verbose) if verbose else None
+
+
+__all__ = ["TextProgress", "format_logs", "format_value", "make_progress"]

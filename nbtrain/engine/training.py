@@ -16,14 +16,15 @@ from typing import Any, NamedTuple
 import keras
 
 from nbtrain.data import ArraySequence, is_sequence, sequence_length
-from nbtrain.engine import validation as checks
+from nbtrain.data.userwarning import user_stacklevel
 from nbtrain.engine.batches import (
     apply_class_weight,
     batch_size_of,
-    check_class_weight,
+    cast_float64,
     unpack_batch,
 )
 from nbtrain.engine.callbacks import LoopCallbacks
+from nbtrain.engine.config import FitConfig, fit_config, should_validate
 from nbtrain.engine.progress import make_progress
 from nbtrain.engine.steps import make_steps
 from nbtrain.engine.stream import DataExhausted, DataStream
@@ -88,8 +89,9 @@ class HeldMetrics:
 class FitLoop:
     """One training job: validated inputs, data streams, callbacks and position.
 
-    The constructor checks every argument in the caller's thread and raises a
-    clear `ValueError`/`TypeError` before any work starts. `run()` trains from
+    The constructor checks every argument in the caller's thread (through
+    `nbtrain.engine.config.fit_config`, unless given a `config` it made) and
+    raises a clear `ValueError`/`TypeError` before any callback or worker starts. `run()` trains from
     the current position to epoch `epochs` (or until `model.stop_training`) and
     may be called again to continue.
 
@@ -100,6 +102,8 @@ class FitLoop:
         compiled_steps: force (True) or forbid (False) the compiled step path;
             None picks it where it applies.
         progress: extra progress callback to use instead of the text one.
+        config: a `FitConfig` already made by `fit_config` (then the other
+            arguments are not read); see `FitLoop.from_config`.
     """
 
     def __init__(self, model: Any, generator: Any, steps_per_epoch: int | None = None,
@@ -111,42 +115,72 @@ class FitLoop:
                  history: keras.callbacks.History | None = None,
                  gate: Callable[[], None] | None = None,
                  compiled_steps: bool | None = None,
-                 progress: keras.callbacks.Callback | None = None):
-        checks.check_model(model)
-        source = checks.as_source(generator)
-        self.steps_per_epoch = checks.check_steps(source, steps_per_epoch, "steps_per_epoch",
-                                                  "fit_generator")
-        checks.check_epochs(epochs, initial_epoch)
-        checks.check_workers(workers, max_queue_size)
-        self.validation_freq = checks.check_validation_freq(validation_freq)
-        self.val_source, self.validation_steps = checks.check_validation(
-            validation_data, validation_steps
-        )
-        self.class_weight = check_class_weight(class_weight)
+                 progress: keras.callbacks.Callback | None = None,
+                 config: FitConfig | None = None):
+        if config is None:
+            config = fit_config(
+                model, generator, api="fit_generator", steps_per_epoch=steps_per_epoch,
+                epochs=epochs, verbose=verbose, callbacks=callbacks,
+                validation_data=validation_data, validation_steps=validation_steps,
+                validation_freq=validation_freq, class_weight=class_weight,
+                max_queue_size=max_queue_size, workers=workers,
+                use_multiprocessing=use_multiprocessing, shuffle=shuffle,
+                initial_epoch=initial_epoch)
+        self.config = config
+        model = config.model
+        self.steps_per_epoch = config.steps_per_epoch
+        self.validation_freq = config.validation_freq
+        self.val_source, self.validation_steps = config.validation, config.validation_steps
+        self.class_weight = config.class_weight
         self.model = model
-        self.epochs = int(epochs)
-        self.verbose = verbose
+        self.epochs = config.epochs
+        self.verbose = config.verbose
         self.gate = gate
-        self.state = LoopState(epoch=int(initial_epoch))
+        self.state = LoopState(epoch=config.initial_epoch)
         self.train_steps = make_steps(model, "train", compiled_steps)
         self.test_steps = make_steps(model, "test", compiled_steps)
-        stream_args = dict(workers=int(workers), use_multiprocessing=use_multiprocessing,
-                           max_queue_size=int(max_queue_size))
-        self.train_stream = DataStream(source, shuffle=bool(shuffle), transform=self._train_batch,
-                                       **stream_args)
+        self._floatx = keras.config.floatx()
+        stream_args = dict(workers=config.workers, use_multiprocessing=config.use_multiprocessing,
+                           max_queue_size=config.max_queue_size)
+        self.train_stream = DataStream(config.data, shuffle=config.shuffle,
+                                       transform=self._train_batch, **stream_args)
         self._val_stream_args = stream_args
         self.val_stream: DataStream | None = None
         if progress is None:
-            progress = make_progress(verbose)
-        user = list(callbacks.callbacks if isinstance(callbacks, keras.callbacks.CallbackList)
-                    else (callbacks or []))
+            progress = make_progress(config.verbose)
+        steps = config.steps_per_epoch
+        if steps is None and is_sequence(config.data):
+            steps = sequence_length(config.data)  # Keras 2: params['steps'] is len(sequence)
         self.callbacks = LoopCallbacks(
-            user + ([progress] if progress is not None else []),
-            model=model, history=history, verbose=verbose, epochs=self.epochs,
-            steps=self.steps_per_epoch,
+            list(config.callbacks) + ([progress] if progress is not None else []),
+            model=model, history=history, verbose=config.verbose, epochs=self.epochs,
+            steps=steps,
         )
+        if config.validation_arrays is not None:
+            for callback in self.callbacks.callbacks:  # Keras 2's `callback.validation_data`
+                callback.validation_data = config.validation_arrays
         self.history = self.callbacks._history
         self._first_batch_size: int | None = None
+        self._announced = False  # the first epoch's steps went with the constructor's params
+
+    @classmethod
+    def from_config(cls, config: FitConfig, **kwargs: Any) -> FitLoop:
+        """A FitLoop for a `FitConfig` made by `nbtrain.engine.config.fit_config`.
+
+        Args:
+            config: the checked, adapted arguments.
+            **kwargs: `history`, `gate`, `compiled_steps`, `progress`.
+        """
+        return cls(config.model, config.data, config=config, **kwargs)
+
+    def _announce_steps(self, steps: int) -> None:
+        """Keras 2.3: with a Sequence's length as the steps, callbacks get `set_params`
+        again before every epoch after the first (the length is read again); else
+        only when the steps change."""
+        again = self.steps_per_epoch is None and self._announced
+        if again or self.callbacks.params.get("steps") != steps:
+            self.callbacks.set_params({**self.callbacks.params, "steps": steps})
+        self._announced = True
 
     # -- controllers' API (a Run, a CollectiveGate): call these, never write fields ------
 
@@ -197,7 +231,7 @@ class FitLoop:
     # -- data ---------------------------------------------------------------------------
 
     def _train_batch(self, raw: Any) -> tuple:
-        x, y, sample_weight = unpack_batch(raw)
+        x, y, sample_weight = cast_float64(unpack_batch(raw), self._floatx)
         if self._first_batch_size is None:
             self._first_batch_size = batch_size_of(x)
         if self.class_weight:
@@ -207,7 +241,8 @@ class FitLoop:
     def _validation_stream(self) -> DataStream:
         if self.val_stream is None:
             source = self.val_source
-            if isinstance(source, ArraySequence) and self._first_batch_size:
+            if (isinstance(source, ArraySequence) and self._first_batch_size
+                    and self.config.validation_batch_size is None):
                 source.batch_size = self._first_batch_size
             self.val_stream = DataStream(source, shuffle=False,
                                          transform=test_batch_transform(self.test_steps),
@@ -242,7 +277,7 @@ class FitLoop:
         model, state, callbacks, runner = self.model, self.state, self.callbacks, self.train_steps
         epoch = state.epoch
         steps = self.steps_per_epoch or self.train_stream.steps_this_epoch()
-        callbacks.params["steps"] = steps
+        self._announce_steps(steps)
         if state.batch and state.metrics is not None:
             runner.restore(state.metrics)
         else:
@@ -264,7 +299,7 @@ class FitLoop:
                 warnings.warn(
                     f"The generator ended after {state.batch + len(batches)} of {steps} "
                     f"steps in epoch {epoch + 1}; training stops here.",
-                    stacklevel=3,
+                    stacklevel=user_stacklevel(),
                 )
                 model.stop_training = True
                 if not batches:
@@ -282,7 +317,7 @@ class FitLoop:
         # As in Keras 2, only a complete epoch is validated: a stop mid-epoch ends
         # after the current batch, and the epoch is validated when a resume completes it.
         if (finished and self.val_source is not None
-                and checks.should_validate(epoch, self.validation_freq)):
+                and should_validate(epoch, self.validation_freq)):
             val_logs = self._validate()
             epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
         callbacks.on_epoch_end(epoch, epoch_logs)
@@ -305,8 +340,10 @@ class FitLoop:
 def test_batch_transform(runner: Any) -> Callable[[Any], tuple]:
     """What a stream feeding `evaluate_stream` applies to each raw batch."""
 
+    floatx = keras.config.floatx()
+
     def transform(raw: Any) -> tuple:
-        return runner.prepare(unpack_batch(raw, "evaluation generator"))
+        return runner.prepare(cast_float64(unpack_batch(raw, "evaluation generator"), floatx))
 
     return transform
 
@@ -322,7 +359,8 @@ def evaluate_stream(runner: Any, stream: DataStream, steps: int, callbacks: Any)
             batch = stream.next()
         except DataExhausted:
             warnings.warn(
-                f"The evaluation data ended after {step} of {steps} steps.", stacklevel=3
+                f"The evaluation data ended after {step} of {steps} steps.",
+                stacklevel=user_stacklevel(),
             )
             break
         callbacks.on_test_batch_begin(step)

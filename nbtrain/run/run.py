@@ -13,8 +13,8 @@ import operator
 import warnings
 from typing import Any, Callable, Iterator
 
-from nbtrain.data import adapt_training_data, adapt_validation_data
 from nbtrain.engine import FitLoop
+from nbtrain.engine.config import fit_config
 from nbtrain.run import registry
 from nbtrain.run.coordinator import multi_worker_strategy_of
 from nbtrain.run.history import RunHistory
@@ -74,8 +74,15 @@ class Run(RunView):
         max_queue_size: batches read ahead.
         shuffle: reshuffle array samples, or a Sequence's batch order, each epoch.
         initial_epoch: the epoch to start at.
+        sample_weight: per-sample weights, only when `x` is arrays.
+        validation_split: fraction of the array samples (the last ones) held
+            out for validation, as `model.fit` does.
+        validation_batch_size: samples per validation batch for array
+            validation data (default `batch_size`).
 
     Raises:
+        TypeError, ValueError: bad input (nothing has started; see
+            `nbtrain.engine.config.fit_config`).
         RuntimeError: the model is already training in another Run.
 
     Example:
@@ -99,26 +106,25 @@ class Run(RunView):
                  validation_steps: int | None = None, validation_freq: Any = 1,
                  callbacks: Any = None, class_weight: dict | None = None, workers: int = 1,
                  use_multiprocessing: bool = False, max_queue_size: int = 10,
-                 shuffle: bool = True, initial_epoch: int = 0):
+                 shuffle: bool = True, initial_epoch: int = 0, sample_weight: Any = None,
+                 validation_split: float = 0.0, validation_batch_size: int | None = None):
         registry.check_free(model)
         strategy = multi_worker_strategy_of(model)
         if strategy is not None:
             from nbtrain.run.multiworker import is_chief, worker_callbacks
 
             callbacks = worker_callbacks(callbacks, is_chief(strategy))
-        data = adapt_training_data(x, y, batch_size=batch_size, steps_per_epoch=steps_per_epoch,
-                                   shuffle=shuffle, use_multiprocessing=use_multiprocessing)
-        validation_data, validation_steps = adapt_validation_data(validation_data,
-                                                                  validation_steps)
+        config = fit_config(
+            model, x, y, api="fit", batch_size=batch_size, epochs=epochs, verbose=0,
+            callbacks=callbacks, validation_split=validation_split,
+            validation_data=validation_data, shuffle=shuffle, class_weight=class_weight,
+            sample_weight=sample_weight, initial_epoch=initial_epoch,
+            steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
+            validation_batch_size=validation_batch_size, validation_freq=validation_freq,
+            max_queue_size=max_queue_size, workers=workers,
+            use_multiprocessing=use_multiprocessing)
         history = RunHistory()
-        loop = FitLoop(
-            model, data.source, steps_per_epoch=data.steps, epochs=epochs, verbose=0,
-            callbacks=callbacks, validation_data=validation_data,
-            validation_steps=validation_steps, validation_freq=validation_freq,
-            class_weight=class_weight, max_queue_size=max_queue_size, workers=workers,
-            use_multiprocessing=use_multiprocessing, shuffle=data.shuffle_batches,
-            initial_epoch=initial_epoch, history=history,
-        )
+        loop = FitLoop.from_config(config, history=history)
         super().__init__(model, loop, history, strategy)
 
     # -- controls -----------------------------------------------------------------------

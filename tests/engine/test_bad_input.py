@@ -49,7 +49,7 @@ def test_data_that_is_no_generator_or_sequence(bad):
 @pytest.mark.parametrize("batch, shown", [
     (np.zeros((8, 4)), "ndarray(shape=(8, 4)"),
     ((np.zeros((8, 4)),), "tuple of 1"),
-    ([np.zeros((8, 4)), np.zeros((8, 1))], "list of 2"),
+    ([np.zeros((8, 4))] * 4, "list of 4"),
     ((1, 2, 3, 4), "tuple of 4"),
 ])
 @pytest.mark.parametrize("workers", [0, 1])

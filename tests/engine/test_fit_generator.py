@@ -192,16 +192,6 @@ def test_stop_training_from_a_callback_stops_after_the_current_batch(compiled):
     assert rec.events[-1] == "train_end"
 
 
-def test_verbose_prints_progress(capsys):
-    x, y = make_data(16)
-    fit(make_model(), RecordingSequence(x, y), epochs=2, verbose=1)
-    out = capsys.readouterr().out
-    assert "Epoch 1/2" in out and "Epoch 2/2" in out and "2/2 [" in out and "loss:" in out
-    fit(make_model(), RecordingSequence(x, y), epochs=2, verbose=2)
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 2 and lines[0].startswith("Epoch 1/2") and "loss:" in lines[0]
-
-
 def test_public_name_is_the_engine_loop_and_returns_history():
     x, y = make_data(16)
     history = nbtrain.fit_generator(make_model(), RecordingSequence(x, y), epochs=1, verbose=0)
@@ -244,30 +234,6 @@ def test_data_error_reaches_the_caller_as_the_original_exception(workers):
     with pytest.raises(FileNotFoundError, match="image 2 is missing"):
         nbtrain.fit_generator(make_model(), BadBatch(x, y), epochs=1, verbose=0, workers=workers,
                               shuffle=False)
-
-
-def test_text_progress_redraws_at_most_ten_times_a_second():
-    import io
-    import time
-
-    from nbtrain.engine.progress import TextProgress
-
-    class Tty(io.StringIO):
-        def isatty(self):
-            return True
-
-    out = Tty()
-    bar = TextProgress(verbose=1, stream=out)
-    bar.set_params({"epochs": 1, "steps": 100000})
-    bar.on_epoch_begin(0)
-    start = time.monotonic()
-    for b in range(100000):
-        bar.on_train_batch_end(b, {"loss": 1.0})
-    elapsed = time.monotonic() - start
-    bar.on_epoch_end(0, {"loss": 1.0})
-    redraws = out.getvalue().count("\r")
-    assert redraws <= 10 * elapsed + 3
-    assert out.getvalue().rstrip().endswith("loss: 1")
 
 
 @pytest.mark.parametrize("compiled", PATHS)
