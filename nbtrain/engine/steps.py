@@ -131,19 +131,20 @@ def signature(batch: Any, leaves: list | None = None) -> tuple:
     )
 
 
-class PreparedBatch:
-    """A batch made ready for `CompiledSteps.run` on a worker thread.
+class PreparedBatch(tuple):
+    """An `(x, y, sample_weight)` batch made ready for `CompiledSteps.run` on a
+    worker thread: the tuple itself (NumPy arrays turned into tensors), plus
 
     Attributes:
-        batch: the `(x, y, sample_weight)` batch, NumPy arrays turned into tensors.
+        batch: the same batch as a plain tuple (what TensorFlow traces).
         key: its `signature`: which traced step it runs on.
         flat: its tensors in the order the traced step takes them.
     """
 
-    __slots__ = ("batch", "key", "flat")
-
-    def __init__(self, batch: tuple, key: tuple, flat: list):
+    def __new__(cls, batch: tuple, key: tuple, flat: list) -> PreparedBatch:
+        self = super().__new__(cls, batch)
         self.batch, self.key, self.flat = batch, key, flat
+        return self
 
 
 class _Traced:
