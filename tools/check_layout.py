@@ -33,6 +33,7 @@ KNOWN = {
     "_maybe_symbolic_build": "Keras: build the model before the first compiled step",
     "_history": "Keras CallbackList's History (LoopCallbacks is a CallbackList)",
     "_nbtrain_legacy": "a marker on the methods nbtrain.magics adds to keras.Model",
+    "_call_flat": "TF ConcreteFunction: the traced step called on flat tensors (engine.steps, checked)",
     "_getframe": "CPython's sys._getframe: warnings attributed to the user's frame",
     "_worker": "the worker-process side of nbtrain.data.processes (its own package)",
     "_parent_ident": "ipykernel 7: routing identity of the busy cell's request (nbtrain.kernel_events)",

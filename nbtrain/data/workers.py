@@ -3,13 +3,71 @@
 A worker pool turns batch indices into futures of batches.  The enqueuer asks
 for batches in order and keeps `max_queue_size` of them in flight; the pool
 decides where `__getitem__` runs.  Process pools live in `processes.py`.
+
+The thread pool is built for the training loop's hand-off, which happens once
+per batch: a task is a slotted object put on a `queue.SimpleQueue`, and a
+finished task is read without taking a lock.  A `concurrent.futures`
+executor costs several times more per batch (a condition and a work item per
+future, a semaphore per submit), on both threads.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import queue
+import threading
 from collections.abc import Callable
 from typing import Any
+
+
+class BatchFuture:
+    """The batch of one index, being read by a `ThreadPool` worker.
+
+    The subset of `concurrent.futures.Future` the enqueuer uses: `result`,
+    `done`, `cancel`.
+    """
+
+    __slots__ = ("pool", "index", "is_done", "is_cancelled", "value", "error")
+
+    def __init__(self, pool: ThreadPool, index: int):
+        self.pool = pool
+        self.index = index
+        self.is_done = False
+        self.is_cancelled = False
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+    def done(self) -> bool:
+        """True once the batch is read (or failed, or was cancelled)."""
+        return self.is_done or self.is_cancelled
+
+    def cancel(self) -> bool:
+        """Cancel the task if no worker has started it; True if it was cancelled."""
+        with self.pool.cond:
+            if self.is_done:
+                return False
+            self.is_cancelled = True
+            self.pool.cond.notify_all()
+            return True
+
+    def result(self, timeout: float | None = None) -> Any:
+        """The batch; raises the worker's exception as it was raised.
+
+        Raises:
+            concurrent.futures.TimeoutError: not ready within `timeout` seconds.
+            concurrent.futures.CancelledError: the pool was shut down first.
+        """
+        if not self.is_done:
+            cond = self.pool.cond
+            with cond:
+                cond.wait_for(lambda: self.is_done or self.is_cancelled, timeout)
+            if not self.is_done:
+                if self.is_cancelled:
+                    raise concurrent.futures.CancelledError()
+                raise concurrent.futures.TimeoutError()
+        if self.error is not None:
+            raise self.error
+        return self.value
 
 
 class ThreadPool:
@@ -27,20 +85,59 @@ class ThreadPool:
     def __init__(self, sequence: Any, workers: int, transform: Callable[[Any], Any] | None = None):
         self.sequence = sequence
         self.transform = transform
-        self._executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=workers, thread_name_prefix="nbtrain-sequence"
-        )
+        self._tasks: queue.SimpleQueue = queue.SimpleQueue()
+        self.cond = threading.Condition(threading.Lock())
+        self._closed = False
+        self._threads = [
+            threading.Thread(target=self._work, name=f"nbtrain-sequence_{i}", daemon=True)
+            for i in range(workers)
+        ]
+        for thread in self._threads:
+            thread.start()
 
-    def submit(self, index: int) -> concurrent.futures.Future:
-        if self.transform is None:
-            return self._executor.submit(self.sequence.__getitem__, index)
-        return self._executor.submit(self._get, index)
+    def submit(self, index: int) -> BatchFuture:
+        """Read batch `index` on a worker; returns its future."""
+        if self._closed:
+            raise RuntimeError("This pool is shut down.")
+        future = BatchFuture(self, index)
+        self._tasks.put(future)
+        return future
 
-    def _get(self, index: int) -> Any:
-        return self.transform(self.sequence[index])
+    def _work(self) -> None:
+        tasks, cond, sequence, transform = self._tasks, self.cond, self.sequence, self.transform
+        while True:
+            future = tasks.get()
+            if future is None:
+                return
+            if future.is_cancelled:
+                continue
+            try:
+                value = sequence[future.index]
+                if transform is not None:
+                    value = transform(value)
+            except BaseException as exc:  # noqa: BLE001 - delivered to the consumer
+                future.error = exc
+            else:
+                future.value = value
+            with cond:
+                future.is_done = True
+                cond.notify_all()
 
     def new_pass(self) -> None:
         """The sequence may have changed in `on_epoch_end`; threads see it already."""
 
     def shutdown(self, timeout: float | None = None) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        """Cancel the tasks not started, let the workers finish the batch they
+        are reading, and join them."""
+        self._closed = True
+        while True:
+            try:
+                future = self._tasks.get_nowait()
+            except queue.Empty:
+                break
+            if future is not None:
+                future.cancel()
+        for _ in self._threads:
+            self._tasks.put(None)
+        for thread in self._threads:
+            thread.join()

@@ -61,6 +61,8 @@ class LoopCallbacks(keras.callbacks.CallbackList):
         cbs = self.callbacks
         self._train_begin = [c for c in cbs if _defines(c, "on_train_batch_begin", "on_batch_begin")]
         self._train_end = [c for c in cbs if _defines(c, "on_train_batch_end", "on_batch_end")]
+        self._train_end_logs = [(c, bool(getattr(c, "accepts_tensor_logs", False)))
+                                for c in self._train_end]
         self._test_begin = [c for c in cbs if _defines(c, "on_test_batch_begin")]
         self._test_end = [c for c in cbs if _defines(c, "on_test_batch_end")]
         self._predict_end = [c for c in cbs if _defines(c, "on_predict_batch_end")]
@@ -72,6 +74,17 @@ class LoopCallbacks(keras.callbacks.CallbackList):
             callback.set_params(self.params)
         self._index()
 
+    def batch_hooks(self, mode: str = "train") -> tuple[Any, Any]:
+        """The `(begin, end)` batch hooks of `mode` (`"train"` or `"test"`) the
+        loop should call, each None when no callback defines it: a loop over
+        callbacks with epoch hooks only then costs nothing per batch.
+        """
+        if mode == "train":
+            return (self.on_train_batch_begin if self._train_begin else None,
+                    self.on_train_batch_end if self._train_end else None)
+        return (self.on_test_batch_begin if self._test_begin else None,
+                self.on_test_batch_end if self._test_end else None)
+
     def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
         for callback in self._train_begin:
             callback.on_train_batch_begin(batch, logs=logs)
@@ -81,8 +94,8 @@ class LoopCallbacks(keras.callbacks.CallbackList):
         # (the dashboard reads them once per plot bucket): no device-to-host copy
         # per batch for them.  The others get Python numbers, converted once.
         converted = None
-        for callback in self._train_end:
-            if getattr(callback, "accepts_tensor_logs", False):
+        for callback, tensors in self._train_end_logs:
+            if tensors:
                 callback.on_train_batch_end(batch, logs=logs)
             else:
                 if converted is None:

@@ -1,10 +1,11 @@
 """Step runners: how one execution of the train or test step is run.
 
-`CompiledSteps` calls the model's compiled step function (`model.train_function`
-/ `model.test_function`, the ones `model.fit` uses) directly on Python batches:
-metrics accumulate in the model's own metric objects, logs stay tensors until a
-callback needs them, and `steps_per_execution` is respected.  It is what makes
-this loop faster than `model.fit` on a PyDataset.
+`StepRunner` is the interface the loop drives; every backend's runner
+implements it.  `CompiledSteps` calls the model's compiled step function (the
+one `model.fit` uses) directly on prepared batches: metrics accumulate in the
+model's own metric objects, logs stay tensors until a callback needs them, and
+`steps_per_execution` is respected.  It is what makes this loop faster than
+`model.fit` on a PyDataset.
 
 `BatchSteps` uses only the public `train_on_batch` / `test_on_batch` and averages
 the per-batch logs itself, weighted by batch size (Keras 2's BaseLogger).  It
@@ -25,6 +26,67 @@ from nbtrain.engine.distributed.replicas import (
     multi_worker_step,
     replicas,
 )
+
+
+class StepRunner:
+    """The interface between the loop and a backend's train or test step.
+
+    The loop (`FitLoop`, `evaluate_stream`) drives a runner this way:
+
+    - `prepare(batch)` once per `(x, y, sample_weight)` batch, on the data
+      worker thread when there is one (it is the enqueuer's transform): the
+      place for anything that does not need the model's step, such as turning
+      NumPy arrays into the backend's tensors and computing what the step call
+      will look up;
+    - `run(items)` on the training thread with `steps_per_execution` prepared
+      items (fewer at the end of an epoch), returning the logs of the last
+      step: a dict of the epoch's running averages, whose values may be backend
+      tensors (callbacks that need numbers get them through
+      `callbacks.to_python`);
+    - `reset()` at the start of an epoch, or `restore(state)` with a
+      `snapshot()` taken when the epoch was interrupted, to continue its
+      averages; `result(last_logs)` at the end of an epoch: the epoch's logs as
+      Python numbers, averaged over its batches weighted by batch size.
+
+    `run` must accept items `prepare` did not make (raw batches), preparing
+    them itself.  Implementations: `CompiledSteps` (Keras 3 on TensorFlow) and
+    `BatchSteps` (any backend, through `train_on_batch`).
+
+    Args:
+        model: a compiled Keras model.
+        mode: `"train"` or `"test"`.
+    """
+
+    steps_per_execution: int = 1
+    """Batches the loop hands to one `run()` call."""
+
+    def __init__(self, model: Any, mode: str):
+        self.model = model
+        self.mode = mode
+
+    def prepare(self, batch: tuple) -> Any:
+        """Make `batch` ready for `run` (any thread).  The default keeps it as it is."""
+        return batch
+
+    def run(self, items: list) -> Any:
+        """Run the step on each item in order; return the last step's logs."""
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        """Start the averages of a new epoch."""
+        raise NotImplementedError
+
+    def result(self, last_logs: Any) -> dict:
+        """The epoch's logs so far, as Python numbers."""
+        raise NotImplementedError
+
+    def snapshot(self) -> Any:
+        """The state of the epoch's averages, for `restore`."""
+        raise NotImplementedError
+
+    def restore(self, state: Any) -> None:
+        """Continue the averages from a `snapshot()`."""
+        raise NotImplementedError
 
 
 def find_step_function(function: Any) -> Any:
@@ -49,11 +111,17 @@ def find_step_function(function: Any) -> Any:
     return None
 
 
-def signature(batch: Any) -> tuple:
-    """A hashable key of a batch's structure, shapes and dtypes."""
+def signature(batch: Any, leaves: list | None = None) -> tuple:
+    """A hashable key of a batch's structure, shapes and dtypes.
+
+    Args:
+        batch: a batch (nested tuples, lists and dicts of arrays or tensors).
+        leaves: `tf.nest.flatten(batch)`, when the caller has it already.
+    """
     import tensorflow as tf
 
-    leaves = tf.nest.flatten(batch)
+    if leaves is None:
+        leaves = tf.nest.flatten(batch)
     flat = isinstance(batch, tuple) and len(leaves) == len(batch)
     structure = None if flat else repr(tf.nest.map_structure(lambda _: 0, batch))
     return structure, tuple(
@@ -63,8 +131,78 @@ def signature(batch: Any) -> tuple:
     )
 
 
-class CompiledSteps:
+class PreparedBatch(tuple):
+    """An `(x, y, sample_weight)` batch made ready for `CompiledSteps.run` on a
+    worker thread: the tuple itself (NumPy arrays turned into tensors), plus
+
+    Attributes:
+        batch: the same batch as a plain tuple (what TensorFlow traces).
+        key: its `signature`: which traced step it runs on.
+        flat: its tensors in the order the traced step takes them.
+    """
+
+    def __new__(cls, batch: tuple, key: tuple, flat: list) -> PreparedBatch:
+        self = super().__new__(cls, batch)
+        self.batch, self.key, self.flat = batch, key, flat
+        return self
+
+
+class _Traced:
+    """One traced step (a concrete function) and how to call it."""
+
+    __slots__ = ("function", "captures")
+
+    def __init__(self, function: Any, flat_call: bool):
+        self.function = function
+        # The concrete function's captured inputs (the model's, optimizer's and
+        # metrics' variables) never change once traced: collected once, not per call.
+        # None: call it the public way, with the structured batch.
+        self.captures = function.captured_inputs if flat_call else None
+
+
+def _takes_flat(function: Any, item: PreparedBatch) -> bool:
+    """True when `item.flat` is exactly what `function` binds `item.batch` to.
+
+    A `ConcreteFunction` called with a structured batch binds it to its
+    signature, flattens it and checks every tensor against its trace (about a
+    tenth of a small model's step); the prepared batch has done all of that on
+    the worker thread.  Checked once per traced signature: same identity, same
+    count (an aliased input, the same tensor passed twice, is traced once).
+    """
+    try:
+        function_type = function.function_type
+        expected = function_type.unpack_inputs(function_type.bind(item.batch))
+        if not hasattr(function, "_call_flat") or len(function.inputs) != (
+                len(item.flat) + len(function.captured_inputs)):
+            return False
+    except Exception:  # noqa: BLE001 - another TensorFlow: call it the public way
+        return False
+    return len(expected) == len(item.flat) and all(
+        a is b for a, b in zip(expected, item.flat, strict=True))
+
+
+def _to_tensors(value: Any, constant: Any) -> Any:
+    """NumPy leaves of a batch as tensors (`tf.constant`: the same tensor as
+    `tf.convert_to_tensor` gives, without its dispatch)."""
+    if isinstance(value, np.ndarray):
+        return constant(value)
+    if isinstance(value, (list, tuple)):
+        items = [_to_tensors(v, constant) for v in value]
+        if type(value) in (tuple, list):
+            return type(value)(items)
+        return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
+    if isinstance(value, dict):
+        return {k: _to_tensors(v, constant) for k, v in value.items()}
+    return value
+
+
+class CompiledSteps(StepRunner):
     """Runs `model.train_function` or `model.test_function` on lists of batches.
+
+    The fast path: `prepare` (on the worker thread) converts a batch to
+    tensors, computes its signature and flattens it; `run` looks up the step
+    traced for that signature and calls it on the flat tensors.  So the
+    training thread does no conversion, no flattening and no dispatch.
 
     Under `MultiWorkerMirroredStrategy` it runs `multi_worker_step` instead, and
     a train step carries the words of its `carrier` (a
@@ -78,11 +216,16 @@ class CompiledSteps:
     carrier: Any = None
 
     def __init__(self, model: Any, mode: str):
-        self.model = model
-        self.mode = mode
+        super().__init__(model, mode)
         self._built = False
         self._function = None
+        self._step = None
+        self._traced: dict = {}
+        self._strategy = None
         self._carrying: Any = None  # the multi-worker step that also all-reduces control words
+        import tensorflow as tf
+
+        self._tf = tf
 
     @staticmethod
     def applies(model: Any) -> bool:
@@ -105,32 +248,43 @@ class CompiledSteps:
             self.model.make_test_function()
             self._function = self.model.test_function
         self._step = find_step_function(self._function)
-        self._concrete: dict = {}
+        self._traced = {}
         self._strategy = self.model.distribute_strategy if replicas(self.model) > 1 else None
         self._multi_worker = self._step is not None and is_multi_worker(self._strategy)
         if self._multi_worker:
             self._step = multi_worker_step(self.model, self.mode)
         self._built = True
 
-    def _call(self, batch: tuple) -> Any:
-        """Run the step traced for this batch's structure, shapes and dtypes (cached);
+    def _trace(self, item: PreparedBatch) -> _Traced:
+        """The step traced for this item's signature (traced on first use)."""
+        function = self._step.get_concrete_function(item.batch)
+        traced = self._traced[item.key] = _Traced(function, _takes_flat(function, item))
+        return traced
+
+    def _call(self, item: PreparedBatch) -> Any:
+        """Run the step traced for this batch's structure, shapes and dtypes;
         under a multi-replica strategy, on the batch split across the replicas."""
-        key = signature(batch)
         if self._strategy is not None:
-            batch = distribute_batch(self._strategy, batch)
+            return self._call_distributed(item)
+        traced = self._traced.get(item.key) or self._trace(item)
+        if traced.captures is not None:
+            return traced.function._call_flat(item.flat, traced.captures)
+        return traced.function(item.batch)
+
+    def _call_distributed(self, item: PreparedBatch) -> Any:
+        key, batch = item.key, distribute_batch(self._strategy, item.batch)
         if self.carrier is not None and self._multi_worker and self.mode == "train":
             words = self.carrier.take_outgoing()
             if words is not None:
                 return self._call_carrying(key, batch, words)
-        function = self._concrete.get(key)
+        function = self._traced.get(key)
         if function is None:
-            function = self._concrete[key] = self._step.get_concrete_function(batch)
+            function = self._traced[key] = self._step.get_concrete_function(batch)
         return function(batch)
 
     def _call_carrying(self, key: tuple, batch: Any, words: Any) -> Any:
         """Run the step, its all-reduce also summing the carrier's control words."""
-        import tensorflow as tf
-
+        tf = self._tf
         if self._carrying is None:
             self._carrying = (multi_worker_step(self.model, self.mode, words=True), {})
         step, concrete = self._carrying
@@ -149,34 +303,29 @@ class CompiledSteps:
     def reset(self) -> None:
         self.model.reset_metrics()
 
-    @staticmethod
-    def prepare(batch: tuple) -> tuple:
-        """NumPy leaves as tensors: the compiled step then skips its own conversion.
+    def prepare(self, batch: tuple) -> PreparedBatch:
+        """NumPy leaves as tensors, the signature and the flat tensors: the
+        training thread then only calls the traced step.
 
         Runs on a worker thread when there is one, off the training thread's path.
         """
-        import tensorflow as tf
+        tf = self._tf
+        batch = _to_tensors(batch, tf.constant)
+        leaves = tf.nest.flatten(batch)
+        return PreparedBatch(batch, signature(batch, leaves),
+                             [leaf for leaf in leaves if isinstance(leaf, tf.Tensor)])
 
-        def convert(value):
-            if isinstance(value, np.ndarray):
-                return tf.convert_to_tensor(value)
-            if isinstance(value, dict):
-                return {k: convert(v) for k, v in value.items()}
-            if isinstance(value, (list, tuple)):
-                return type(value)(convert(v) for v in value)
-            return value
-
-        return convert(batch)
-
-    def run(self, batches: list[tuple]) -> Any:
-        """Run the step on each `(x, y, sample_weight)` batch; return the logs (tensors)."""
+    def run(self, items: list) -> Any:
+        """Run the step on each prepared `(x, y, sample_weight)` batch; return the
+        logs (tensors)."""
+        items = [item if type(item) is PreparedBatch else self.prepare(item) for item in items]
         if not self._built:
-            self._prepare(batches[0])
+            self._prepare(items[0].batch)
         if self._step is None:
-            return self._function(iter(batches))
+            return self._function(iter([item.batch for item in items]))
         logs = None
-        for batch in batches:
-            logs = self._call(batch)
+        for item in items:
+            logs = self._call(item)
         return logs
 
     def result(self, last_logs: Any) -> dict:
@@ -196,7 +345,7 @@ class CompiledSteps:
                 variable.assign(value)
 
 
-class BatchSteps:
+class BatchSteps(StepRunner):
     """Runs `train_on_batch` / `test_on_batch` per batch and averages the logs
     over the epoch, weighted by batch size.
 
@@ -205,20 +354,13 @@ class BatchSteps:
         mode: `"train"` or `"test"`.
     """
 
-    steps_per_execution = 1
-
     def __init__(self, model: Any, mode: str):
-        self.model = model
-        self.mode = mode
+        super().__init__(model, mode)
         self._sums: dict = {}
         self._count = 0
 
     def reset(self) -> None:
         self._sums, self._count = {}, 0
-
-    @staticmethod
-    def prepare(batch: tuple) -> tuple:
-        return batch
 
     def run(self, batches: list[tuple]) -> dict:
         logs: dict = {}
@@ -246,7 +388,7 @@ class BatchSteps:
         self._sums, self._count = dict(state[0]), state[1]
 
 
-def make_steps(model: Any, mode: str, compiled: bool | None = None):
+def make_steps(model: Any, mode: str, compiled: bool | None = None) -> StepRunner:
     """The step runner for `model`: compiled when it applies (or when forced)."""
     if compiled is None:
         compiled = CompiledSteps.applies(model)

@@ -274,7 +274,7 @@ class FitLoop:
         return self.history
 
     def _run_epoch(self) -> tuple[dict, bool]:
-        model, state, callbacks, runner = self.model, self.state, self.callbacks, self.train_steps
+        state, callbacks, runner = self.state, self.callbacks, self.train_steps
         epoch = state.epoch
         steps = self.steps_per_epoch or self.train_stream.steps_this_epoch()
         self._announce_steps(steps)
@@ -284,32 +284,7 @@ class FitLoop:
             runner.reset()
         state.metrics = None
         callbacks.on_epoch_begin(epoch)
-        per_call = runner.steps_per_execution
-        logs = None
-        while state.batch < steps:
-            if self.gate is not None:
-                self.gate()
-                if model.stop_training:
-                    break
-            batches = []
-            try:
-                for _ in range(min(per_call, steps - state.batch)):
-                    batches.append(self.train_stream.next())
-            except DataExhausted:
-                warnings.warn(
-                    f"The generator ended after {state.batch + len(batches)} of {steps} "
-                    f"steps in epoch {epoch + 1}; training stops here.",
-                    stacklevel=user_stacklevel(),
-                )
-                model.stop_training = True
-                if not batches:
-                    break
-            callbacks.on_train_batch_begin(state.batch)
-            logs = runner.run(batches)
-            state.batch += len(batches)
-            callbacks.on_train_batch_end(state.batch - 1, logs)
-            if model.stop_training:
-                break
+        logs = self._train_batches(steps)
         epoch_logs = runner.result(logs) if logs is not None else {}
         finished = state.batch >= steps
         if not finished:
@@ -322,6 +297,52 @@ class FitLoop:
             epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
         callbacks.on_epoch_end(epoch, epoch_logs)
         return epoch_logs, finished
+
+    def _train_batches(self, steps: int) -> Any:
+        """Train the epoch's batches from `state.batch` to `steps` (or a stop);
+        return the last step's logs (None if no step ran).
+
+        The per-batch path: everything that can be done once per epoch is
+        looked up here, batch hooks are called only if some callback defines
+        them, and the batches come prepared (tensors, signature) from the
+        stream's workers.
+        """
+        model, state, epoch = self.model, self.state, self.state.epoch
+        next_batch, run = self.train_stream.next, self.train_steps.run
+        begin, end = self.callbacks.batch_hooks("train")
+        per_call = self.train_steps.steps_per_execution
+        logs = None
+        while state.batch < steps:
+            gate = self.gate
+            if gate is not None:
+                gate()
+                if model.stop_training:
+                    break
+            batches: list = []
+            try:
+                if per_call == 1:
+                    batches.append(next_batch())
+                else:
+                    for _ in range(min(per_call, steps - state.batch)):
+                        batches.append(next_batch())
+            except DataExhausted:
+                warnings.warn(
+                    f"The generator ended after {state.batch + len(batches)} of {steps} "
+                    f"steps in epoch {epoch + 1}; training stops here.",
+                    stacklevel=user_stacklevel(),
+                )
+                model.stop_training = True
+                if not batches:
+                    break
+            if begin is not None:
+                begin(state.batch)
+            logs = run(batches)
+            state.batch += len(batches)
+            if end is not None:
+                end(state.batch - 1, logs)
+            if model.stop_training:
+                break
+        return logs
 
     def _validate(self) -> dict:
         stream = self._validation_stream()
@@ -350,22 +371,33 @@ def test_batch_transform(runner: Any) -> Callable[[Any], tuple]:
 
 def evaluate_stream(runner: Any, stream: DataStream, steps: int, callbacks: Any) -> dict:
     """Run the test step over `steps` prepared batches of `stream` (built with
-    `test_batch_transform`); return the averaged logs."""
+    `test_batch_transform`); return the averaged logs.
+
+    Args:
+        runner: the test `StepRunner`.
+        stream: the batches.
+        steps: how many to evaluate.
+        callbacks: a `LoopCallbacks`, receiving the test hooks.
+    """
     runner.reset()
     callbacks.on_test_begin()
+    begin, end = callbacks.batch_hooks("test")
+    next_batch, run = stream.next, runner.run
     logs = None
     for step in range(steps):
         try:
-            batch = stream.next()
+            batch = next_batch()
         except DataExhausted:
             warnings.warn(
                 f"The evaluation data ended after {step} of {steps} steps.",
                 stacklevel=user_stacklevel(),
             )
             break
-        callbacks.on_test_batch_begin(step)
-        logs = runner.run([batch])
-        callbacks.on_test_batch_end(step, logs)
+        if begin is not None:
+            begin(step)
+        logs = run([batch])
+        if end is not None:
+            end(step, logs)
     result = runner.result(logs) if logs is not None else {}
     callbacks.on_test_end(result)
     return result
