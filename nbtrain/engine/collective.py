@@ -49,6 +49,7 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 
 from nbtrain.engine.distribute import is_multi_worker, local_replicas
+from nbtrain.engine.training import Interrupt
 
 # Commands in a pass (at the gate) ...
 RUN, PAUSE, STOP = 0, 1, 2
@@ -344,7 +345,8 @@ class CollectiveGate:
 
     Called before each training step, it acts on what every worker agreed
     (the words the previous train step summed, or an exchange of its own at
-    the first gate of a pass): stop sets `model.stop_training`; pause
+    the first gate of a pass): stop raises `Interrupt` (the pass ends as an
+    interruption, on every worker at the same batch); pause
     exchanges heartbeats until the chief resumes or stops; a new final epoch is
     applied to the loop.  Then it sets the words the next train step carries:
     `loop.train_steps.carrier` is this gate when the step runner supports it
@@ -419,9 +421,8 @@ class CollectiveGate:
         while True:
             self._apply_epochs(agreement.epochs)
             if agreement.command == STOP:
-                self.loop.model.stop_training = True
                 self.local.agreed(STOP)
-                return
+                raise Interrupt
             if agreement.command != PAUSE:
                 break
             self.local.agreed(PAUSE)

@@ -4,6 +4,15 @@
 so that a run that stops can be resumed at the exact next batch (the `Run`
 of `nbtrain.run` calls `FitLoop.run` once per pass); `fit_generator` is one
 `FitLoop` run once.
+
+For its callbacks a `FitLoop` is one training across passes.  A pass that its
+gate ends by raising `Interrupt` is an interruption: no `on_epoch_end` for the
+epoch in progress, no `on_train_end`; the next `run()` goes on with the same
+training (no second `on_train_begin` or `on_epoch_begin`).  The training ends
+(`on_train_end`) when the last epoch is done, when a callback sets
+`model.stop_training`, or with `end_training()`.  A `run()` after that is a
+new training *segment*: the callbacks begin again as for a new `model.fit`,
+except that nothing written is truncated (see `callbacks.begin_segment`).
 """
 
 from __future__ import annotations
@@ -23,10 +32,29 @@ from nbtrain.engine.batches import (
     check_class_weight,
     unpack_batch,
 )
-from nbtrain.engine.callbacks import LoopCallbacks
+from nbtrain.engine.callbacks import LoopCallbacks, begin_segment, flush_files
 from nbtrain.engine.progress import make_progress
 from nbtrain.engine.steps import make_steps
 from nbtrain.engine.stream import DataExhausted, DataStream
+
+
+class Interrupt(Exception):  # noqa: N818 - a signal, like StopIteration, not an error
+    """Raised by a `FitLoop` gate to end the pass before the next batch.
+
+    It is an interruption, not an end: the epoch in progress does not end for
+    the callbacks and the training does not end either; the loop keeps its
+    position and the epoch's metric state, stops its enqueuers and `run()`
+    returns.  The next `run()` continues at the exact next batch.
+
+    Example:
+
+    ```python
+    def gate():
+        if stop_requested.is_set():
+            raise Interrupt
+    loop = FitLoop(model, sequence, epochs=5, gate=gate)
+    ```
+    """
 
 
 @dataclass
@@ -38,11 +66,13 @@ class LoopState:
         batch: batches of `epoch` already trained.
         metrics: the metric state at an interruption mid-epoch, so that the
             epoch's averages continue over the batches trained after a resume.
+        begun: `on_epoch_begin` of `epoch` has run and its `on_epoch_end` not yet.
     """
 
     epoch: int = 0
     batch: int = 0
     metrics: Any = None
+    begun: bool = False
 
 
 class FitLoop:
@@ -50,13 +80,14 @@ class FitLoop:
 
     The constructor checks every argument in the caller's thread and raises a
     clear `ValueError`/`TypeError` before any work starts. `run()` trains from
-    the current position to epoch `epochs` (or until `model.stop_training`) and
-    may be called again to continue.
+    the current position to epoch `epochs` (or until `model.stop_training`, or
+    until the gate raises `Interrupt`) and may be called again to continue.
 
     Args: those of `fit_generator`, plus
         history: the `keras.callbacks.History` to record into (kept across runs).
-        gate: called before each step; may block (pause) - the loop checks
-            `model.stop_training` when it returns.
+        gate: called before each step; may block (pause), or raise `Interrupt`
+            to end the pass as an interruption (a user's stop); the loop checks
+            `model.stop_training` (a callback's stop) when it returns.
         compiled_steps: force (True) or forbid (False) the compiled step path;
             None picks it where it applies.
         progress: extra progress callback to use instead of the text one.
@@ -107,6 +138,9 @@ class FitLoop:
         )
         self.history = self.callbacks._history
         self._first_batch_size: int | None = None
+        self._training = False  # on_train_begin ran, on_train_end not yet
+        self._segments = 0  # trainings begun (a continuation after an end is a new one)
+        self._train_logs: dict = {}  # the last epoch's logs, for on_train_end
 
     # -- data ---------------------------------------------------------------------------
 
@@ -131,26 +165,78 @@ class FitLoop:
 
     # -- the loop -----------------------------------------------------------------------
 
+    @property
+    def training(self) -> bool:
+        """True from `on_train_begin` to `on_train_end`: after an interruption the
+        training is still open, and the next `run()` goes on with it."""
+        return self._training
+
     def run(self) -> keras.callbacks.History:
-        """Train from the current position to epoch `self.epochs`; return the History."""
+        """Train from the current position to epoch `self.epochs`; return the History.
+
+        Begins the training for the callbacks unless one is open (after an
+        interruption); ends it unless the gate interrupts the pass.
+        """
         model, state, callbacks = self.model, self.state, self.callbacks
         model.stop_training = False
         callbacks.params["epochs"] = self.epochs
-        callbacks.on_train_begin()
-        epoch_logs: dict = {}
+        if not self._training:
+            self._begin_training()
         try:
             self.train_stream.start()
             while state.epoch < self.epochs:
-                epoch_logs, finished = self._run_epoch()
+                self._train_logs, finished = self._run_epoch()
+                state.begun = False
                 if finished:
                     state.epoch += 1
                     state.batch = 0
                 if model.stop_training:
                     break
+        except Interrupt:
+            self._interrupted()
+            return self.history
         finally:
             self.close()
-        callbacks.on_train_end(epoch_logs)
+        self.end_training()
         return self.history
+
+    def _begin_training(self) -> None:
+        model, state = self.model, self.state
+        if self._segments:
+            begin_segment(self.callbacks)
+        else:
+            self.callbacks.on_train_begin()
+        self._segments += 1
+        self._training = True
+        # BackupAndRestore restored an interrupted training: go on at its epoch (Keras's
+        # own `fit` reads the same attribute after `on_train_begin`).
+        restored = getattr(model, "_initial_epoch", None)
+        if restored is not None:
+            model._initial_epoch = None
+            if state.batch == 0 and not state.begun and restored > state.epoch:
+                state.epoch = min(int(restored), self.epochs)
+
+    def _interrupted(self) -> None:
+        """The gate interrupted the pass: keep the epoch's metric state for the next run."""
+        state = self.state
+        if state.batch and state.metrics is None:
+            state.metrics = self.train_steps.snapshot()
+        flush_files(self.callbacks)
+
+    def end_training(self, logs: dict | None = None) -> None:
+        """End the training for the callbacks (`on_train_end`) if one is open.
+
+        `run()` does it itself when the last epoch is done or a callback stops
+        training; after an interruption, call it when the training will not go
+        on (what `Run.close()` does).  A later `run()` begins a new segment.
+
+        Args:
+            logs: passed to `on_train_end` (default: the last epoch's logs).
+        """
+        if not self._training:
+            return
+        self._training = False
+        self.callbacks.on_train_end(self._train_logs if logs is None else logs)
 
     def _run_epoch(self) -> tuple[dict, bool]:
         model, state, callbacks, runner = self.model, self.state, self.callbacks, self.train_steps
@@ -162,7 +248,9 @@ class FitLoop:
         else:
             runner.reset()
         state.metrics = None
-        callbacks.on_epoch_begin(epoch)
+        if not state.begun:  # an epoch interrupted, then resumed, begins once
+            callbacks.on_epoch_begin(epoch)
+            state.begun = True
         per_call = runner.steps_per_execution
         logs = None
         while state.batch < steps:
@@ -193,8 +281,8 @@ class FitLoop:
         finished = state.batch >= steps
         if not finished:
             state.metrics = runner.snapshot()
-        # As in Keras 2, only a complete epoch is validated: a stop mid-epoch ends
-        # after the current batch, and the epoch is validated when a resume completes it.
+        # As in Keras 2, only a complete epoch is validated: a callback's stop mid-epoch
+        # ends the epoch after the current batch, unvalidated.
         if (finished and self.val_source is not None
                 and checks.should_validate(epoch, self.validation_freq)):
             val_logs = self._validate()
@@ -291,4 +379,4 @@ def fit_generator(model: Any, generator: Any, steps_per_epoch: int | None = None
     return loop.run()
 
 
-__all__ = ["FitLoop", "LoopState", "evaluate_stream", "fit_generator", "is_sequence"]
+__all__ = ["FitLoop", "Interrupt", "LoopState", "evaluate_stream", "fit_generator", "is_sequence"]
