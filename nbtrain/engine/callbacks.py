@@ -151,13 +151,29 @@ def begin_segment(callbacks: LoopCallbacks) -> None:
         callbacks.on_train_begin()
 
 
-def flush_files(callbacks: LoopCallbacks) -> None:
-    """Put on disk what file-writing callbacks have buffered (at an interruption:
-    what the completed epochs logged is readable while the run is stopped).
-    `CSVLogger` and `ModelCheckpoint` write synchronously; `TensorBoard`'s
-    summary writers buffer."""
-    for callback in callbacks.callbacks:
-        if isinstance(callback, keras.callbacks.TensorBoard):
-            for writer in list(getattr(callback, "_writers", {}).values()):
-                with contextlib.suppress(Exception):
-                    writer.flush()
+def _tensorboards(callbacks: LoopCallbacks) -> list:
+    return [cb for cb in callbacks.callbacks if isinstance(cb, keras.callbacks.TensorBoard)]
+
+
+def suspend(callbacks: LoopCallbacks) -> None:
+    """An interruption, on the thread of the pass that ends: put on disk what
+    file-writing callbacks buffer (what the completed epochs logged is readable
+    while stopped; `CSVLogger` and `ModelCheckpoint` write synchronously), and
+    leave this thread's summary state as it was (`TensorBoard` keeps its default
+    writer in TensorFlow's thread-local state, and the next pass, or
+    `on_train_end`, may run on another thread)."""
+    for callback in _tensorboards(callbacks):
+        with contextlib.suppress(Exception):
+            if callback.update_freq != "epoch" and callback._prev_summary_state:
+                callback._pop_writer()
+        for writer in list(getattr(callback, "_writers", {}).values()):
+            with contextlib.suppress(Exception):
+                writer.flush()
+
+
+def carry_on(callbacks: LoopCallbacks) -> None:
+    """The training goes on after `suspend` (on the thread of the next pass, or
+    of `on_train_end`): `TensorBoard` makes its writer the default again here."""
+    for callback in _tensorboards(callbacks):
+        if callback.update_freq != "epoch":
+            callback._push_writer(callback._train_writer, callback._global_train_batch)

@@ -32,7 +32,7 @@ from nbtrain.engine.batches import (
     check_class_weight,
     unpack_batch,
 )
-from nbtrain.engine.callbacks import LoopCallbacks, begin_segment, flush_files
+from nbtrain.engine.callbacks import LoopCallbacks, begin_segment, carry_on, suspend
 from nbtrain.engine.progress import make_progress
 from nbtrain.engine.steps import make_steps
 from nbtrain.engine.stream import DataExhausted, DataStream
@@ -139,6 +139,7 @@ class FitLoop:
         self.history = self.callbacks._history
         self._first_batch_size: int | None = None
         self._training = False  # on_train_begin ran, on_train_end not yet
+        self._suspended = False  # an interruption left the training open
         self._segments = 0  # trainings begun (a continuation after an end is a new one)
         self._train_logs: dict = {}  # the last epoch's logs, for on_train_end
 
@@ -182,6 +183,9 @@ class FitLoop:
         callbacks.params["epochs"] = self.epochs
         if not self._training:
             self._begin_training()
+        elif self._suspended:
+            carry_on(callbacks)
+        self._suspended = False
         try:
             self.train_stream.start()
             while state.epoch < self.epochs:
@@ -221,7 +225,8 @@ class FitLoop:
         state = self.state
         if state.batch and state.metrics is None:
             state.metrics = self.train_steps.snapshot()
-        flush_files(self.callbacks)
+        suspend(self.callbacks)
+        self._suspended = True
 
     def end_training(self, logs: dict | None = None) -> None:
         """End the training for the callbacks (`on_train_end`) if one is open.
@@ -235,6 +240,9 @@ class FitLoop:
         """
         if not self._training:
             return
+        if self._suspended:
+            carry_on(self.callbacks)
+            self._suspended = False
         self._training = False
         self.callbacks.on_train_end(self._train_logs if logs is None else logs)
 
