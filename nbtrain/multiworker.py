@@ -112,7 +112,7 @@ class WorkerSync:
         if not self.is_chief:
             return RUN
         state = self.run._state
-        return STOP if state == "stopping" else PAUSE if state == "paused" else RUN
+        return STOP if state == "stopping" else PAUSE if state in ("pausing", "paused") else RUN
 
     def epochs(self) -> int:
         """The chief's final epoch (0 elsewhere)."""
@@ -128,9 +128,17 @@ class WorkerSync:
                     self.run._cond.wait(timeout)
 
     def agreed(self, command: int) -> None:
-        """Followers show the agreed command as their state."""
+        """Show the agreed command as the state: on the chief, `'pausing'` becomes
+        `'paused'` once every worker holds; the followers follow."""
         run = self.run
-        if self.is_chief or (command == RUN and run._state != "paused"):
+        if self.is_chief:
+            if command == PAUSE:
+                with run._lock:
+                    if run._state == "pausing":
+                        run._set_state("paused")
+                run._dispatch()
+            return
+        if command == RUN and run._state != "paused":
             return
         with run._lock:
             state = run._state
@@ -240,6 +248,7 @@ class WorkerSync:
                     self._resume(agreement.epochs)
                     return
                 if agreement.command == END:
+                    self.run._loop.end_training()  # the chief's close() ended the training
                     break
         except Exception as exc:  # noqa: BLE001 - the job is broken: fail the run
             self._fail(exc)

@@ -3,17 +3,27 @@
 A `Run` owns one `FitLoop` (validated inputs, data streams, callbacks and the
 position `(epoch, batch)`) and calls `FitLoop.run()` once per *pass*, each
 pass on its own thread.  Controls only change the run's state under a lock;
-the loop acts on it at its *gate*, which it calls before every training step:
+the loop acts on it at its *gate*, which it calls before every training step.
+States tell the truth: `pause()` makes the run `pausing` and the loop's gate
+makes it `paused` once it actually holds between two batches; `stop()` makes
+it `stopping`, and it is `stopped` once the pass has ended (data workers
+stopped).  No control blocks for training.
 
 ```
-created --start--> running --pause--> paused --resume--> running
-running/paused --stop--> stopping --(pass ends)--> stopped
-running/paused --(pass ends, all epochs done)--> finished
+created --start--> running --pause--> pausing --(loop holds)--> paused
+pausing/paused --resume--> running
+running/pausing/paused --stop--> stopping --(pass ends)--> stopped
+running/pausing/stopping --(pass ends, all epochs done)--> finished
 stopped --resume()--> running                  (same epochs, exact next batch)
 stopped/finished --resume(epochs=N)--> running (train on to epoch N)
-running/paused/stopping --(exception)--> failed
+running/pausing/paused/stopping --(exception)--> failed
 stopped/finished --(multi-worker job: the other workers are lost)--> failed
 ```
+
+For the callbacks a Run is one training: a stop is an interruption (no
+`on_epoch_end` for the epoch in progress, no `on_train_end`), `resume()` goes
+on with it; `on_train_end` runs when the last epoch is done, when a callback
+stops training (EarlyStopping), or at `close()`.
 
 In a `MultiWorkerMirroredStrategy` job every worker builds the same Run; the
 chief's controls reach every worker at the same batch and the others follow
@@ -38,10 +48,11 @@ from typing import Any, Callable, Iterator
 import keras
 
 from nbtrain.data import adapt_training_data, adapt_validation_data, is_sequence, sequence_length
-from nbtrain.engine import FitLoop
+from nbtrain.engine import FitLoop, Interrupt
 
-STATES = ("created", "running", "paused", "stopping", "stopped", "finished", "failed")
+STATES = ("created", "running", "pausing", "paused", "stopping", "stopped", "finished", "failed")
 ENDED = frozenset({"stopped", "finished", "failed"})  # no pass in progress, wait() returns
+_HOLD = ("pausing", "paused")  # states in which the gate holds the loop
 
 Listener = Callable[["Run", str, str], Any]
 
@@ -55,11 +66,13 @@ _ACTIVE_LOCK = threading.Lock()
 class RunHistory(keras.callbacks.History):
     """A `keras.callbacks.History` that lasts across every pass of a `Run`.
 
-    It does not reset on `on_train_begin`, and an epoch logged again (an epoch
-    interrupted by a stop, then completed after a resume) replaces its earlier
+    It does not reset on `on_train_begin` (a continuation after the end begins
+    the callbacks again), and an epoch logged again (an epoch a callback
+    stopped in mid-epoch, completed after a resume) replaces its earlier
     entry, so `epoch` is contiguous with no duplicates and `history[key][i]`
     belongs to `epoch[i]`.  An epoch end whose logs hold no training metric
-    (stopped before any batch of the pass) leaves the history as it was.
+    leaves the history as it was.  A user's stop is not an epoch end: the
+    interrupted epoch is recorded once, when a resume completes it.
 
     Example:
 
@@ -100,8 +113,23 @@ class Run:
     `start()` (or use `nbtrain.fit`, which also shows a display).  Every control
     may be called from any thread, any number of times, in any order.
 
-    States: `'created'` (not started), `'running'`, `'paused'`, `'stopping'`,
-    `'stopped'`, `'finished'`, `'failed'`.
+    States: `'created'` (not started), `'running'`, `'pausing'` (asked to
+    pause; the batch in progress is finishing), `'paused'` (the loop holds
+    between two batches: no callback batch event happens until `resume()`),
+    `'stopping'`, `'stopped'` (the pass has ended, data workers stopped),
+    `'finished'`, `'failed'`.  Controls return at once; to wait until a pause
+    holds, use a listener (`add_listener`) or `with run.paused():`.
+
+    For the callbacks the run is one training across every pause, stop,
+    resume and continue: `on_train_begin` once, `on_epoch_begin` /
+    `on_epoch_end` once per epoch with the whole epoch's logs, `on_train_end`
+    when training ends: the last epoch done, a callback's stop
+    (`model.stop_training`: EarlyStopping, TerminateOnNaN), or `close()`.  A
+    stop is an interruption: the epoch in progress does not end for the
+    callbacks and what the completed epochs logged is on disk.  Training
+    further after the end (`resume(epochs=N)` of a finished run) is a new
+    training segment for the callbacks, begun as a new `model.fit` would begin
+    them, except that `CSVLogger` appends and `TensorBoard`'s steps continue.
 
     For a model built under a `MultiWorkerMirroredStrategy` with several
     workers, every worker runs the same program and builds the same Run.  The
@@ -203,8 +231,10 @@ class Run:
 
     @property
     def state(self) -> str:
-        """One of `'created'`, `'running'`, `'paused'`, `'stopping'`, `'stopped'`,
-        `'finished'`, `'failed'`."""
+        """One of `STATES`: `'created'`, `'running'`, `'pausing'`, `'paused'`,
+        `'stopping'`, `'stopped'`, `'finished'`, `'failed'`.  `'paused'` only
+        once the loop holds between two batches; `'stopped'` only once the pass
+        has ended."""
         return self._state
 
     @property
@@ -274,6 +304,7 @@ class Run:
             return set()
         return {
             "running": {"pause", "stop"},
+            "pausing": {"resume", "stop"},
             "paused": {"resume", "stop"},
             "stopped": {"resume", "continue"},
             "finished": {"continue"},
@@ -435,8 +466,13 @@ class Run:
     def pause(self) -> bool:
         """Hold training before its next batch; the data workers stay alive.
 
+        Returns at once: the run is `'pausing'` while the batch in progress
+        finishes, and `'paused'` once the loop holds (a listener is told).  To
+        inspect the model while it is held, use `with run.paused():`, which
+        waits for that.
+
         Returns:
-            True if the run was running and is now paused; False (no-op) otherwise.
+            True if the run was running and is now pausing; False (no-op) otherwise.
 
         Example:
 
@@ -448,16 +484,24 @@ class Run:
             self._require_chief("pause")
             if self._state != "running":
                 return False
-            self._set_state("paused")
+            self._set_state("pausing")
         self._dispatch()
         return True
 
     def stop(self) -> bool:
-        """Stop after the current batch; `on_epoch_end` and `on_train_end` run and the
-        data workers stop.  Works while paused.  `resume()` continues later.
+        """Stop after the current batch: the pass ends and the data workers stop.
+        Works while pausing or paused.  `resume()` continues later.
+
+        A stop is an interruption, not an end of training: for the callbacks the
+        epoch in progress does not end (`on_epoch_end` runs once, when a resume
+        completes it) and `on_train_end` does not run (`close()` ends the
+        training for good).  It does not set `model.stop_training`, which stays
+        a callback's signal (EarlyStopping).  Returns at once: the run is
+        `'stopping'`, then `'stopped'` once the pass has ended.
 
         Returns:
-            True if a running or paused run is now stopping; False (no-op) otherwise.
+            True if a running, pausing or paused run is now stopping; False
+            (no-op) otherwise.
 
         Example:
 
@@ -467,18 +511,16 @@ class Run:
         """
         with self._lock:
             self._require_chief("stop")
-            if self._state not in ("running", "paused"):
+            if self._state not in ("running", *_HOLD):
                 return False
-            self._set_state("stopping")
-            if self._sync is None:  # in a multi-worker job every worker stops at the gate
-                self._model.stop_training = True
+            self._set_state("stopping")  # the gate ends the pass (on every worker at once)
         self._dispatch()
         return True
 
     def resume(self, epochs: int | None = None) -> bool:
         """Continue training.
 
-        Paused: continues with the next batch.  Stopped: a new pass of the loop
+        Pausing or paused: continues with the next batch.  Stopped: a new pass of the loop
         from the interrupted epoch and, for a Sequence or arrays, its exact next
         batch in the same order (a generator is read on where it was).
         `epochs=N` sets the final epoch to N, so `resume(epochs=N)` also trains
@@ -520,7 +562,7 @@ class Run:
                 self._set_epochs(epochs)
             if state == "running":
                 return epochs is not None
-            if state == "paused":
+            if state in _HOLD:
                 self._set_state("running")
             elif self._loop.state.epoch >= self._loop.epochs:  # stopped or finished
                 warnings.warn(
@@ -617,17 +659,25 @@ class Run:
         self._dispatch()
 
     def _gate(self) -> None:
-        """Called by the loop before each step: hold while paused; enforce a stop."""
-        with self._cond:
-            if self._state == "paused" or self._holds:
+        """Called by the loop before each step: hold while pausing or paused (the
+        state becomes `'paused'` here, once held) or while a `paused()` block is
+        open; end the pass with `Interrupt` when stopping."""
+        while True:
+            with self._cond:
+                if not (self._state in _HOLD or self._holds):
+                    self._in_gate = False
+                    if self._state == "stopping":
+                        raise Interrupt
+                    return
                 self._in_gate = True
                 self._cond.notify_all()
-                while self._state == "paused" or self._holds:
+                announce = self._state == "pausing"
+                if announce:
+                    self._set_state("paused")
+                else:
                     self._cond.wait()
-                self._in_gate = False
-            if self._state == "stopping":
-                # Also covers a stop made before this pass reset model.stop_training.
-                self._model.stop_training = True
+            if announce:
+                self._dispatch()  # listeners hear "paused" from the loop that holds
 
     # -- waiting ------------------------------------------------------------------------
 
@@ -704,8 +754,11 @@ class Run:
                 _join(thread, None, None)
 
     def close(self, timeout: float | None = None) -> None:
-        """End the run for good: stop it if it is training and wait until its pass
-        has ended.  A closed run cannot be resumed; closing twice is a no-op.
+        """End the run for good: stop it if it is training, wait until its pass
+        has ended, and end the training for the callbacks (`on_train_end`, on
+        the calling thread, if a stop had left it open: `CSVLogger` closes its
+        file, `BackupAndRestore` removes its backup).  A closed run cannot be
+        resumed; closing twice is a no-op.
 
         In a multi-worker job, closing the chief's Run ends the job: every other
         worker's `run.wait()` returns (the chief's program exiting does the same).
@@ -750,7 +803,12 @@ class Run:
                 if thread.ident is not None:
                     _join(thread, deadline, timeout)
         with self._lock:
+            if self._closed:
+                return
             self._closed = True
+            end = self._state == "stopped"  # not a failed training: Keras never ends those
+        if end:
+            self._loop.end_training()
         if self._sync is not None:
             self._sync.close(_remaining(deadline))
 
@@ -792,7 +850,7 @@ class Run:
             self._holds += 1
             self._hold_threads[me] += 1
             if self._state == "running":
-                self._set_state("paused")
+                self._set_state("pausing")  # the gate makes it "paused" once it holds
                 resume_after = True
         try:
             self._dispatch()
@@ -815,7 +873,7 @@ class Run:
                         self._loop.train_steps.restore(snapshot)
                 self._holds -= 1
                 self._hold_threads[me] -= 1
-                if resume_after and self._state == "paused" and not self._holds:
+                if resume_after and self._state in _HOLD and not self._holds:
                     self._set_state("running")
                 self._cond.notify_all()
             self._dispatch()

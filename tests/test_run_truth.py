@@ -160,7 +160,7 @@ def test_paused_only_once_the_loop_holds_and_no_batch_event_after_it():
     run.wait(timeout=TIMEOUT)
     after = log.items[paused + 1:]
     assert after[0] == ("state", "running") and after[1] == ("batch_begin", 1, 3)
-    assert log.states() == ["pausing", "paused", "running", "finished"]
+    assert log.states() == ["running", "pausing", "paused", "running", "finished"]
     assert batches(log) == every_batch(3)
     assert training_hooks(log) == one_training(3)
 
@@ -174,7 +174,7 @@ def test_resume_while_pausing_cancels_the_pause():
     assert run.resume() is True and run.state == "running"
     hold.go.set()
     run.wait(timeout=TIMEOUT)
-    assert log.states() == ["pausing", "running", "finished"]
+    assert log.states() == ["running", "pausing", "running", "finished"]
     assert batches(log) == every_batch(1)
 
 
@@ -191,7 +191,7 @@ def test_paused_block_says_paused_only_once_held():
         run.model.evaluate(*make_data(8), verbose=0)
         assert len(log.hooks("batch_end")) == 2 and len(log.items) == count
     run.wait(timeout=TIMEOUT)
-    assert log.states() == ["pausing", "paused", "running", "finished"]
+    assert log.states() == ["running", "pausing", "paused", "running", "finished"]
 
 
 # -- stop -------------------------------------------------------------------------------
@@ -231,8 +231,8 @@ def test_stop_while_pausing_and_while_paused():
         hold.go.set()
         run.wait(timeout=TIMEOUT)
         assert run.state == "stopped" and (run.epoch, run.batch) == (0, 2)
-        expected = ["pausing", "paused", "stopping", "stopped"] if paused else \
-            ["pausing", "stopping", "stopped"]
+        expected = ["running", "pausing", "paused", "stopping", "stopped"] if paused else \
+            ["running", "pausing", "stopping", "stopped"]
         assert log.states() == expected
         run.resume()
         run.wait(timeout=TIMEOUT)

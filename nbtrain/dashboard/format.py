@@ -18,6 +18,7 @@ TEXT_FALLBACK = "nbtrain dashboard"
 
 STATE_COLORS = {
     "running": "#1565c0",
+    "pausing": "#f9a825",
     "paused": "#f9a825",
     "stopping": "#ef6c00",
     "stopped": "#616161",
@@ -27,7 +28,7 @@ STATE_COLORS = {
 """The header's colour for each run state."""
 
 BAR_STYLES = {"finished": "success", "failed": "danger", "stopped": "warning",
-              "stopping": "warning", "paused": "info"}
+              "stopping": "warning", "pausing": "info", "paused": "info"}
 """The progress bars' `bar_style` for each state (running: the default)."""
 
 _CELL = "padding:2px 10px;text-align:right;font-variant-numeric:tabular-nums"

@@ -29,7 +29,7 @@ from nbtrain.dashboard.view import DashboardView, set_traits
 
 ENDED = frozenset({"stopped", "finished", "failed"})
 """Run states after which the static snapshot is shown."""
-_ACTIVE = frozenset({"running", "stopping"})
+_ACTIVE = frozenset({"running", "pausing", "stopping"})  # a batch may be in progress
 _MAX_MESSAGES = 20
 # id(run) -> the Dashboard bound to it.  Weak values: an entry lasts as long as its
 # dashboard, which holds its run, so the id cannot be reused meanwhile.
@@ -464,6 +464,9 @@ class Dashboard(keras.callbacks.Callback):
         self.tracker.batch_end(batch, logs)
         if self._flush_next:  # a pause or stop was asked during this batch: show it all
             self._flush_next = False
+            if self._warnings is None and self.outputs and self.run is not None:
+                # a resumed run's new pass (its own thread; on_train_begin ran once)
+                self._warnings = _WarningCapture(self.message)
             self._update(force=True)
         elif self.throttle.clock() >= self.throttle.next_update:
             self._update()
