@@ -650,7 +650,7 @@ def test_random_control_sequences_from_two_threads():
             for _ in range(20):  # drive the run to its end
                 if run.state == "finished":
                     break
-                if run.state in ("paused", "stopped"):
+                if run.state in ("pausing", "paused", "stopped"):
                     run.resume()
                 else:
                     run.wait(timeout=TIMEOUT)
@@ -763,7 +763,7 @@ def test_keyboard_interrupt_during_wait_stops_cleanly(how):
     interrupter.join()
     assert run.state == "stopped"
     assert_clean()  # enqueuers ended, training thread joined
-    assert run.history.epoch == [0] and len(trained.rows) >= 4
+    assert run.history.epoch == [] and len(trained.rows) >= 4  # an interrupted epoch: no entry
     assert trained.pairs == expected(0, 1, 500)[: len(trained.rows)]
 
 

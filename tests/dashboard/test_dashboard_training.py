@@ -129,6 +129,7 @@ def test_a_background_run_driven_by_the_buttons(cell):
         release.set()  # batch 10 (the 11th) ends, then the loop holds before the next
         # the batch in flight is pushed as soon as it ends, whatever the throttle
         wait_for(lambda: view.batch_counter.value.startswith("batch 11/32"), "batch 11")
+        wait_for(lambda: "paused" in view.state.value, "the paused badge")  # the loop holds
         assert view.pause.description == "Resume"
         assert run.batch == 11 and run.state == "paused"
         assert view.epoch_counter.value == "epoch 2 / 2"
