@@ -151,17 +151,23 @@ def begin_segment(callbacks: LoopCallbacks) -> None:
         callbacks.on_train_begin()
 
 
-def _tensorboards(callbacks: LoopCallbacks) -> list:
-    return [cb for cb in callbacks.callbacks if isinstance(cb, keras.callbacks.TensorBoard)]
+def _tensorboards(callbacks: Any) -> list:
+    if isinstance(callbacks, keras.callbacks.CallbackList):
+        callbacks = callbacks.callbacks
+    return [cb for cb in callbacks if isinstance(cb, keras.callbacks.TensorBoard)]
 
 
-def suspend(callbacks: LoopCallbacks) -> None:
+def suspend(callbacks: Any) -> None:
     """An interruption, on the thread of the pass that ends: put on disk what
     file-writing callbacks buffer (what the completed epochs logged is readable
     while stopped; `CSVLogger` and `ModelCheckpoint` write synchronously), and
     leave this thread's summary state as it was (`TensorBoard` keeps its default
     writer in TensorFlow's thread-local state, and the next pass, or
-    `on_train_end`, may run on another thread)."""
+    `on_train_end`, may run on another thread).
+
+    Args:
+        callbacks: a `LoopCallbacks`, or a list of callbacks.
+    """
     for callback in _tensorboards(callbacks):
         with contextlib.suppress(Exception):
             if callback.update_freq != "epoch" and callback._prev_summary_state:
@@ -171,9 +177,13 @@ def suspend(callbacks: LoopCallbacks) -> None:
                 writer.flush()
 
 
-def carry_on(callbacks: LoopCallbacks) -> None:
+def carry_on(callbacks: Any) -> None:
     """The training goes on after `suspend` (on the thread of the next pass, or
-    of `on_train_end`): `TensorBoard` makes its writer the default again here."""
+    of `on_train_end`): `TensorBoard` makes its writer the default again here.
+
+    Args:
+        callbacks: a `LoopCallbacks`, or a list of the callbacks that were suspended.
+    """
     for callback in _tensorboards(callbacks):
         if callback.update_freq != "epoch":
             callback._push_writer(callback._train_writer, callback._global_train_batch)

@@ -140,6 +140,7 @@ class FitLoop:
         self._first_batch_size: int | None = None
         self._training = False  # on_train_begin ran, on_train_end not yet
         self._suspended = False  # an interruption left the training open
+        self._begun: set[int] = set()  # ids of the callbacks the open training began
         self._segments = 0  # trainings begun (a continuation after an end is a new one)
         self._train_logs: dict = {}  # the last epoch's logs, for on_train_end
 
@@ -183,9 +184,8 @@ class FitLoop:
         callbacks.params["epochs"] = self.epochs
         if not self._training:
             self._begin_training()
-        elif self._suspended:
-            carry_on(callbacks)
-        self._suspended = False
+        else:
+            self._carry_on()
         try:
             self.train_stream.start()
             while state.epoch < self.epochs:
@@ -212,6 +212,7 @@ class FitLoop:
             self.callbacks.on_train_begin()
         self._segments += 1
         self._training = True
+        self._begun = {id(cb) for cb in self.callbacks.callbacks}
         # BackupAndRestore restored an interrupted training: go on at its epoch (Keras's
         # own `fit` reads the same attribute after `on_train_begin`).
         restored = getattr(model, "_initial_epoch", None)
@@ -219,6 +220,18 @@ class FitLoop:
             model._initial_epoch = None
             if state.batch == 0 and not state.begun and restored > state.epoch:
                 state.epoch = min(int(restored), self.epochs)
+
+    def _carry_on(self) -> None:
+        """The open training goes on (on this thread): callbacks added since it
+        began (`Run.add_callback` while stopped) get their `on_train_begin` now."""
+        callbacks = self.callbacks.callbacks
+        late = [cb for cb in callbacks if id(cb) not in self._begun]
+        if self._suspended:
+            carry_on([cb for cb in callbacks if id(cb) in self._begun])
+            self._suspended = False
+        for callback in late:
+            callback.on_train_begin()
+            self._begun.add(id(callback))
 
     def _interrupted(self) -> None:
         """The gate interrupted the pass: keep the epoch's metric state for the next run."""
@@ -240,9 +253,7 @@ class FitLoop:
         """
         if not self._training:
             return
-        if self._suspended:
-            carry_on(self.callbacks)
-            self._suspended = False
+        self._carry_on()
         self._training = False
         self.callbacks.on_train_end(self._train_logs if logs is None else logs)
 

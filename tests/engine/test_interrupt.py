@@ -97,3 +97,18 @@ def test_a_continuation_is_a_new_segment_appending_to_csv_logger(tmp_path):
     assert [int(row["epoch"]) for row in rows] == [0, 1, 2, 3]
     assert all(row["val_loss"] for row in rows)
     assert logger.append is False  # the user's setting is left as it was
+
+
+def test_a_callback_added_to_an_interrupted_training_begins_with_the_next_pass(tmp_path):
+    path = tmp_path / "log.csv"
+    loop = make_loop([])
+    loop.gate = InterruptAt(loop.state, (1, 2))
+    loop.run()
+    rec = BatchRecorder()
+    loop.callbacks.append(keras.callbacks.CSVLogger(str(path)))
+    loop.callbacks.append(rec)
+    loop.run()
+    assert events_without_logs(rec) == ["train_begin", ("epoch_end", 1), ("epoch_begin", 2),
+                                        ("epoch_end", 2), "train_end"]
+    with open(path, newline="") as f:
+        assert [int(row["epoch"]) for row in csv.DictReader(f)] == [1, 2]
