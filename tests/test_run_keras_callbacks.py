@@ -205,3 +205,23 @@ def test_early_stopping_ends_the_training_and_a_resume_appends(tmp_path):
     run.wait(timeout=TIMEOUT)
     assert run.state == "stopped" and run.epoch == 4
     assert [int(r["epoch"]) for r in csv_rows(root)] == [0, 1, 2, 3]
+
+
+def test_close_of_a_stopped_run_ends_tensorboard_and_csv_logger(tmp_path):
+    root = str(tmp_path)
+    cbs = {"csv": keras.callbacks.CSVLogger(os.path.join(root, "log.csv")),
+           "tensorboard": keras.callbacks.TensorBoard(os.path.join(root, "tb"),
+                                                      update_freq="batch", write_graph=False)}
+    hold = HoldAt(1, 1)
+    run = make_run(cbs, epochs=3, extra=[hold])
+    run.start()
+    assert hold.reached.wait(TIMEOUT)
+    run.stop()
+    hold.go.set()
+    run.wait(timeout=TIMEOUT)
+    assert not cbs["csv"].csv_file.closed  # the training is open: a resume appends
+    run.close()  # on_train_end, on this thread
+    assert cbs["csv"].csv_file.closed
+    assert [int(r["epoch"]) for r in csv_rows(root)] == [0]
+    assert tensorboard_steps(root, "train", "batch_loss") == list(range(1, STEPS + 3))
+    assert tensorboard_steps(root, "train", "epoch_loss") == [0]
