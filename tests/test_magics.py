@@ -74,7 +74,7 @@ def test_pause_resume_stop_and_resume_with_more_epochs(shell):
     magic(shell, "fit model gen --steps 4 --epochs 2")
     run = shell.user_ns["run"]
     magic(shell, "pause")
-    assert run.state in ("paused", "finished")
+    assert run.state in ("pausing", "paused", "finished")
     magic(shell, "resume")
     magic(shell, "wait")
     magic(shell, "resume run --epochs 3")

@@ -31,11 +31,12 @@ from nbtrain.run import Run, RunHistory
 TIMEOUT = 30  # seconds: generous bounds on waits that normally take milliseconds
 
 VALID = {
-    ("created", "running"), ("running", "paused"), ("paused", "running"),
-    ("running", "stopping"), ("paused", "stopping"), ("stopping", "stopped"),
-    ("stopping", "finished"), ("running", "finished"), ("paused", "finished"),
+    ("created", "running"), ("running", "pausing"), ("pausing", "paused"),
+    ("pausing", "running"), ("paused", "running"), ("running", "stopping"),
+    ("pausing", "stopping"), ("paused", "stopping"), ("stopping", "stopped"),
+    ("stopping", "finished"), ("running", "finished"), ("pausing", "finished"),
     ("running", "stopped"), ("stopped", "running"), ("finished", "running"),
-    ("running", "failed"), ("paused", "failed"), ("stopping", "failed"),
+    ("running", "failed"), ("pausing", "failed"), ("paused", "failed"), ("stopping", "failed"),
 }
 
 
@@ -187,16 +188,11 @@ def make_run(x, *args, callbacks=(), epochs=2, **kwargs) -> tuple[Run, Trained, 
     return run, Trained(run), pairs
 
 
-def wait_until(predicate, timeout: float = TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.002)
-
-
-def holding(run: Run) -> bool:
-    """The loop is held in its gate, between two batches."""
-    return run._hold.in_gate
+def paused_event(run: Run) -> threading.Event:
+    """Set when the run says "paused": the loop holds between two batches."""
+    event = threading.Event()
+    run.add_listener(lambda r, old, new: new == "paused" and event.set())
+    return event
 
 
 def nbtrain_threads() -> list[str]:
@@ -247,21 +243,23 @@ def test_pause_holds_before_next_batch_and_resume_continues():
     hook = Hook(1, 2)
     run, trained, pairs = make_run(Ids(6), callbacks=[hook], epochs=3, workers=2)
     changes = states_of(run)
+    held = paused_event(run)
     run.start()
     assert hook.reached.wait(TIMEOUT)
     assert run.pause() is True
-    assert run.pause() is False  # already paused: no-op
-    assert run.state == "paused" and run.allowed_actions() == {"resume", "stop"}
+    assert run.pause() is False  # already pausing: no-op
+    assert run.state == "pausing" and run.allowed_actions() == {"resume", "stop"}
     hook.go.set()
-    wait_until(lambda: holding(run))
+    assert held.wait(TIMEOUT)
+    assert run.state == "paused" and run.allowed_actions() == {"resume", "stop"}
     assert trained.pairs == expected(0, 2, 6)[: 6 + 3]  # through (1, 2), nothing after
     assert run.epoch == 1 and run.batch == 3 and run.steps == 6
     assert any(name.startswith("nbtrain-sequence") for name in nbtrain_threads())  # enqueuer alive
     assert run.resume() is True
     run.wait(timeout=TIMEOUT)
     assert trained.pairs == pairs.pairs == expected(0, 3, 6)
-    assert changes == [("created", "running"), ("running", "paused"), ("paused", "running"),
-                       ("running", "finished")]
+    assert changes == [("created", "running"), ("running", "pausing"), ("pausing", "paused"),
+                       ("paused", "running"), ("running", "finished")]
     assert_clean()
 
 
@@ -279,7 +277,7 @@ def test_paused_block_holds_training_and_keeps_epoch_averages():
     assert hook.reached.wait(TIMEOUT)
     threading.Timer(0.05, hook.go.set).start()  # let the loop go once the block waits
     with run.paused() as same:
-        assert same is run and run.state == "paused" and holding(run)
+        assert same is run and run.state == "paused"
         count = len(trained.rows)
         run.model.evaluate(x_eval, y_eval, verbose=0)
         run.model.predict(x_eval, verbose=0)
@@ -300,7 +298,7 @@ def test_paused_block_defers_resume_and_stop_until_it_ends():
         assert run.resume() is True  # another thread could do this: the block still holds
         assert run.state == "running"
         assert run.stop() is True
-        assert run.state == "stopping" and holding(run)
+        assert run.state == "stopping"
         assert len(trained.rows) == 2
     run.wait(timeout=TIMEOUT)
     assert run.state == "stopped" and trained.pairs == expected(0, 1, 6)[:2]
@@ -366,7 +364,7 @@ def test_stop_mid_epoch_then_resume_trains_every_batch_once(kind, options):
     assert run.state == "stopped" and run.allowed_actions() == {"resume", "continue"}
     assert (run.epoch, run.batch) == (1, 3)
     assert trained.pairs == expected(0, 3, 6)[:9]
-    assert run.history.epoch == [0, 1]  # epoch 1 is a partial entry, replaced later
+    assert run.history.epoch == [0]  # epoch 1 was interrupted: it ends after the resume
     assert_clean()
 
     assert run.resume() is True
@@ -411,12 +409,11 @@ def test_epoch_averages_continue_across_stop_and_resume():
     assert hook.reached.wait(TIMEOUT)
     run.stop()
     hook.go.set()
-    partial = run.wait(timeout=TIMEOUT).history["loss"][0]
+    assert run.wait(timeout=TIMEOUT).epoch == []  # no entry for the interrupted epoch
     run.resume()
     history = run.wait(timeout=TIMEOUT)
     assert history.epoch == [0, 1]
     np.testing.assert_allclose(history.history["loss"], reference.history["loss"], rtol=1e-5)
-    assert partial != history.history["loss"][0]  # the partial entry was replaced
 
 
 def test_stop_at_epoch_end_resumes_at_next_epoch():
@@ -510,11 +507,12 @@ def test_stop_while_paused():
     hook = Hook(0, 2)
     run, trained, pairs = make_run(Ids(6), callbacks=[hook], epochs=2, workers=2)
     changes = states_of(run)
+    held = paused_event(run)
     run.start()
     assert hook.reached.wait(TIMEOUT)
     run.pause()
     hook.go.set()
-    wait_until(lambda: holding(run))
+    assert held.wait(TIMEOUT)
     assert run.stop() is True
     run.wait(timeout=TIMEOUT)
     assert run.state == "stopped" and trained.pairs == expected(0, 2, 6)[:3]
@@ -652,7 +650,7 @@ def test_random_control_sequences_from_two_threads():
             for _ in range(20):  # drive the run to its end
                 if run.state == "finished":
                     break
-                if run.state in ("paused", "stopped"):
+                if run.state in ("pausing", "paused", "stopped"):
                     run.resume()
                 else:
                     run.wait(timeout=TIMEOUT)
@@ -765,7 +763,7 @@ def test_keyboard_interrupt_during_wait_stops_cleanly(how):
     interrupter.join()
     assert run.state == "stopped"
     assert_clean()  # enqueuers ended, training thread joined
-    assert run.history.epoch == [0] and len(trained.rows) >= 4
+    assert run.history.epoch == [] and len(trained.rows) >= 4  # an interrupted epoch: no entry
     assert trained.pairs == expected(0, 1, 500)[: len(trained.rows)]
 
 
@@ -962,8 +960,8 @@ def test_listeners_get_every_change_and_their_errors_never_break_the_run():
         run.resume()
         hook.go.set()
         run.wait(timeout=TIMEOUT)
-    assert [(o, n) for o, n, _ in seen] == [("created", "running"), ("running", "paused"),
-                                           ("paused", "running"), ("running", "finished")]
+    assert [(o, n) for o, n, _ in seen] == [("created", "running"), ("running", "pausing"),
+                                           ("pausing", "running"), ("running", "finished")]
     assert seen[-1][2].startswith("nbtrain-run-pass")  # made by the training thread
     assert run.state == "finished" and len(trained.rows) == 4
     remove()
@@ -1049,9 +1047,9 @@ def test_text_status_lines(capsys):
     hook.go.set()
     run.wait(timeout=TIMEOUT)
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == "nbtrain: stopping at epoch 1/2, batch 2/4"
-    assert out[1].startswith("Epoch 1/2 (interrupted after 2/4 batches) - loss:")
-    assert out[2] == "nbtrain: stopped at epoch 1/2, batch 2/4"
+    # a stop is an interruption, not an epoch end: no epoch line until a resume ends it
+    assert out == ["nbtrain: stopping at epoch 1/2, batch 2/4",
+                   "nbtrain: stopped at epoch 1/2, batch 2/4"]
     assert repr(run) == "<nbtrain.Run stopped epoch 1/2 batch 2/4>"
 
 

@@ -12,7 +12,7 @@ import math
 from collections.abc import Iterable, Sequence
 
 from nbtrain.dashboard.tracker import Metric
-from nbtrain.run.state import FAILED, FINISHED, PAUSED, RUNNING, STOPPED, STOPPING
+from nbtrain.run.state import FAILED, FINISHED, PAUSED, PAUSING, RUNNING, STOPPED, STOPPING
 from nbtrain.text import format_duration
 
 TEXT_FALLBACK = "nbtrain dashboard"
@@ -20,6 +20,7 @@ TEXT_FALLBACK = "nbtrain dashboard"
 
 STATE_COLORS = {
     RUNNING: "#1565c0",
+    PAUSING: "#f9a825",
     PAUSED: "#f9a825",
     STOPPING: "#ef6c00",
     STOPPED: "#616161",
@@ -29,7 +30,7 @@ STATE_COLORS = {
 """The header's colour for each run state."""
 
 BAR_STYLES = {FINISHED: "success", FAILED: "danger", STOPPED: "warning",
-              STOPPING: "warning", PAUSED: "info"}
+              STOPPING: "warning", PAUSING: "info", PAUSED: "info"}
 """The progress bars' `bar_style` for each state (running: the default)."""
 
 _CELL = "padding:2px 10px;text-align:right;font-variant-numeric:tabular-nums"

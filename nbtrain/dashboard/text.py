@@ -89,7 +89,7 @@ class TextStatus(keras.callbacks.Callback):
             return
         line = f"Epoch {epoch + 1}/{self.run.epochs}"
         steps, batch = self.run.steps, self.run.batch
-        if steps and batch < steps:  # stopped mid-epoch: the epoch goes on after a resume
+        if steps and batch < steps:  # a callback's stop mid-epoch (a user's stop is no epoch end)
             line += f" (interrupted after {batch}/{steps} batches)"
         metrics = format_logs(logs)
         self._write(line + (f" - {metrics}" if metrics else ""))

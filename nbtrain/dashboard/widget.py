@@ -85,6 +85,7 @@ class _Live:
             cell.on_batch()  # the buttons' clicks, handled from the busy cell
         if presenter.flush_next:  # a pause or stop was asked during this batch: show it all
             presenter.flush_next = False
+            self.dashboard.capture_warnings()  # a resumed run's new pass (on_train_begin ran once)
             presenter.update(force=True)
         elif presenter.due():
             presenter.update()
@@ -197,6 +198,12 @@ class Dashboard(keras.callbacks.Callback):
     def run(self) -> Any:
         """The Run its controls are bound to, or None."""
         return self.controls.run if self.controls is not None else None
+
+    def capture_warnings(self) -> None:
+        """Show the training thread's warnings in the dashboard (again, on a resumed
+        run's new pass: its own thread, and `on_train_begin` ran only once)."""
+        if self._warnings is None and self.outputs and self.run is not None:
+            self._warnings = _WarningCapture(self.message)
 
     @property
     def cell_controls(self) -> CellControls | None:

@@ -6,7 +6,7 @@ Knows nothing of threads or widgets.
 
 from nbtrain.engine.config import FitConfig, fit_config
 from nbtrain.engine.evaluation import evaluate_generator, predict_generator
-from nbtrain.engine.training import FitLoop, LoopState, fit_generator
+from nbtrain.engine.training import FitLoop, Interrupt, LoopState, fit_generator
 
-__all__ = ["FitConfig", "FitLoop", "LoopState", "evaluate_generator", "fit_config",
+__all__ = ["FitConfig", "FitLoop", "Interrupt", "LoopState", "evaluate_generator", "fit_config",
            "fit_generator", "predict_generator"]

@@ -1,8 +1,11 @@
 """The callback list the loop drives: Keras's own `CallbackList`, run synchronously,
-and calling batch hooks only on the callbacks that define them."""
+and calling batch hooks only on the callbacks that define them; and the rule for
+a training that goes on after it ended (`begin_segment`)."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import keras
@@ -115,3 +118,85 @@ class LoopCallbacks(keras.callbacks.CallbackList):
     def on_predict_batch_end(self, batch: int, logs: dict | None = None) -> None:
         for callback in self._predict_end:
             callback.on_predict_batch_end(batch, logs=logs)
+
+
+@contextlib.contextmanager
+def _continuing(callbacks: list) -> Iterator[None]:
+    """File-writing callbacks go on where they were while they begin again."""
+    restore = []
+    for callback in callbacks:
+        if isinstance(callback, keras.callbacks.CSVLogger) and not callback.append:
+            callback.append = True  # append, without a second header
+
+            def undo(cb=callback):
+                cb.append = False
+            restore.append(undo)
+        elif isinstance(callback, keras.callbacks.TensorBoard):
+            steps = getattr(callback, "_global_train_batch", None)
+            if steps is not None:  # batch summaries continue at the next step, not at 1
+
+                def undo(cb=callback, steps=steps):
+                    cb._global_train_batch = steps
+                restore.append(undo)
+    try:
+        yield
+    finally:
+        for undo in restore:
+            undo()
+
+
+def begin_segment(callbacks: LoopCallbacks) -> None:
+    """Begin the callbacks again for a training that goes on after it ended.
+
+    After `on_train_end` (the last epoch done, or a callback's stop), training
+    further (`Run.resume(epochs=N)`, `FitLoop.run()` again) is a new training
+    *segment*: the callbacks are set up and begun again as for a new
+    `model.fit(initial_epoch=...)` (`set_model`, `on_train_begin`: EarlyStopping
+    and ReduceLROnPlateau start counting afresh), except that nothing already
+    written is truncated or rewritten: `CSVLogger` appends to its file (one
+    header, one row per epoch), and `TensorBoard`'s batch steps continue.
+
+    Args:
+        callbacks: the loop's `LoopCallbacks`.
+    """
+    callbacks.set_model(callbacks.model)
+    with _continuing(callbacks.callbacks):
+        callbacks.on_train_begin()
+
+
+def _tensorboards(callbacks: Any) -> list:
+    if isinstance(callbacks, keras.callbacks.CallbackList):
+        callbacks = callbacks.callbacks
+    return [cb for cb in callbacks if isinstance(cb, keras.callbacks.TensorBoard)]
+
+
+def suspend(callbacks: Any) -> None:
+    """An interruption, on the thread of the pass that ends: put on disk what
+    file-writing callbacks buffer (what the completed epochs logged is readable
+    while stopped; `CSVLogger` and `ModelCheckpoint` write synchronously), and
+    leave this thread's summary state as it was (`TensorBoard` keeps its default
+    writer in TensorFlow's thread-local state, and the next pass, or
+    `on_train_end`, may run on another thread).
+
+    Args:
+        callbacks: a `LoopCallbacks`, or a list of callbacks.
+    """
+    for callback in _tensorboards(callbacks):
+        with contextlib.suppress(Exception):
+            if callback.update_freq != "epoch" and callback._prev_summary_state:
+                callback._pop_writer()
+        for writer in list(getattr(callback, "_writers", {}).values()):
+            with contextlib.suppress(Exception):
+                writer.flush()
+
+
+def carry_on(callbacks: Any) -> None:
+    """The training goes on after `suspend` (on the thread of the next pass, or
+    of `on_train_end`): `TensorBoard` makes its writer the default again here.
+
+    Args:
+        callbacks: a `LoopCallbacks`, or a list of the callbacks that were suspended.
+    """
+    for callback in _tensorboards(callbacks):
+        if callback.update_freq != "epoch":
+            callback._push_writer(callback._train_writer, callback._global_train_batch)

@@ -4,6 +4,15 @@
 so that a run that stops can be resumed at the exact next batch (the `Run`
 of `nbtrain.run` calls `FitLoop.run` once per pass); `fit_generator` is one
 `FitLoop` run once.
+
+For its callbacks a `FitLoop` is one training across passes.  A pass that its
+gate ends by raising `Interrupt` is an interruption: no `on_epoch_end` for the
+epoch in progress, no `on_train_end`; the next `run()` goes on with the same
+training (no second `on_train_begin` or `on_epoch_begin`).  The training ends
+(`on_train_end`) when the last epoch is done, when a callback sets
+`model.stop_training`, or with `end_training()`.  A `run()` after that is a
+new training *segment*: the callbacks begin again as for a new `model.fit`,
+except that nothing written is truncated (see `callbacks.begin_segment`).
 """
 
 from __future__ import annotations
@@ -11,7 +20,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import keras
 
@@ -25,9 +34,30 @@ from nbtrain.engine.batches import (
 )
 from nbtrain.engine.callbacks import LoopCallbacks
 from nbtrain.engine.config import FitConfig, fit_config, should_validate
+from nbtrain.engine.controls import HeldMetrics, LoopControls, Position
 from nbtrain.engine.progress import make_progress
+from nbtrain.engine.segments import TrainingSegments
 from nbtrain.engine.steps import make_steps
 from nbtrain.engine.stream import DataExhausted, DataStream
+
+
+class Interrupt(Exception):  # noqa: N818 - a signal, like StopIteration, not an error
+    """Raised by a `FitLoop` gate to end the pass before the next batch.
+
+    It is an interruption, not an end: the epoch in progress does not end for
+    the callbacks and the training does not end either; the loop keeps its
+    position and the epoch's metric state, stops its enqueuers and `run()`
+    returns.  The next `run()` continues at the exact next batch.
+
+    Example:
+
+    ```python
+    def gate():
+        if stop_requested.is_set():
+            raise Interrupt
+    loop = FitLoop(model, sequence, epochs=5, gate=gate)
+    ```
+    """
 
 
 @dataclass
@@ -39,66 +69,29 @@ class LoopState:
         batch: batches of `epoch` already trained.
         metrics: the metric state at an interruption mid-epoch, so that the
             epoch's averages continue over the batches trained after a resume.
+        begun: `on_epoch_begin` of `epoch` has run and its `on_epoch_end` not yet.
     """
 
     epoch: int = 0
     batch: int = 0
     metrics: Any = None
+    begun: bool = False
 
 
-class Position(NamedTuple):
-    """Where training stands, as its controllers see it.
-
-    Attributes:
-        epoch: the epoch in progress, or the next one to start.
-        batch: batches of `epoch` already trained.
-        steps: batches in the epoch in progress, once it has begun (else None).
-    """
-
-    epoch: int
-    batch: int
-    steps: int | None
-
-
-class HeldMetrics:
-    """The metric state of a loop held between two batches (`FitLoop.held_metrics`).
-
-    `restore()` puts it back (at batch 0 it resets the metrics, as the loop
-    just did), so evaluating or predicting meanwhile does not disturb the
-    epoch's running averages.  Also a context manager that restores on exit.
-    """
-
-    def __init__(self, runner: Any, snapshot: Any):
-        self._runner = runner
-        self._snapshot = snapshot
-
-    def restore(self) -> None:
-        """Put the kept metric state back."""
-        if self._snapshot is None:
-            self._runner.reset()
-        else:
-            self._runner.restore(self._snapshot)
-
-    def __enter__(self) -> HeldMetrics:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.restore()
-
-
-class FitLoop:
+class FitLoop(LoopControls):
     """One training job: validated inputs, data streams, callbacks and position.
 
     The constructor checks every argument in the caller's thread (through
     `nbtrain.engine.config.fit_config`, unless given a `config` it made) and
     raises a clear `ValueError`/`TypeError` before any callback or worker starts. `run()` trains from
-    the current position to epoch `epochs` (or until `model.stop_training`) and
-    may be called again to continue.
+    the current position to epoch `epochs` (or until `model.stop_training`, or
+    until the gate raises `Interrupt`) and may be called again to continue.
 
     Args: those of `fit_generator`, plus
         history: the `keras.callbacks.History` to record into (kept across runs).
-        gate: called before each step; may block (pause) - the loop checks
-            `model.stop_training` when it returns.
+        gate: called before each step; may block (pause), or raise `Interrupt`
+            to end the pass as an interruption (a user's stop); the loop checks
+            `model.stop_training` (a callback's stop) when it returns.
         compiled_steps: force (True) or forbid (False) the compiled step path;
             None picks it where it applies.
         progress: extra progress callback to use instead of the text one.
@@ -161,6 +154,7 @@ class FitLoop:
                 callback.validation_data = config.validation_arrays
         self.history = self.callbacks._history
         self._first_batch_size: int | None = None
+        self.segments = TrainingSegments(self.callbacks)
         self._announced = False  # the first epoch's steps went with the constructor's params
 
     @classmethod
@@ -181,52 +175,6 @@ class FitLoop:
         if again or self.callbacks.params.get("steps") != steps:
             self.callbacks.set_params({**self.callbacks.params, "steps": steps})
         self._announced = True
-
-    # -- controllers' API (a Run, a CollectiveGate): call these, never write fields ------
-
-    def set_epochs(self, epochs: int) -> None:
-        """Make `epochs` the final epoch (a pass in progress ends there)."""
-        self.epochs = int(epochs)
-        self.callbacks.params["epochs"] = self.epochs
-
-    def set_gate(self, gate: Callable[[], None] | None) -> None:
-        """Call `gate()` before each step from now on (None: no gate)."""
-        self.gate = gate
-
-    def set_carrier(self, carrier: Any) -> bool:
-        """Have each train step carry `carrier`'s control words in its all-reduce
-        (`CollectiveGate`); False when the step runner cannot (then nothing changes)."""
-        if not hasattr(self.train_steps, "carrier"):
-            return False
-        self.train_steps.carrier = carrier
-        return True
-
-    def position(self) -> Position:
-        """The epoch, the batch within it and the epoch's steps (None until it begins)."""
-        steps = self.callbacks.params.get("steps")
-        return Position(self.state.epoch, self.state.batch, int(steps) if steps else None)
-
-    def epoch_steps(self) -> int | None:
-        """Batches in the current epoch when known: the epoch's, `steps_per_epoch`, or
-        the Sequence's length."""
-        steps = self.callbacks.params.get("steps") or self.steps_per_epoch
-        if steps:
-            return int(steps)
-        source = self.train_stream.data
-        if is_sequence(source):
-            try:
-                return sequence_length(source)
-            except Exception:  # noqa: BLE001 - a length the user's code fails to give
-                return None
-        return None
-
-    def held_metrics(self) -> HeldMetrics:
-        """Keep the metric state, while the loop holds between two batches, to be
-        restored before it goes on (`with loop.held_metrics(): model.evaluate(...)`)."""
-        runner = self.train_steps
-        # At batch 0 the loop has just reset the metrics (and the model may not be
-        # built yet): restoring is resetting them again.
-        return HeldMetrics(runner, runner.snapshot() if self.state.batch else None)
 
     # -- data ---------------------------------------------------------------------------
 
@@ -252,26 +200,69 @@ class FitLoop:
 
     # -- the loop -----------------------------------------------------------------------
 
+    @property
+    def training(self) -> bool:
+        """True from `on_train_begin` to `on_train_end`: after an interruption the
+        training is still open, and the next `run()` goes on with it."""
+        return self.segments.open
+
     def run(self) -> keras.callbacks.History:
-        """Train from the current position to epoch `self.epochs`; return the History."""
+        """Train from the current position to epoch `self.epochs`; return the History.
+
+        Begins the training for the callbacks unless one is open (after an
+        interruption); ends it unless the gate interrupts the pass.
+        """
         model, state, callbacks = self.model, self.state, self.callbacks
         model.stop_training = False
         callbacks.params["epochs"] = self.epochs
-        callbacks.on_train_begin()
-        epoch_logs: dict = {}
+        if self.segments.start():
+            self._restored_epoch()
         try:
             self.train_stream.start()
             while state.epoch < self.epochs:
-                epoch_logs, finished = self._run_epoch()
+                self.segments.logs, finished = self._run_epoch()
+                state.begun = False
                 if finished:
                     state.epoch += 1
                     state.batch = 0
                 if model.stop_training:
                     break
+        except Interrupt:
+            self._interrupted()
+            return self.history
         finally:
             self.close()
-        callbacks.on_train_end(epoch_logs)
+        self.end_training()
         return self.history
+
+    def _restored_epoch(self) -> None:
+        """BackupAndRestore restored an interrupted training: go on at its epoch
+        (Keras's own `fit` reads the same attribute after `on_train_begin`)."""
+        model, state = self.model, self.state
+        restored = getattr(model, "_initial_epoch", None)
+        if restored is not None:
+            model._initial_epoch = None
+            if state.batch == 0 and not state.begun and restored > state.epoch:
+                state.epoch = min(int(restored), self.epochs)
+
+    def _interrupted(self) -> None:
+        """The gate interrupted the pass: keep the epoch's metric state for the next run."""
+        state = self.state
+        if state.batch and state.metrics is None:
+            state.metrics = self.train_steps.snapshot()
+        self.segments.interrupt()
+
+    def end_training(self, logs: dict | None = None) -> None:
+        """End the training for the callbacks (`on_train_end`) if one is open.
+
+        `run()` does it itself when the last epoch is done or a callback stops
+        training; after an interruption, call it when the training will not go
+        on (what `Run.close()` does).  A later `run()` begins a new segment.
+
+        Args:
+            logs: passed to `on_train_end` (default: the last epoch's logs).
+        """
+        self.segments.end(logs)
 
     def _run_epoch(self) -> tuple[dict, bool]:
         state, callbacks, runner = self.state, self.callbacks, self.train_steps
@@ -283,14 +274,16 @@ class FitLoop:
         else:
             runner.reset()
         state.metrics = None
-        callbacks.on_epoch_begin(epoch)
+        if not state.begun:  # an epoch interrupted, then resumed, begins once
+            callbacks.on_epoch_begin(epoch)
+            state.begun = True
         logs = self._train_batches(steps)
         epoch_logs = runner.result(logs) if logs is not None else {}
         finished = state.batch >= steps
         if not finished:
             state.metrics = runner.snapshot()
-        # As in Keras 2, only a complete epoch is validated: a stop mid-epoch ends
-        # after the current batch, and the epoch is validated when a resume completes it.
+        # As in Keras 2, only a complete epoch is validated: a callback's stop mid-epoch
+        # ends the epoch after the current batch, unvalidated.
         if (finished and self.val_source is not None
                 and should_validate(epoch, self.validation_freq)):
             val_logs = self._validate()
@@ -447,5 +440,5 @@ def fit_generator(model: Any, generator: Any, steps_per_epoch: int | None = None
     return loop.run()
 
 
-__all__ = ["FitLoop", "HeldMetrics", "LoopState", "Position", "evaluate_stream", "fit_generator",
-           "is_sequence"]
+__all__ = ["FitLoop", "HeldMetrics", "Interrupt", "LoopState", "Position", "evaluate_stream",
+           "fit_generator", "is_sequence"]

@@ -30,9 +30,6 @@ class Coordinator(Protocol):
     def gate(self, local: Callable[[], None]) -> Callable[[], None]:
         """The gate the loop calls before each step, given the Run's own (`Hold.gate`)."""
 
-    def stop_training(self) -> None:
-        """`run.stop()` was called: end the pass after the current batch."""
-
     def set_epochs(self, epochs: int, pass_active: bool) -> None:
         """`run.resume(epochs=N)`: make `epochs` the final epoch."""
 
@@ -70,9 +67,6 @@ class LocalCoordinator:
 
     def gate(self, local: Callable[[], None]) -> Callable[[], None]:
         return local
-
-    def stop_training(self) -> None:
-        self.loop.model.stop_training = True
 
     def set_epochs(self, epochs: int, pass_active: bool) -> None:
         self.loop.set_epochs(epochs)

@@ -1,9 +1,11 @@
 """`Hold`: the local gate of a Run (pause, stop) and its `paused()` blocks.
 
 The loop calls `gate()` before every training step.  It holds there while the
-run is paused or a `with run.paused():` block is open, and turns a stop into
-`model.stop_training`.  A `paused()` block waits until the loop actually holds
-between two batches, keeps the model's metric state (`FitLoop.held_metrics`)
+run is pausing or paused (the state becomes `paused` there, once the loop
+holds) or a `with run.paused():` block is open, and turns a stop into
+`Interrupt`, which ends the pass as an interruption (no epoch end, no train
+end).  A `paused()` block waits until the loop actually holds between two
+batches, keeps the model's metric state (`FitLoop.held_metrics`)
 and puts it back when the last open block ends, so evaluating or predicting
 inside the block does not disturb the epoch's running averages.
 """
@@ -15,7 +17,8 @@ import contextlib
 import threading
 from typing import Any, Iterator
 
-from nbtrain.run.state import PAUSED, RUNNING, STOPPING
+from nbtrain.engine import Interrupt
+from nbtrain.run.state import HOLDING, PAUSED, PAUSING, RUNNING, STOPPING
 from nbtrain.run.waiting import wait_until
 
 
@@ -42,23 +45,29 @@ class Hold:
         self._held: Any = None  # the metric state kept by the first block
 
     def _holding(self) -> bool:
-        return self.status.state == PAUSED or bool(self.holds)
+        return self.status.state in HOLDING or bool(self.holds)
 
     def gate(self) -> None:
-        """Called by the loop before each step: hold while paused; enforce a stop."""
+        """Called by the loop before each step: hold while pausing or paused (the
+        state becomes `paused` here, once held) or while a `paused()` block is
+        open; end the pass with `Interrupt` when stopping."""
         status = self.status
-        with status.cond:
-            if self._holding():
+        while True:
+            with status.cond:
+                if not self._holding():
+                    self.in_gate = False
+                    if status.state == STOPPING:
+                        raise Interrupt
+                    return
                 self.in_gate = True
                 status.cond.notify_all()
-                try:
-                    while self._holding():
-                        status.cond.wait()
-                finally:
-                    self.in_gate = False
-            if status.state == STOPPING:
-                # Also covers a stop made before this pass reset model.stop_training.
-                self.loop.model.stop_training = True
+                announce = status.state == PAUSING
+                if announce:
+                    status.change(PAUSED)
+                else:
+                    status.cond.wait()
+            if announce:
+                status.dispatch()  # listeners hear "paused" from the loop that holds
 
     def held_by_this_thread(self) -> bool:
         """True inside a `paused()` block opened on the calling thread."""
@@ -74,7 +83,7 @@ class Hold:
             self.holds += 1
             self._threads[me] += 1
             if status.state == RUNNING:
-                status.change(PAUSED)
+                status.change(PAUSING)  # the gate makes it "paused" once it holds
                 resume_after = True
         try:
             status.dispatch()
@@ -90,7 +99,7 @@ class Hold:
                     held.restore()
                 self.holds -= 1
                 self._threads[me] -= 1
-                if resume_after and status.state == PAUSED and not self.holds:
+                if resume_after and status.state in HOLDING and not self.holds:
                     status.change(RUNNING)
                 status.cond.notify_all()
             status.dispatch()

@@ -47,7 +47,7 @@ from nbtrain.engine.distributed import (
     WorkerLostError,
     WorkersOutOfStepError,
 )
-from nbtrain.run.state import PAUSED, RUNNING, STOPPING
+from nbtrain.run.state import PAUSED, PAUSING, RUNNING, STOPPING
 from nbtrain.run.waiting import Deadline, wait_until
 
 # Callbacks whose only effect is writing files: the chief's alone.
@@ -120,7 +120,7 @@ class WorkerCoordinator:
         if not self.is_chief:
             return RUN
         state = self.status.state
-        return STOP if state == STOPPING else PAUSE if state == PAUSED else RUN
+        return STOP if state == STOPPING else PAUSE if state in (PAUSING, PAUSED) else RUN
 
     def epochs(self) -> int:
         """The chief's final epoch (0 elsewhere)."""
@@ -132,13 +132,21 @@ class WorkerCoordinator:
         """Chief: hold up to `timeout` s while paused (a control wakes it up)."""
         if self.is_chief:
             with self.status.cond:
-                if self.status.state == PAUSED:
+                if self.status.state in (PAUSING, PAUSED):
                     self.status.cond.wait(timeout)
 
     def agreed(self, command: int) -> None:
-        """Followers show the agreed command as their state."""
+        """Show the agreed command as the state: on the chief, `'pausing'` becomes
+        `'paused'` once every worker holds; the followers follow."""
         status = self.status
-        if self.is_chief or (command == RUN and status.state != PAUSED):
+        if self.is_chief:
+            if command == PAUSE:
+                with status.lock:
+                    if status.state == PAUSING:
+                        status.change(PAUSED)
+                status.dispatch()
+            return
+        if command == RUN and status.state != PAUSED:
             return
         with status.lock:
             state = status.state
@@ -146,7 +154,7 @@ class WorkerCoordinator:
                 status.change(PAUSED)
             elif command == RUN and state == PAUSED:
                 status.change(RUNNING)
-            elif command == STOP and state in (RUNNING, PAUSED):
+            elif command == STOP and state in (RUNNING, PAUSING, PAUSED):
                 status.change(STOPPING)
         status.dispatch()
 
@@ -155,9 +163,6 @@ class WorkerCoordinator:
     def gate(self, local: Callable[[], None]) -> Callable[[], None]:
         """The `CollectiveGate` (the Run's own gate is not used in a job)."""
         return self.collective_gate
-
-    def stop_training(self) -> None:
-        """Nothing now: every worker stops at the same gate."""
 
     def set_epochs(self, epochs: int, pass_active: bool) -> None:
         """The chief's new final epoch: applied on every worker at the same gate."""
@@ -267,6 +272,7 @@ class WorkerCoordinator:
                     start_pass()  # the next pass, as the chief did
                     return
                 if agreement.command == END:
+                    self.loop.end_training()  # the chief's close() ended the training
                     break
         except Exception as exc:  # noqa: BLE001 - the job is broken: fail the run
             self._fail(exc)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import operator
 import warnings
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 from nbtrain.engine import FitLoop
 from nbtrain.engine.config import fit_config
@@ -23,7 +23,9 @@ from nbtrain.run.state import (
     ENDED,
     FAILED,
     FINISHED,
+    HOLDING,
     PAUSED,
+    PAUSING,
     RUNNING,
     STATES,
     STOPPED,
@@ -42,8 +44,19 @@ class Run(RunView):
     `start()` (or use `nbtrain.fit`, which also shows a display).  Every control
     may be called from any thread, any number of times, in any order.
 
-    States: `'created'` (not started), `'running'`, `'paused'`, `'stopping'`,
-    `'stopped'`, `'finished'`, `'failed'`.
+    States: `'created'` (not started), `'running'`, `'pausing'` (asked to
+    pause; the batch in progress finishes), `'paused'` (the loop holds between
+    two batches: no callback batch event until `resume()`), `'stopping'`,
+    `'stopped'` (the pass has ended), `'finished'`, `'failed'`.  Controls
+    return at once; `with run.paused():` or a listener waits for a hold.
+
+    For the callbacks the run is one training across every pause, stop,
+    resume and continue: `on_train_begin` once, `on_epoch_begin` /
+    `on_epoch_end` once per epoch with the whole epoch's logs, `on_train_end`
+    when the last epoch is done, a callback stops training, or at `close()`.
+    A stop is an interruption.  Training on after the end (`resume(epochs=N)`
+    of a finished run) is a new segment: `CSVLogger` appends, `TensorBoard`'s
+    steps continue.
 
     For a model built under a `MultiWorkerMirroredStrategy` with several
     workers, every worker runs the same program and builds the same Run.  The
@@ -53,32 +66,9 @@ class Run(RunView):
     returns when the chief's `close()` (or exit) ends the job.  `paused()` is
     refused there, and only the chief runs the file-writing callbacks.
 
-    Args:
-        model: a compiled `keras.Model`.
-        x: an `nbtrain.Sequence`, a `keras.utils.PyDataset`, a generator (with
-            `steps_per_epoch`), arrays (with `y` and `batch_size`; a list or dict
-            of arrays for several inputs) or a `tf.data.Dataset`.
-        y: targets, only when `x` is arrays.
-        batch_size: samples per batch, only for arrays (default 32).
-        epochs: index of the final epoch (trains `initial_epoch` .. `epochs - 1`).
-        steps_per_epoch: batches per epoch; None means the Sequence's length or
-            the dataset's cardinality (required for a generator).
-        validation_data: `(x, y)`, `(x, y, sample_weight)`, a Sequence, a
-            PyDataset, a generator (with `validation_steps`) or a `tf.data.Dataset`.
-        validation_steps: batches per validation.
-        validation_freq: validate every N epochs, or at these 1-indexed epochs.
-        callbacks: `keras.callbacks.Callback`s (they run on the training thread).
-        class_weight: dict mapping class index to a loss weight.
-        workers: 0 reads data on the training thread; N >= 1 uses N workers.
-        use_multiprocessing: the workers are processes.
-        max_queue_size: batches read ahead.
-        shuffle: reshuffle array samples, or a Sequence's batch order, each epoch.
-        initial_epoch: the epoch to start at.
-        sample_weight: per-sample weights, only when `x` is arrays.
-        validation_split: fraction of the array samples (the last ones) held
-            out for validation, as `model.fit` does.
-        validation_batch_size: samples per validation batch for array
-            validation data (default `batch_size`).
+    Args: those of `nbtrain.fit` (all of `model.fit`'s, with Keras's meaning,
+        and `workers`, `use_multiprocessing`, `max_queue_size`), without
+        `verbose` and `display`; their docs are `nbtrain.engine.config.ARGUMENTS`.
 
     Raises:
         TypeError, ValueError: bad input (nothing has started; see
@@ -154,8 +144,12 @@ class Run(RunView):
     def pause(self) -> bool:
         """Hold training before its next batch; the data workers stay alive.
 
+        Returns at once: the run is `'pausing'` while the batch in progress
+        finishes, and `'paused'` once the loop holds (listeners are told); `with
+        run.paused():` waits for that.
+
         Returns:
-            True if the run was running and is now paused; False (no-op) otherwise.
+            True if the run was running and is now pausing; False (no-op) otherwise.
 
         Example:
 
@@ -163,14 +157,20 @@ class Run(RunView):
         run.pause(); ...; run.resume()
         ```
         """
-        return self._change("pause", (RUNNING,), PAUSED)
+        return self._change("pause", (RUNNING,), PAUSING)
 
     def stop(self) -> bool:
-        """Stop after the current batch; `on_epoch_end` and `on_train_end` run and the
-        data workers stop.  Works while paused.  `resume()` continues later.
+        """Stop after the current batch: the pass ends and the data workers stop.
+        Works while pausing or paused.  `resume()` continues later.
+
+        A stop is an interruption, not an end of training: for the callbacks the
+        epoch in progress does not end (`on_epoch_end` runs once, when a resume
+        completes it) and `on_train_end` does not run (`close()` ends the
+        training).  `model.stop_training` stays a callback's signal.  Returns at
+        once: `'stopping'`, then `'stopped'` once the pass has ended.
 
         Returns:
-            True if a running or paused run is now stopping; False (no-op) otherwise.
+            True if a running, pausing or paused run is now stopping; False otherwise.
 
         Example:
 
@@ -178,25 +178,22 @@ class Run(RunView):
         run.stop(); run.wait()
         ```
         """
-        return self._change("stop", (RUNNING, PAUSED), STOPPING, self._coordinator.stop_training)
+        return self._change("stop", (RUNNING, PAUSING, PAUSED), STOPPING)
 
-    def _change(self, what: str, sources: tuple, target: State,
-                then: Callable[[], None] | None = None) -> bool:
+    def _change(self, what: str, sources: tuple, target: State) -> bool:
         status = self._status
         with status.lock:
             self._require_chief(what)
             if status.state not in sources:
                 return False
             status.change(target)
-            if then is not None:
-                then()
         status.dispatch()
         return True
 
     def resume(self, epochs: int | None = None) -> bool:
         """Continue training.
 
-        Paused: continues with the next batch.  Stopped: a new pass of the loop
+        Pausing or paused: continues with the next batch.  Stopped: a new pass of the loop
         from the interrupted epoch and, for a Sequence or arrays, its exact next
         batch in the same order (a generator is read on where it was).
         `epochs=N` sets the final epoch to N, so `resume(epochs=N)` also trains
@@ -238,7 +235,7 @@ class Run(RunView):
                 self._set_epochs(epochs)
             if state == RUNNING:
                 return epochs is not None
-            if state == PAUSED:
+            if state in HOLDING:
                 status.change(RUNNING)
             elif loop.position().epoch >= loop.epochs:  # stopped or finished
                 warnings.warn(
@@ -260,8 +257,10 @@ class Run(RunView):
                                      self._passes.active)
 
     def close(self, timeout: float | None = None) -> None:
-        """End the run for good: stop it if it is training and wait until its pass
-        has ended.  A closed run cannot be resumed; closing twice is a no-op.
+        """End the run for good: stop it if it is training, wait until its pass
+        has ended, and end the training for the callbacks (`on_train_end`, on
+        the calling thread, if a stop left it open: `CSVLogger` closes its file).
+        A closed run cannot be resumed; closing twice is a no-op.
 
         In a multi-worker job, closing the chief's Run ends the job: every other
         worker's `run.wait()` returns (the chief's program exiting does the same).
@@ -296,7 +295,12 @@ class Run(RunView):
                 self.stop()
             self._passes.wait_idle(deadline)
         with self._status.lock:
+            if self._closed:
+                return
             self._closed = True
+            end = self._status.state == STOPPED  # not a failed training: Keras never ends those
+        if end:
+            self._loop.end_training()
         self._coordinator.close(deadline)
 
     @contextlib.contextmanager

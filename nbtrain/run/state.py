@@ -5,12 +5,13 @@
 (`repr` is `'paused'`): code that treated states as strings keeps working.
 
 ```
-created --start--> running --pause--> paused --resume--> running
-running/paused --stop--> stopping --(pass ends)--> stopped
-running/paused --(pass ends, all epochs done)--> finished
+created --start--> running --pause--> pausing --(loop holds)--> paused
+pausing/paused --resume--> running
+running/pausing/paused --stop--> stopping --(pass ends)--> stopped
+running/pausing/stopping --(pass ends, all epochs done)--> finished
 stopped --resume()--> running                  (same epochs, exact next batch)
 stopped/finished --resume(epochs=N)--> running (train on to epoch N)
-running/paused/stopping --(exception)--> failed
+running/pausing/paused/stopping --(exception)--> failed
 stopped/finished --(multi-worker job: the other workers are lost)--> failed
 ```
 
@@ -31,6 +32,7 @@ class State(str, enum.Enum):
 
     CREATED = "created"
     RUNNING = "running"
+    PAUSING = "pausing"
     PAUSED = "paused"
     STOPPING = "stopping"
     STOPPED = "stopped"
@@ -47,6 +49,7 @@ class State(str, enum.Enum):
 
 
 CREATED, RUNNING, PAUSED, STOPPING = State.CREATED, State.RUNNING, State.PAUSED, State.STOPPING
+PAUSING = State.PAUSING
 STOPPED, FINISHED, FAILED = State.STOPPED, State.FINISHED, State.FAILED
 
 STATES = tuple(state.value for state in State)
@@ -55,14 +58,18 @@ STATES = tuple(state.value for state in State)
 ENDED = frozenset({STOPPED, FINISHED, FAILED})
 """No pass in progress: `run.wait()` returns, the dashboard shows its snapshot."""
 
-ACTIVE = frozenset({RUNNING, STOPPING})
+ACTIVE = frozenset({RUNNING, PAUSING, STOPPING})
 """Batches are being trained: the clock and the rate meter run."""
+
+HOLDING = frozenset({PAUSING, PAUSED})
+"""The loop's gate holds (or will, at the next batch): `resume()` lets it go on."""
 
 _ENDS = frozenset({STOPPED, FINISHED, FAILED})
 
 TRANSITIONS: dict[State, frozenset[State]] = {
     CREATED: frozenset({RUNNING}),
-    RUNNING: frozenset({PAUSED, STOPPING}) | _ENDS,
+    RUNNING: frozenset({PAUSING, PAUSED, STOPPING}) | _ENDS,  # PAUSED: a follower of a job
+    PAUSING: frozenset({PAUSED, RUNNING, STOPPING}) | _ENDS,
     PAUSED: frozenset({RUNNING, STOPPING}) | _ENDS,
     STOPPING: _ENDS,
     STOPPED: frozenset({RUNNING, FAILED}),
@@ -97,4 +104,4 @@ def check_transition(old: str, new: str) -> State:
     return target
 
 
-__all__ = ["ACTIVE", "ENDED", "STATES", "TRANSITIONS", "State", "check_transition"]
+__all__ = ["ACTIVE", "ENDED", "HOLDING", "STATES", "TRANSITIONS", "State", "check_transition"]

@@ -19,12 +19,23 @@ from nbtrain.run.events import Listener, RunStatus
 from nbtrain.run.history import RunHistory
 from nbtrain.run.hold import Hold
 from nbtrain.run.passes import PassRunner
-from nbtrain.run.state import CREATED, ENDED, FAILED, FINISHED, PAUSED, RUNNING, STOPPED, State
+from nbtrain.run.state import (
+    CREATED,
+    ENDED,
+    FAILED,
+    FINISHED,
+    PAUSED,
+    PAUSING,
+    RUNNING,
+    STOPPED,
+    State,
+)
 from nbtrain.run.waiting import Deadline, join, wait_until
 from nbtrain.text import batch_fraction, epoch_fraction
 
 _ALLOWED = {
     RUNNING: frozenset({"pause", "stop"}),
+    PAUSING: frozenset({"resume", "stop"}),
     PAUSED: frozenset({"resume", "stop"}),
     STOPPED: frozenset({"resume", "continue"}),
     FINISHED: frozenset({"continue"}),

@@ -123,10 +123,13 @@ def test_a_background_run_driven_by_the_buttons(cell):
         assert reached.wait(TIMEOUT)
         assert dashboard.state == "running" and not view.pause.disabled
         view.pause.click()  # the kernel runs click handlers on the main thread
-        assert run.state == "paused"
+        assert run.state == "pausing"  # batch 10 is still in flight
+        wait_for(lambda: "pausing" in view.state.value, "the pausing badge")
+        assert view.pause.description == "Resume" and not view.pause.disabled
         release.set()  # batch 10 (the 11th) ends, then the loop holds before the next
         # the batch in flight is pushed as soon as it ends, whatever the throttle
         wait_for(lambda: view.batch_counter.value.startswith("batch 11/32"), "batch 11")
+        wait_for(lambda: "paused" in view.state.value, "the paused badge")  # the loop holds
         assert view.pause.description == "Resume"
         assert run.batch == 11 and run.state == "paused"
         assert view.epoch_counter.value == "epoch 2 / 2"

@@ -31,6 +31,7 @@ from nbtrain.engine.distributed.control import (
     CollectiveControl,
 )
 from nbtrain.engine.distributed.strategy import heartbeat_interval
+from nbtrain.engine.training import Interrupt
 
 
 class LocalControl(Protocol):
@@ -70,7 +71,8 @@ class CollectiveGate:
 
     Called before each training step, it acts on what every worker agreed
     (the words the previous train step summed, or an exchange of its own at
-    the first gate of a pass): stop sets `model.stop_training`; pause
+    the first gate of a pass): stop raises `Interrupt` (the pass ends as an
+    interruption, on every worker at the same batch); pause
     exchanges heartbeats until the chief resumes or stops; a new final epoch is
     applied to the loop.  Then it sets the words the next train step carries:
     the loop's train steps carry this gate's words (`FitLoop.set_carrier`) when
@@ -143,9 +145,8 @@ class CollectiveGate:
         while True:
             self._apply_epochs(agreement.epochs)
             if agreement.command == STOP:
-                self.loop.model.stop_training = True
                 self.local.agreed(STOP)
-                return
+                raise Interrupt
             if agreement.command != PAUSE:
                 break
             self.local.agreed(PAUSE)

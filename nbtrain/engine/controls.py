@@ -1,0 +1,104 @@
+"""The API a `FitLoop`'s controllers (a `Run`, a `CollectiveGate`) call: they call
+these methods and never write the loop's fields."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from nbtrain.data import is_sequence, sequence_length
+
+
+class Position(NamedTuple):
+    """Where training stands, as its controllers see it.
+
+    Attributes:
+        epoch: the epoch in progress, or the next one to start.
+        batch: batches of `epoch` already trained.
+        steps: batches in the epoch in progress, once it has begun (else None).
+    """
+
+    epoch: int
+    batch: int
+    steps: int | None
+
+
+class HeldMetrics:
+    """The metric state of a loop held between two batches (`FitLoop.held_metrics`).
+
+    `restore()` puts it back (at batch 0 it resets the metrics, as the loop
+    just did), so evaluating or predicting meanwhile does not disturb the
+    epoch's running averages.  Also a context manager that restores on exit.
+    """
+
+    def __init__(self, runner: Any, snapshot: Any):
+        self._runner = runner
+        self._snapshot = snapshot
+
+    def restore(self) -> None:
+        """Put the kept metric state back."""
+        if self._snapshot is None:
+            self._runner.reset()
+        else:
+            self._runner.restore(self._snapshot)
+
+    def __enter__(self) -> HeldMetrics:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.restore()
+
+
+class LoopControls:
+    """What a controller may ask of a `FitLoop` (its base class).
+
+    The loop sets `epochs`, `gate`, `state`, `callbacks`, `steps_per_epoch`,
+    `train_steps` and `train_stream`.
+    """
+
+    def set_epochs(self, epochs: int) -> None:
+        """Make `epochs` the final epoch (a pass in progress ends there)."""
+        self.epochs = int(epochs)
+        self.callbacks.params["epochs"] = self.epochs
+
+    def set_gate(self, gate: Callable[[], None] | None) -> None:
+        """Call `gate()` before each step from now on (None: no gate)."""
+        self.gate = gate
+
+    def set_carrier(self, carrier: Any) -> bool:
+        """Have each train step carry `carrier`'s control words in its all-reduce
+        (`CollectiveGate`); False when the step runner cannot (then nothing changes)."""
+        if not hasattr(self.train_steps, "carrier"):
+            return False
+        self.train_steps.carrier = carrier
+        return True
+
+    def position(self) -> Position:
+        """The epoch, the batch within it and the epoch's steps (None until it begins)."""
+        steps = self.callbacks.params.get("steps")
+        return Position(self.state.epoch, self.state.batch, int(steps) if steps else None)
+
+    def epoch_steps(self) -> int | None:
+        """Batches in the current epoch when known: the epoch's, `steps_per_epoch`, or
+        the Sequence's length."""
+        steps = self.callbacks.params.get("steps") or self.steps_per_epoch
+        if steps:
+            return int(steps)
+        source = self.train_stream.data
+        if is_sequence(source):
+            try:
+                return sequence_length(source)
+            except Exception:  # noqa: BLE001 - a length the user's code fails to give
+                return None
+        return None
+
+    def held_metrics(self) -> HeldMetrics:
+        """Keep the metric state, while the loop holds between two batches, to be
+        restored before it goes on (`with loop.held_metrics(): model.evaluate(...)`)."""
+        runner = self.train_steps
+        # At batch 0 the loop has just reset the metrics (and the model may not be
+        # built yet): restoring is resetting them again.
+        return HeldMetrics(runner, runner.snapshot() if self.state.batch else None)
+
+
+__all__ = ["HeldMetrics", "LoopControls", "Position"]

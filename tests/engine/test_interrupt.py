@@ -1,0 +1,114 @@
+"""`FitLoop` across passes: an interruption raised by the gate is not an epoch end
+or a training end; a continuation after the training ended is a new segment that
+does not truncate what file-writing callbacks wrote."""
+
+from __future__ import annotations
+
+import csv
+
+import keras
+import pytest
+from helpers import BatchRecorder, RecordingSequence, make_data, make_model
+
+from nbtrain.engine.training import FitLoop, Interrupt
+
+
+class InterruptAt:
+    """A gate raising `Interrupt` before batch `at` = (epoch, batch), once."""
+
+    def __init__(self, loop_state, at):
+        self.state, self.at, self.fired = loop_state, at, False
+
+    def __call__(self):
+        if not self.fired and (self.state.epoch, self.state.batch) == self.at:
+            self.fired = True
+            raise Interrupt
+
+
+def events_without_logs(rec):
+    return [e if isinstance(e, str) else e[:2] for e in rec.events]
+
+
+def make_loop(callbacks, epochs=3, **kwargs):
+    x, y = make_data(32)  # 4 batches of 8
+    return FitLoop(make_model(), RecordingSequence(x, y), epochs=epochs, verbose=0,
+                   callbacks=callbacks, shuffle=False, workers=0,
+                   validation_data=(x[:16], y[:16]), **kwargs)
+
+
+@pytest.mark.parametrize("at", [(1, 2), (1, 0)], ids=["mid-epoch", "epoch-start"])
+def test_an_interruption_ends_the_pass_without_epoch_or_train_end(at):
+    rec = BatchRecorder()
+    loop = make_loop([rec])
+    loop.gate = InterruptAt(loop.state, at)
+    loop.run()
+    assert loop.training and (loop.state.epoch, loop.state.batch) == at
+    assert events_without_logs(rec) == ["train_begin", ("epoch_begin", 0), ("epoch_end", 0),
+                                        ("epoch_begin", 1)]
+    loop.run()  # the same training goes on at the exact next batch
+    assert not loop.training
+    assert events_without_logs(rec) == ["train_begin"] + [
+        event for epoch in range(3) for event in (("epoch_begin", epoch), ("epoch_end", epoch))
+    ] + ["train_end"]
+    assert rec.pairs == [(e, b) for e in range(3) for b in range(4)]
+    # every epoch end has the whole epoch's logs, validation included
+    assert all(set(e[2]) == {"loss", "val_loss"} for e in rec.events if e[0] == "epoch_end")
+    assert loop.history.epoch == [0, 1, 2]
+
+
+def test_end_training_runs_on_train_end_once():
+    rec = BatchRecorder()
+    loop = make_loop([rec])
+    loop.gate = InterruptAt(loop.state, (0, 1))
+    loop.run()
+    assert rec.events[-1] == ("epoch_begin", 0)
+    loop.end_training()
+    loop.end_training()  # already ended: a no-op
+    assert rec.events[-1] == "train_end" and rec.events.count("train_end") == 1
+    assert not loop.training
+
+
+def test_a_callback_stop_still_ends_the_epoch_and_the_training():
+    class StopAt(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 1:
+                self.model.stop_training = True
+
+    rec = BatchRecorder()
+    loop = make_loop([StopAt(), rec])
+    loop.run()
+    assert events_without_logs(rec) == ["train_begin", ("epoch_begin", 0), ("epoch_end", 0),
+                                        "train_end"]
+    assert not loop.training
+
+
+def test_a_continuation_is_a_new_segment_appending_to_csv_logger(tmp_path):
+    path = tmp_path / "log.csv"
+    rec = BatchRecorder()
+    logger = keras.callbacks.CSVLogger(str(path))
+    loop = make_loop([logger, rec], epochs=2)
+    loop.run()
+    assert rec.events.count("train_end") == 1
+    loop.epochs = 4
+    loop.run()
+    assert events_without_logs(rec).count("train_begin") == 2
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(row["epoch"]) for row in rows] == [0, 1, 2, 3]
+    assert all(row["val_loss"] for row in rows)
+    assert logger.append is False  # the user's setting is left as it was
+
+
+def test_a_callback_added_to_an_interrupted_training_begins_with_the_next_pass(tmp_path):
+    path = tmp_path / "log.csv"
+    loop = make_loop([])
+    loop.gate = InterruptAt(loop.state, (1, 2))
+    loop.run()
+    rec = BatchRecorder()
+    loop.callbacks.append(keras.callbacks.CSVLogger(str(path)))
+    loop.callbacks.append(rec)
+    loop.run()
+    assert events_without_logs(rec) == ["train_begin", ("epoch_end", 1), ("epoch_begin", 2),
+                                        ("epoch_end", 2), "train_end"]
+    with open(path, newline="") as f:
+        assert [int(row["epoch"]) for row in csv.DictReader(f)] == [1, 2]
