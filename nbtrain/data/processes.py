@@ -29,9 +29,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from nbtrain.data import _worker, shm
-from nbtrain.data._group import Worker, WorkerGroup
+from nbtrain.data._group import Worker, WorkerGroup, WorkerLost
 from nbtrain.data._queue import END, POLL, Failure, is_item, iter_queue
 from nbtrain.data.pickling import generator_payload, unpack_exception
+
+__all__ = ["ProcessGeneratorBackend", "ProcessSequencePool", "WorkerLost"]
 
 SLOTS_PER_WORKER = 2  # batches a worker may hold: one being read out, one being made
 _POLL = POLL
