@@ -15,7 +15,7 @@ from typing import Any
 
 import keras
 
-from nbtrain.data import ArraySequence, is_sequence
+from nbtrain.data import ArraySequence, WorkerLost, is_sequence
 from nbtrain.engine import validation as checks
 from nbtrain.engine.batches import (
     apply_class_weight,
@@ -183,6 +183,12 @@ class FitLoop:
                 model.stop_training = True
                 if not batches:
                     break
+            except WorkerLost:
+                # Resumable: the next run() continues at this batch with fresh workers
+                # and the epoch's running metrics.
+                self.train_stream.unread(batches)
+                state.metrics = runner.snapshot() if state.batch else None
+                raise
             callbacks.on_train_batch_begin(state.batch)
             logs = runner.run(batches)
             state.batch += len(batches)
