@@ -37,7 +37,13 @@ from typing import Any, Callable, Iterator
 
 import keras
 
-from nbtrain.data import adapt_training_data, adapt_validation_data, is_sequence, sequence_length
+from nbtrain.data import (
+    WorkerLost,
+    adapt_training_data,
+    adapt_validation_data,
+    is_sequence,
+    sequence_length,
+)
 from nbtrain.engine import FitLoop
 
 STATES = ("created", "running", "paused", "stopping", "stopped", "finished", "failed")
@@ -277,6 +283,7 @@ class Run:
             "paused": {"resume", "stop"},
             "stopped": {"resume", "continue"},
             "finished": {"continue"},
+            "failed": {"resume"} if isinstance(self._exception, WorkerLost) else set(),
         }.get(self._state, set())
 
     def __repr__(self) -> str:
@@ -482,7 +489,9 @@ class Run:
         from the interrupted epoch and, for a Sequence or arrays, its exact next
         batch in the same order (a generator is read on where it was).
         `epochs=N` sets the final epoch to N, so `resume(epochs=N)` also trains
-        a finished run further.  While stopping, resume is ignored.
+        a finished run further.  While stopping, resume is ignored.  A run that
+        failed because a data worker process died (`nbtrain.data.WorkerLost`)
+        resumes like a stopped one, at the exact batch, with fresh workers.
 
         Args:
             epochs: new final epoch (must be greater than the epoch in progress).
@@ -491,7 +500,7 @@ class Run:
             True if training resumes (or the target changed); False for a no-op.
 
         Raises:
-            RuntimeError: the run has not started, or failed.
+            RuntimeError: the run has not started, or failed (other than by a lost worker).
             ValueError: `epochs` is not after the epoch in progress.
 
         Example:
@@ -505,6 +514,9 @@ class Run:
         with self._lock:
             self._require_chief("resume")
             state = self._state
+            lost = state == "failed" and isinstance(self._exception, WorkerLost)
+            if lost:  # like a stop: the data layer starts fresh workers
+                state = "stopped"
             if state == "failed":
                 raise RuntimeError(
                     f"This run failed ({type(self._exception).__name__}: {self._exception}) and "
@@ -530,6 +542,8 @@ class Run:
                 )
                 return False
             else:
+                if lost:
+                    self._exception = self._traceback = None
                 thread = self._begin_pass()
         if thread is not None:
             self._launch(thread)

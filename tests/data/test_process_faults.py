@@ -12,18 +12,22 @@ import sys
 import textwrap
 import time
 
+import keras
+import numpy as np
 import pytest
+from helpers import BatchRecorder, make_data, make_model
 from test_keras_datasets import DATAGEN
 from test_processes import (  # noqa: F401 - leaves_nothing_behind is an autouse fixture
     REPO,
     Numbered,
+    children,
     leaves_nothing_behind,
     segments,
     wait_exit,
 )
 
-from nbtrain.data import OrderedEnqueuer, SequenceCursor, shm
-from nbtrain.data.processes import WorkerLost
+import nbtrain
+from nbtrain.data import OrderedEnqueuer, Sequence, SequenceCursor, WorkerLost, shm
 
 needs_pidfd = pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="needs pidfd_open (Linux)")
 
@@ -126,6 +130,56 @@ def test_after_a_worker_is_killed_a_restart_continues_at_the_exact_batch():
     assert indices[:12] == order  # the interrupted pass, each batch once, in its order
     assert sorted(indices[12:]) == list(range(12))  # then a whole new pass
     assert [epoch for _, epoch, _ in got] == [0] * 12 + [1] * 12
+
+
+class ArrayBatches(Sequence):
+    def __init__(self, x, y, batch_size=8):
+        self.x, self.y, self.batch_size = x, y, batch_size
+
+    def __len__(self):
+        return len(self.x) // self.batch_size
+
+    def __getitem__(self, i):
+        s = slice(i * self.batch_size, (i + 1) * self.batch_size)
+        return self.x[s], self.y[s]
+
+
+class KillAWorker(keras.callbacks.Callback):
+    """SIGKILLs one data worker process after batch `at` of the first epoch."""
+
+    def __init__(self, at: int):
+        super().__init__()
+        self.at, self.epoch, self.killed = at, 0, None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.killed is None and (self.epoch, batch) == (0, self.at):
+            self.killed = min(children())
+            os.kill(self.killed, signal.SIGKILL)
+
+
+def test_run_resume_after_a_killed_worker_continues_at_the_exact_batch():
+    x, y = make_data(96)
+    reference = make_model()
+    expected = nbtrain.fit_generator(reference, ArrayBatches(x, y), epochs=2, workers=0,
+                                     shuffle=False, verbose=0).history
+    model, recorder, killer = make_model(), BatchRecorder(), KillAWorker(at=4)
+    run = nbtrain.fit(model, ArrayBatches(x, y), epochs=2, workers=2, use_multiprocessing=True,
+                      max_queue_size=2, shuffle=False, callbacks=[killer, recorder],
+                      display=False)
+    with pytest.raises(WorkerLost, match=r"was killed by SIGKILL") as lost:
+        run.wait(120)
+    assert f"(pid {killer.killed})" in str(lost.value)
+    assert run.state == "failed" and run.allowed_actions() == {"resume"}
+    assert run.resume()
+    history = run.wait(120)
+    assert run.state == "finished"
+    assert recorder.pairs == [(e, b) for e in range(2) for b in range(12)]  # none twice, none lost
+    np.testing.assert_allclose(history.history["loss"], expected["loss"], rtol=1e-5)
+    for got, want in zip(model.get_weights(), reference.get_weights()):
+        np.testing.assert_allclose(got, want, rtol=1e-5)
 
 
 # -- a real Jupyter kernel ----------------------------------------------------------------
