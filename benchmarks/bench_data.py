@@ -398,6 +398,7 @@ def bench_keras_module(rounds: int) -> None:
         print(f"    {'':<3}{'first epoch':>24}  {'later epochs':>24}  {'worker PSS':>24}")
         print(f"    {'N':<3}{'nbtrain':>8}{'keras':>8}{'ratio':>8}  {'nbtrain':>8}{'keras':>8}"
               f"{'ratio':>8}  {'nbtrain':>8}{'keras':>8}{'ratio':>8}")
+        shutdown = {}
         for n in (2, 4, 6):
             got = {"nbtrain": [], "keras": []}
             for r in range(rounds):
@@ -414,15 +415,20 @@ def bench_keras_module(rounds: int) -> None:
                                               callbacks=[probe])
                     else:
                         model.fit(data, epochs=epochs, verbose=0, callbacks=[probe])
+                    returned = time.perf_counter()
                     ends = [t0, *probe.ends]
                     later = [b - a for a, b in zip(ends[2:], ends[3:])]
-                    got[name].append((ends[1] - t0, statistics.median(later), probe.pss))
-            med = {name: [statistics.median(v[i] for v in runs) for i in range(3)]
+                    got[name].append((ends[1] - t0, statistics.median(later), probe.pss,
+                                      returned - ends[-1]))
+            med = {name: [statistics.median(v[i] for v in runs) for i in range(4)]
                    for name, runs in got.items()}
             nb, kr = med["nbtrain"], med["keras"]
             print(f"    {n:<3}{nb[0]:7.2f}s{kr[0]:7.2f}s{kr[0] / nb[0]:7.2f}x  "
                   f"{nb[1]:7.3f}s{kr[1]:7.3f}s{kr[1] / nb[1]:7.2f}x  "
                   f"{nb[2]:6.0f}MB{kr[2]:6.0f}MB{nb[2] / max(kr[2], 1e-9):7.2f}x")
+            shutdown[n] = (nb[3], kr[3])
+        print("    from the last epoch's end to fit's return (workers shut down): " + ", ".join(
+            f"N={n} nbtrain {a:.2f} s, keras {b:.2f} s" for n, (a, b) in shutdown.items()))
         print("    goals: first-epoch ratio (keras / nbtrain) >= 1 at every N; later epochs "
               ">= 4x; PSS ratio (nbtrain / keras) <= 1.5x")
 
