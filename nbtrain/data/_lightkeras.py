@@ -187,7 +187,7 @@ class LightModule(types.ModuleType):
     """A stand-in for a Keras or TensorFlow module; other names realize the real one."""
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
+        if name.startswith("__") and name != "__version__":  # import-system probes
             raise AttributeError(name)
         real = _real_module(self.__name__)
         return getattr(real, name)
