@@ -1,7 +1,7 @@
 """Data sources and enqueuers.  Knows nothing of models or widgets, and never
 imports TensorFlow or Keras at import time."""
 
-from nbtrain.data._group import WorkerLost
+from nbtrain.data._queue import WorkerLost
 from nbtrain.data.adapters import (
     ArraySequence,
     TrainingData,

@@ -28,6 +28,7 @@ from multiprocessing.connection import wait
 from typing import Any
 
 from nbtrain.data import shm
+from nbtrain.data._queue import WorkerLost
 from nbtrain.data._spawn import SpawnProcess, pipe
 
 DEFAULT_GRACE = 5.0  # seconds a worker gets to finish its batch on stop(timeout=None)
@@ -62,15 +63,6 @@ def light_keras_enabled() -> bool:
     """Whether workers serve `keras.utils.Sequence` without TensorFlow
     (`NBTRAIN_LIGHT_KERAS=0` turns it off)."""
     return os.environ.get("NBTRAIN_LIGHT_KERAS", "1").strip().lower() not in ("0", "false", "no")
-
-
-class WorkerLost(RuntimeError):
-    """A worker process died (killed, crashed, out of memory).
-
-    Nothing is lost but the batches it was reading: stopping the enqueuer and
-    starting it again reads them again with fresh workers (for a `Run`:
-    `run.resume()` continues at the exact batch).
-    """
 
 
 def describe_exit(code: int | None) -> str:
