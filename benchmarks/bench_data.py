@@ -15,10 +15,20 @@
     epochs: the data caps both at 400 steps/s and Keras's cost is mostly a
     restart of its enqueuer every epoch, so the ratio shrinks as epochs grow.
 
+(d) a tutorial-style `keras.utils.Sequence` in a module that imports Keras
+    (`npy_generator.py`: one 32x32x32x1 float32 .npy file per sample, batches
+    of 32), trained with N = 2, 4, 6 process workers: `nbtrain.fit_generator(
+    workers=N, use_multiprocessing=True)` against `model.fit(PyDataset(workers=N,
+    use_multiprocessing=True))` on the same generator.  First epoch (from the
+    call, so worker start-up counts), later epochs, and the sum of the worker
+    processes' PSS (/proc/PID/smaps_rollup, sampled during epoch 2).  Goals:
+    first epoch no slower than Keras's at every N, later epochs at least 4x
+    faster, worker PSS at most 1.5x Keras's.
+
 Contenders alternate, round after round; medians and ratios are printed, as
 well as the nbtrain workers' start-up time.
 
-Run: `.venv/bin/python benchmarks/bench_data.py [--only a,b,c] [--rounds N]`
+Run: `.venv/bin/python benchmarks/bench_data.py [--only a,b,c,d] [--rounds N]`
 """
 
 from __future__ import annotations
@@ -331,13 +341,106 @@ def train_race(steps: int, rounds: int, model_speed: float) -> None:
     print(f"    ratio nbtrain / keras: {ratio:.2f}x{goal}")
 
 
+def child_pids() -> list[int]:
+    """Live children of this process (worker processes of either contender)."""
+    me, found = os.getpid(), []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                if int(fields[1]) == me and fields[0] != "Z":
+                    found.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                pass
+    return found
+
+
+def pss_mb(pid: int) -> float:
+    """Proportional set size of `pid` in MB (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+class FitProbe(keras.callbacks.Callback):
+    """Epoch end times from `t0`; during epoch 2, the most PSS the workers had together."""
+
+    def __init__(self, t0: float):
+        super().__init__()
+        self.t0, self.ends, self.pss = t0, [], 0.0
+
+    def on_train_batch_end(self, batch, logs=None):
+        if len(self.ends) == 1 and batch % 4 == 2:  # epoch 2: not timed
+            self.pss = max(self.pss, sum(pss_mb(pid) for pid in child_pids()))
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.ends.append(time.perf_counter())
+
+
+def bench_keras_module(rounds: int) -> None:
+    import tempfile
+
+    import npy_generator as gen
+
+    epochs, samples = 5, 640
+    with tempfile.TemporaryDirectory(prefix="nbtrain-bench-") as folder:
+        ids, labels = gen.write_samples(folder, samples)
+        steps = samples // 32
+        print(f"(d) keras.utils.Sequence in a module importing keras, .npy per sample "
+              f"({samples} samples, {steps} batches of 32 x 32x32x32x1 float32), {epochs} "
+              f"epochs a fit, {rounds} fits each, alternating; PSS sampled in epoch 2")
+        print(f"    {'':<3}{'first epoch':>24}  {'later epochs':>24}  {'worker PSS':>24}")
+        print(f"    {'N':<3}{'nbtrain':>8}{'keras':>8}{'ratio':>8}  {'nbtrain':>8}{'keras':>8}"
+              f"{'ratio':>8}  {'nbtrain':>8}{'keras':>8}{'ratio':>8}")
+        shutdown = {}
+        for n in (2, 4, 6):
+            got = {"nbtrain": [], "keras": []}
+            for r in range(rounds):
+                order = ("nbtrain", "keras") if r % 2 == 0 else ("keras", "nbtrain")
+                for name in order:
+                    model = gen.model()
+                    data = gen.DataGenerator(ids, labels, folder, workers=n,
+                                             use_multiprocessing=True)
+                    t0 = time.perf_counter()
+                    probe = FitProbe(t0)
+                    if name == "nbtrain":
+                        nbtrain.fit_generator(model, data, epochs=epochs, workers=n,
+                                              use_multiprocessing=True, verbose=0,
+                                              callbacks=[probe])
+                    else:
+                        model.fit(data, epochs=epochs, verbose=0, callbacks=[probe])
+                    returned = time.perf_counter()
+                    ends = [t0, *probe.ends]
+                    later = [b - a for a, b in zip(ends[2:], ends[3:])]
+                    got[name].append((ends[1] - t0, statistics.median(later), probe.pss,
+                                      returned - ends[-1]))
+            med = {name: [statistics.median(v[i] for v in runs) for i in range(4)]
+                   for name, runs in got.items()}
+            nb, kr = med["nbtrain"], med["keras"]
+            print(f"    {n:<3}{nb[0]:7.2f}s{kr[0]:7.2f}s{kr[0] / nb[0]:7.2f}x  "
+                  f"{nb[1]:7.3f}s{kr[1]:7.3f}s{kr[1] / nb[1]:7.2f}x  "
+                  f"{nb[2]:6.0f}MB{kr[2]:6.0f}MB{nb[2] / max(kr[2], 1e-9):7.2f}x")
+            shutdown[n] = (nb[3], kr[3])
+        print("    from the last epoch's end to fit's return (workers shut down): " + ", ".join(
+            f"N={n} nbtrain {a:.2f} s, keras {b:.2f} s" for n, (a, b) in shutdown.items()))
+        print("    goals: first-epoch ratio (keras / nbtrain) >= 1 at every N; later epochs "
+              ">= 4x; PSS ratio (nbtrain / keras) <= 1.5x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default="a,b,c", help="comma-separated subset of a,b,c")
+    parser.add_argument("--only", default="a,b,c,d", help="comma-separated subset of a,b,c,d")
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     chosen = set(args.only.split(","))
-    for key, bench in (("a", bench_transport), ("b", bench_cpu), ("c", bench_training)):
+    for key, bench in (("a", bench_transport), ("b", bench_cpu), ("c", bench_training),
+                       ("d", bench_keras_module)):
         if key in chosen:
             t = time.perf_counter()
             bench(args.rounds)

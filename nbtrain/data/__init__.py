@@ -1,6 +1,7 @@
 """Data sources and enqueuers.  Knows nothing of models or widgets, and never
 imports TensorFlow or Keras at import time."""
 
+from nbtrain.data._queue import WorkerLost
 from nbtrain.data.adapters import (
     ArraySequence,
     TrainingData,
@@ -23,6 +24,7 @@ __all__ = [
     "SequenceCursor",
     "ShardedSequence",
     "TrainingData",
+    "WorkerLost",
     "WorkerShard",
     "adapt_training_data",
     "adapt_validation_data",

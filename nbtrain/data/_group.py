@@ -8,12 +8,19 @@ sentinel ready at once, so the death is reported within moments, never as a
 hang.  `shutdown` asks the workers to stop, joins them, terminates and then
 kills those that do not stop in time, and removes every shared-memory segment
 of the group, whatever state the workers were left in.
+
+The workers' stdout and stderr are pipes the collector relays, line by line,
+to the parent's `sys.stdout` / `sys.stderr` (in Jupyter: the cell), leaving
+out TensorFlow's C++ start-up log lines (`relay_line`).
 """
 
 from __future__ import annotations
 
 import atexit
+import os
+import re
 import signal
+import sys
 import threading
 import time
 import weakref
@@ -21,6 +28,7 @@ from multiprocessing.connection import wait
 from typing import Any
 
 from nbtrain.data import shm
+from nbtrain.data._queue import WorkerLost
 from nbtrain.data._spawn import SpawnProcess, pipe
 
 DEFAULT_GRACE = 5.0  # seconds a worker gets to finish its batch on stop(timeout=None)
@@ -33,6 +41,28 @@ _HINTS = {
     "SIGBUS": " (shared memory exhausted? check the free space of /dev/shm)",
     "SIGABRT": " (aborted by native code)",
 }
+
+
+# TensorFlow's C++ log lines (absl format: severity I/W/E, date, time, thread,
+# file:line]) and the two lines of its start-up banner that are not in that format.
+_TF_NOISE = re.compile(
+    r"^(?:[IWE]\d{4} [\d:.]+\s+\d+ \S+:\d+\] "
+    r"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|To enable the following instructions: .* rebuild TensorFlow with the appropriate "
+    r"compiler flags\.)"
+)
+
+
+def relay_line(line: str) -> bool:
+    """Whether a line a worker wrote to stdout/stderr goes to the user (not
+    TensorFlow's start-up chatter, which the parent has shown once already)."""
+    return _TF_NOISE.match(line) is None
+
+
+def light_keras_enabled() -> bool:
+    """Whether workers serve `keras.utils.Sequence` without TensorFlow
+    (`NBTRAIN_LIGHT_KERAS=0` turns it off)."""
+    return os.environ.get("NBTRAIN_LIGHT_KERAS", "1").strip().lower() not in ("0", "false", "no")
 
 
 def describe_exit(code: int | None) -> str:
@@ -60,6 +90,7 @@ class Worker:
         self.started_at = time.perf_counter()
         self.startup: float | None = None  # seconds from start() to its first message
         self.alive = True
+        self.ready = False
         self.reading = True
         self.ticks = 0  # when it was last given work (for fair dispatch)
 
@@ -75,6 +106,7 @@ class WorkerGroup:
     """
 
     def __init__(self):
+        shm.sweep_orphans()  # what pools of killed processes left behind
         self.prefix = shm.new_prefix()
         self.reader = shm.SlotReader()
         self.workers: list[Worker] = []
@@ -85,13 +117,25 @@ class WorkerGroup:
         self._thread: threading.Thread | None = None
         self._shut = False
         self.error: BaseException | None = None
+        self._relays: dict[int, list] = {}  # read fd -> [sink, pending bytes]
 
     # -- life ---------------------------------------------------------------
     def _start(self, target: Any, n: int, args: tuple = ()) -> None:
         _LIVE.add(self)
+        args = (os.getpid(), light_keras_enabled(), *args)
         try:
-            for wid in range(n):
-                self.workers.append(self._spawn(target, wid, args))
+            stdio = []
+            for sink in ("stdout", "stderr"):
+                r, w = os.pipe()
+                os.set_blocking(r, False)
+                self._relays[r] = [sink, b""]
+                stdio.append(w)
+            try:
+                for wid in range(n):
+                    self.workers.append(self._spawn(target, wid, args, tuple(stdio)))
+            finally:
+                for w in stdio:
+                    os.close(w)
         except BaseException:
             self.shutdown(0)
             raise
@@ -100,13 +144,14 @@ class WorkerGroup:
         )
         self._thread.start()
 
-    def _spawn(self, target: Any, wid: int, args: tuple) -> Worker:
+    def _spawn(self, target: Any, wid: int, args: tuple, stdio: tuple) -> Worker:
         tasks_r, tasks_w = pipe()
         results_r, results_w = pipe()
         process = SpawnProcess(
             target=target, args=(wid, self.prefix, tasks_r, results_w, *args),
             name=f"nbtrain-data-{wid}", daemon=True,
         )
+        process.stdio = stdio
         try:
             process.start()
         finally:
@@ -149,11 +194,15 @@ class WorkerGroup:
                         waitables[w.results] = w
                     if w.alive:
                         waitables[w.process.sentinel] = w
+                for fd in self._relays:
+                    waitables[fd] = None
                 for obj in wait(list(waitables), timeout=1.0):
                     if self._closing.is_set():
                         return
                     worker = waitables[obj]
                     if worker is None:
+                        if obj in self._relays:
+                            self._relay(obj)
                         continue
                     if obj is worker.results:
                         self._read(worker)
@@ -169,21 +218,55 @@ class WorkerGroup:
                 msg = worker.results.recv()
                 if msg[0] == "ready":
                     worker.startup = time.perf_counter() - worker.started_at
+                    worker.ready = True
                     if all(w.startup is not None for w in self.workers):
                         self._all_ready.set()
+                    self._became_ready(worker)
                 else:
                     self._handle(worker, msg)
         except (EOFError, OSError):
             worker.reading = False
+
+    def _relay(self, fd: int, final: bool = False) -> None:
+        """Pass on what the workers wrote to `fd`, whole lines only (all of it if `final`)."""
+        entry = self._relays[fd]
+        while True:
+            try:
+                data = os.read(fd, 1 << 16)
+            except BlockingIOError:
+                break
+            except OSError:
+                data = b""
+            if not data:  # every worker has closed it
+                del self._relays[fd]
+                os.close(fd)
+                final = True
+                break
+            entry[1] += data
+        lines = entry[1].split(b"\n")
+        entry[1] = b"" if final else lines.pop()
+        text = "".join(
+            line + "\n" for line in (b.decode(errors="replace") for b in lines)
+            if line and relay_line(line)
+        )
+        if text:
+            sink = getattr(sys, entry[0], None)
+            try:
+                if sink is not None:
+                    sink.write(text)
+                    sink.flush()
+            except (OSError, ValueError):  # a closed stream at exit
+                pass
 
     def _exited(self, worker: Worker) -> None:
         self._read(worker)  # what it sent before it died
         worker.alive = False
         worker.process.join(1.0)
         how = describe_exit(worker.process.exitcode)
-        self._fail(RuntimeError(
-            f"nbtrain data {worker} {how}{self._doing(worker)}. "
-            "The enqueuer cannot go on: stop it (and start it again to retry)."
+        self._fail(WorkerLost(
+            f"nbtrain data {worker} {how}{self._doing(worker)}. Its batches are read again "
+            "by fresh workers when the enqueuer starts again (for a Run: run.resume() "
+            "continues at this batch)."
         ))
 
     def _fail(self, error: BaseException, cause: BaseException | None = None) -> None:
@@ -203,6 +286,9 @@ class WorkerGroup:
     def _doing(self, worker: Worker) -> str:
         """' while ...' for the death message."""
         return ""
+
+    def _became_ready(self, worker: Worker) -> None:
+        """A worker has started (work may go to it now)."""
 
     def _failed(self, error: BaseException) -> None:
         """A worker died (or the collector broke): tell the consumer."""
@@ -246,6 +332,8 @@ class WorkerGroup:
                     w.process.join()
             for w in self.workers:
                 self._drain_after_stop(w)
+            for fd in list(self._relays):  # the workers are gone: what they wrote last
+                self._relay(fd, final=True)
         finally:
             try:
                 for w in self.workers:
@@ -255,6 +343,9 @@ class WorkerGroup:
                 self._wake_r.close()
                 self._wake_w.close()
                 self.reader.close()
+                for fd in self._relays:
+                    os.close(fd)
+                self._relays.clear()
             finally:
                 try:
                     shm.sweep(self.prefix)

@@ -22,6 +22,15 @@ class Failure:
 END = object()  # the generator (every copy of it) has ended
 
 
+class WorkerLost(RuntimeError):
+    """A worker process died (killed, crashed, out of memory).
+
+    Nothing is lost but the batches it was reading: stopping the enqueuer and
+    starting it again reads them again with fresh workers (for a `Run`:
+    `run.resume()` continues at the exact batch).
+    """
+
+
 def is_item(value: Any) -> bool:
     """True for a produced item (not the end marker, not a failure)."""
     return value is not END and not isinstance(value, Failure)

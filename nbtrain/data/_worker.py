@@ -2,7 +2,8 @@
 
 This module is what a spawned worker imports: it needs only the standard
 library, NumPy, cloudpickle and nbtrain.data, never TensorFlow (which a worker
-imports only if the user's dataset does).
+imports only if the user's dataset really uses it: `keras.utils.Sequence` and
+`PyDataset` are served without it, see `nbtrain.data._lightkeras`).
 
 Protocol (one pipe each way; the parent never sends anything large: batches
 travel through shared memory, a Sequence's state through a shared-memory blob):
@@ -22,23 +23,68 @@ import collections
 import os
 import random
 import signal
+import sys
+import threading
+import traceback
 from typing import Any
 
-from nbtrain.data import shm
+from nbtrain.data import _lightkeras, shm
 from nbtrain.data.pickling import make_iterator, pack_exception
 
 _PARENT_GONE = (EOFError, BrokenPipeError, ConnectionResetError)
+_WATCH = 0.1  # seconds between checks that the parent is alive
 
 
-def _setup() -> None:
-    # Ctrl-C (or Jupyter's interrupt, sent to the whole process group) is for
-    # the consumer: it stops the enqueuer, which ends the workers.
+def _watch_parent(parent: int, prefix: str) -> None:
+    """Runs on a thread: once the parent is gone (however it died, even
+    together with its whole process group), remove every segment of the pool
+    and exit, even while the main thread is stuck in the user's code."""
+    stop = threading.Event()
+    while os.getppid() == parent:
+        stop.wait(_WATCH)
+    shm.sweep(prefix)
+    os._exit(0)
+
+
+def _setup(parent: int, prefix: str, light_keras: bool) -> None:
+    # Ctrl-C is for the consumer: it stops the enqueuer, which ends the workers.
+    # (A worker has its own session, so a Ctrl-C sent to the parent's process
+    # group does not reach it anyway.)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for stream in (sys.stdout, sys.stderr):  # relayed line by line by the parent
+        if stream is not None and hasattr(stream, "reconfigure"):
+            stream.reconfigure(line_buffering=True)
+    threading.Thread(target=_watch_parent, args=(parent, prefix), daemon=True,
+                     name="nbtrain-parent-watch").start()
+    if light_keras:
+        _lightkeras.install()
 
 
-def sequence_main(wid: int, prefix: str, tasks: Any, results: Any) -> None:
+def _exit(code: int) -> None:
+    """End the worker at once: an interpreter that loaded TensorFlow takes
+    seconds to tear down, and nothing in a worker needs the teardown."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001, S110 - exiting anyway
+            pass
+    os._exit(code)
+
+
+def sequence_main(wid: int, prefix: str, tasks: Any, results: Any, parent: int,
+                  light_keras: bool) -> None:
     """Serve `sequence[index]` for ("task", ...) messages until ("stop",)."""
-    _setup()
+    code = 0
+    try:
+        _setup(parent, prefix, light_keras)
+        _serve_sequence(wid, prefix, tasks, results)
+    except BaseException:  # noqa: BLE001 - a bug of nbtrain's: show it, then exit
+        traceback.print_exc()
+        code = 1
+    _exit(code)
+
+
+def _serve_sequence(wid: int, prefix: str, tasks: Any, results: Any) -> None:
     writer = shm.SlotWriter(f"{prefix}{wid}_")
     parent_gone = False
     sequence, state_error = None, None
@@ -77,6 +123,8 @@ def sequence_main(wid: int, prefix: str, tasks: Any, results: Any) -> None:
         # After a stop the parent sweeps (and may still read the last batches);
         # if the parent is gone nobody will, so remove our segments ourselves.
         writer.close(unlink=parent_gone)
+        if parent_gone:  # the state blobs too: nobody else will
+            shm.sweep(prefix)
 
 
 def _seed(seed: int) -> None:
@@ -86,11 +134,22 @@ def _seed(seed: int) -> None:
     np.random.seed(seed % 2**32)
 
 
-def generator_main(wid: int, prefix: str, tasks: Any, results: Any, payload: bytes,
-                   slots: int, seed: int | None) -> None:
+def generator_main(wid: int, prefix: str, tasks: Any, results: Any, parent: int,
+                   light_keras: bool, payload: bytes, slots: int, seed: int | None) -> None:
     """Run this worker's copy of the generator into `slots` shared-memory slots,
     each handed back by a ("free", slot) message, until ("stop",)."""
-    _setup()
+    code = 0
+    try:
+        _setup(parent, prefix, light_keras)
+        _serve_generator(wid, prefix, tasks, results, payload, slots, seed)
+    except BaseException:  # noqa: BLE001 - a bug of nbtrain's: show it, then exit
+        traceback.print_exc()
+        code = 1
+    _exit(code)
+
+
+def _serve_generator(wid: int, prefix: str, tasks: Any, results: Any, payload: bytes,
+                     slots: int, seed: int | None) -> None:
     if seed is not None:
         _seed(seed + wid)
     writer = shm.SlotWriter(f"{prefix}{wid}_")
@@ -129,3 +188,5 @@ def generator_main(wid: int, prefix: str, tasks: Any, results: Any, payload: byt
         parent_gone = True
     finally:
         writer.close(unlink=parent_gone)
+        if parent_gone:  # the state blobs too: nobody else will
+            shm.sweep(prefix)

@@ -29,10 +29,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from nbtrain.data import _worker, shm
-from nbtrain.data._group import Worker, WorkerGroup
+from nbtrain.data._group import Worker, WorkerGroup, WorkerLost
 from nbtrain.data._queue import END, POLL, Failure, is_item, iter_queue
 from nbtrain.data.pickling import generator_payload, unpack_exception
 from nbtrain.data.userwarning import user_stacklevel
+
+__all__ = ["ProcessGeneratorBackend", "ProcessSequencePool", "WorkerLost"]
 
 SLOTS_PER_WORKER = 2  # batches a worker may hold: one being read out, one being made
 _POLL = POLL
@@ -129,8 +131,9 @@ class ProcessSequencePool(WorkerGroup):
 
     def _write_state(self) -> int:
         key = next(self._state_keys)
+        what = f"the state of the dataset {type(self.sequence).__name__} (pickled by value)"
         try:
-            segment = shm.write_blob(f"{self.prefix}s{key}", self.sequence)
+            segment = shm.write_blob(f"{self.prefix}s{key}", self.sequence, what)
         except OSError:  # no room in /dev/shm: says so itself
             raise
         except Exception as exc:  # noqa: BLE001 - reported with the fix
@@ -146,8 +149,11 @@ class ProcessSequencePool(WorkerGroup):
     def _dispatch(self, all_pending: bool = False) -> None:
         """Hand waiting tasks to workers with a free slot (under the lock);
         with `all_pending`, hand them all out, growing slots if needed."""
+        ready = [w for w in self.workers if w.ready] or (self.workers if all_pending else [])
         while self._pending:
-            candidates = [w for w in self.workers if self._free[w.wid] or all_pending]
+            # Only started workers get work: the first one to start serves the first
+            # batches while the others are still starting.
+            candidates = [w for w in ready if self._free[w.wid] or all_pending]
             if not candidates:
                 return
             worker = max(candidates, key=lambda w: (len(self._free[w.wid]), -w.ticks))
@@ -198,6 +204,10 @@ class ProcessSequencePool(WorkerGroup):
             del self._states[key]
         segment.close()
         segment.unlink()
+
+    def _became_ready(self, worker: Worker) -> None:
+        with self._lock:
+            self._dispatch()
 
     def _doing(self, worker: Worker) -> str:
         with self._lock:

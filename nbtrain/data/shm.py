@@ -15,17 +15,26 @@ other types) is pickled inside the header.
 
 Segment names start with `nbtrain_<pid>_<token>_` (`new_prefix`), so whatever
 way a run ends, the pool that owns the token can remove every segment its
-workers may have left (`sweep`).
+workers may have left (`sweep`), and any later pool removes the segments of a
+creator that is dead (`sweep_orphans`).
+
+Segments are `Segment`s, not `multiprocessing.shared_memory.SharedMemory`:
+the stdlib class registers every segment it creates or attaches with
+multiprocessing's resource tracker, a process that inherits its parent's
+stdout and stderr (in Jupyter: the kernel's output pipes, which a graceful
+kernel shutdown then waits on) and dies with the parent's process group
+anyway.  nbtrain cleans up by names instead.
 """
 
 from __future__ import annotations
 
 import errno
+import mmap
 import os
 import pickle
+import re
 import secrets
 import struct
-from multiprocessing import shared_memory
 from typing import Any
 
 import numpy as np
@@ -40,6 +49,77 @@ _SIZE = struct.Struct("<Q")
 def new_prefix() -> str:
     """A fresh name prefix for one pool's segments: `nbtrain_<pid>_<random>_`."""
     return f"{PREFIX}{os.getpid()}_{secrets.token_hex(3)}_"
+
+
+_ORPHAN = re.compile(rf"^{PREFIX}(\d+)_")
+
+
+def _shm_open(name: str, flags: int) -> int:
+    try:
+        import _posixshmem
+    except ImportError:  # no POSIX shared memory API module: /dev/shm is the namespace
+        return os.open(os.path.join(_SHM_DIR, name), flags, 0o600)
+    return _posixshmem.shm_open("/" + name, flags, mode=0o600)
+
+
+def _shm_unlink(name: str) -> None:
+    try:
+        import _posixshmem
+    except ImportError:
+        os.unlink(os.path.join(_SHM_DIR, name))
+        return
+    _posixshmem.shm_unlink("/" + name)
+
+
+class Segment:
+    """A named POSIX shared-memory segment, mapped into this process.
+
+    Args:
+        name: the segment's name (no leading slash).
+        create: create it (it must not exist) with `size` bytes, else attach.
+        size: its size when created.
+
+    Raises:
+        FileNotFoundError: attaching a segment that does not exist.
+        ValueError: attaching an empty segment (its creator died before sizing it).
+    """
+
+    def __init__(self, name: str, create: bool = False, size: int = 0):
+        flags = os.O_RDWR | (os.O_CREAT | os.O_EXCL if create else 0)
+        fd = _shm_open(name, flags)
+        try:
+            if create:
+                os.ftruncate(fd, size)
+            else:
+                size = os.fstat(fd).st_size
+                if size == 0:
+                    raise ValueError(f"shared-memory segment {name!r} is empty")
+            self._fd = fd
+            self._mmap = mmap.mmap(fd, size)
+        except BaseException:
+            os.close(fd)
+            if create:
+                _shm_unlink(name)
+            raise
+        self.name = name
+        self.size = size
+        self.buf: memoryview | None = memoryview(self._mmap)
+
+    def fileno(self) -> int:
+        """The segment's file descriptor (open until `close`)."""
+        return self._fd
+
+    def close(self) -> None:
+        """Unmap it (views into `buf` must be gone); safe to call twice."""
+        if self.buf is not None:
+            self.buf.release()
+            self.buf = None
+            self._mmap.close()
+            os.close(self._fd)
+
+    def unlink(self) -> None:
+        """Remove its name (the memory goes once nobody maps it)."""
+        _shm_unlink(self.name)
 
 
 def _align(n: int, to: int = _ALIGN) -> int:
@@ -126,47 +206,84 @@ def unpack(buf: memoryview, header_size: int) -> Any:
     return _build(spec, arrays)
 
 
-def create(name: str, size: int) -> shared_memory.SharedMemory:
+def create(name: str, size: int, what: str | None = None) -> Segment:
     """Create segment `name` of at least `size` bytes (rounded up to 64 KiB).
 
     The memory is reserved at once where the platform allows, so a full
     /dev/shm is an `OSError` here rather than a SIGBUS at the first write.
+
+    Args:
+        name: the segment's name.
+        size: bytes needed.
+        what: what it is for, in the error message (default: "a <size>-byte batch").
     """
-    segment = shared_memory.SharedMemory(name, create=True, size=_align(max(size, 1), _GRANULE))
-    fd = getattr(segment, "_fd", -1)
-    if fd >= 0 and hasattr(os, "posix_fallocate"):
-        try:
-            os.posix_fallocate(fd, 0, segment.size)
-        except OSError as exc:
-            segment.close()
-            segment.unlink()
-            if exc.errno in (errno.EINVAL, errno.EOPNOTSUPP):  # not supported here: go on
-                return shared_memory.SharedMemory(name, create=True, size=segment.size)
-            raise OSError(
-                exc.errno,
-                f"No room in shared memory for a {size}-byte batch ({exc.strerror}). "
-                "See `df -h /dev/shm`; in Docker, raise --shm-size.",
-            ) from exc
+    full = _align(max(size, 1), _GRANULE)
+    try:
+        segment = Segment(name, create=True, size=full)
+        if hasattr(os, "posix_fallocate"):
+            try:
+                os.posix_fallocate(segment.fileno(), 0, full)
+            except OSError as exc:
+                if exc.errno not in (errno.EINVAL, errno.EOPNOTSUPP):  # else: not supported
+                    segment.close()
+                    segment.unlink()
+                    raise
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.ENOMEM):
+            raise
+        raise OSError(
+            exc.errno,
+            f"No room in shared memory for {what or f'a {size}-byte batch'} ({exc.strerror}). "
+            "See `df -h /dev/shm`; in Docker, raise --shm-size.",
+        ) from exc
     return segment
 
 
 def unlink(name: str) -> None:
     """Remove segment `name` if it still exists."""
     try:
-        segment = shared_memory.SharedMemory(name)
-    except FileNotFoundError:
-        return
-    except ValueError:  # empty: its creator was killed before sizing (or registering) it
-        try:
-            os.unlink(os.path.join(_SHM_DIR, name))
-        except FileNotFoundError:
-            pass
-        return
-    segment.close()
-    try:
-        segment.unlink()  # also tells the resource tracker
+        _shm_unlink(name)
     except FileNotFoundError:
         pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def sweep_orphans() -> list[str]:
+    """Remove the segments of nbtrain processes that are dead (a parent killed
+    together with its workers, its whole process group); return their names.
+
+    A segment's creator is the pid in its name (`new_prefix`).  Only names
+    this user may remove go (/dev/shm is sticky).
+    """
+    try:
+        names = os.listdir(_SHM_DIR)
+    except OSError:
+        return []
+    dead: dict[int, bool] = {}
+    removed = []
+    for name in names:
+        match = _ORPHAN.match(name)
+        if match is None:
+            continue
+        pid = int(match.group(1))
+        if pid not in dead:
+            dead[pid] = not _alive(pid)
+        if dead[pid]:
+            try:
+                _shm_unlink(name)
+                removed.append(name)
+            except (FileNotFoundError, PermissionError):
+                pass
+    return removed
 
 
 def sweep(prefix: str) -> list[str]:
@@ -189,7 +306,7 @@ class SlotWriter:
 
     def __init__(self, prefix: str):
         self.prefix = prefix
-        self._segments: dict[int, shared_memory.SharedMemory] = {}
+        self._segments: dict[int, Segment] = {}
         self._created = 0
 
     def write(self, slot: int, obj: Any) -> tuple[str, int]:
@@ -226,7 +343,7 @@ class SlotReader:
     """The consumer's side: segments attached by name, kept mapped while reused."""
 
     def __init__(self):
-        self._segments: dict[Any, shared_memory.SharedMemory] = {}
+        self._segments: dict[Any, Segment] = {}
         self.names: set[str] = set()
 
     def read(self, key: Any, name: str, header_size: int) -> Any:
@@ -235,7 +352,7 @@ class SlotReader:
         if segment is None or segment.name != name:
             if segment is not None:
                 segment.close()  # replaced by its worker, which unlinked it
-            segment = shared_memory.SharedMemory(name)
+            segment = Segment(name)
             self._segments[key] = segment
             self.names.add(name)
         return unpack(segment.buf, header_size)
@@ -247,9 +364,10 @@ class SlotReader:
         self._segments.clear()
 
 
-def write_blob(name: str, obj: Any) -> shared_memory.SharedMemory:
+def write_blob(name: str, obj: Any, what: str | None = None) -> Segment:
     """Pickle `obj` by value (cloudpickle, protocol 5 with out-of-band buffers)
     into a new segment `name`; return the segment (close and unlink it later).
+    `what` names it in the error when /dev/shm is full.
 
     Layout: [8-byte header size][header: stream size, buffer offsets][stream][buffers].
     """
@@ -264,7 +382,8 @@ def write_blob(name: str, obj: Any) -> shared_memory.SharedMemory:
         offset = _align(offset + raw.nbytes)
     header = pickle.dumps((len(stream), layout))
     base = _align(_SIZE.size + len(header))
-    segment = create(name, base + offset)
+    size = base + offset
+    segment = create(name, size, what and f"{what} ({size} bytes)")
     buf = segment.buf
     buf[: _SIZE.size] = _SIZE.pack(len(header))
     buf[_SIZE.size : _SIZE.size + len(header)] = header
@@ -277,7 +396,7 @@ def write_blob(name: str, obj: Any) -> shared_memory.SharedMemory:
 
 def read_blob(name: str) -> Any:
     """Load an object written by `write_blob` (its buffers copied out)."""
-    segment = shared_memory.SharedMemory(name)
+    segment = Segment(name)
     try:
         buf = segment.buf
         (header_size,) = _SIZE.unpack(buf[: _SIZE.size])

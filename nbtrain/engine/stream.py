@@ -100,6 +100,10 @@ class DataStream:
             raise DataExhausted from None
         return self.transform(item)
 
+    def unread(self, items: list) -> None:
+        """Give back items `next()` returned but nobody used: handed out first again."""
+        self._ready[:0] = items
+
     def stop(self) -> None:
         """Stop the workers; items a generator enqueuer produced but nobody
         consumed are kept and handed out first by the next `next()`."""

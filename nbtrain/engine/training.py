@@ -24,7 +24,7 @@ from typing import Any
 
 import keras
 
-from nbtrain.data import ArraySequence, is_sequence, sequence_length
+from nbtrain.data import ArraySequence, WorkerLost, is_sequence, sequence_length
 from nbtrain.data.userwarning import user_stacklevel
 from nbtrain.engine.batches import (
     apply_class_weight,
@@ -327,6 +327,12 @@ class FitLoop(LoopControls):
                 model.stop_training = True
                 if not batches:
                     break
+            except WorkerLost:
+                # Resumable: the next run() continues at this batch with fresh workers
+                # and the epoch's running metrics.
+                self.train_stream.unread(batches)
+                state.metrics = self.train_steps.snapshot() if state.batch else None
+                raise
             if begin is not None:
                 begin(state.batch)
             logs = run(batches)

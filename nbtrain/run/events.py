@@ -74,6 +74,10 @@ class RunStatus:
         self.exception, self.traceback = error, error.__traceback__
         self.change(FAILED)
 
+    def clear_failure(self) -> None:
+        """Forget the failure (`lock` held): a run that lost a data worker resumes."""
+        self.exception = self.traceback = None
+
     def add_listener(self, fn: Listener) -> Callable[[], None]:
         """Add `fn`; return a function that removes it (safe to call twice)."""
         if not callable(fn):

@@ -144,9 +144,7 @@ class Run(RunView):
     def pause(self) -> bool:
         """Hold training before its next batch; the data workers stay alive.
 
-        Returns at once: the run is `'pausing'` while the batch in progress
-        finishes, and `'paused'` once the loop holds (listeners are told); `with
-        run.paused():` waits for that.
+        Returns at once: `'pausing'`, then `'paused'` once the loop holds.
 
         Returns:
             True if the run was running and is now pausing; False (no-op) otherwise.
@@ -166,8 +164,7 @@ class Run(RunView):
         A stop is an interruption, not an end of training: for the callbacks the
         epoch in progress does not end (`on_epoch_end` runs once, when a resume
         completes it) and `on_train_end` does not run (`close()` ends the
-        training).  `model.stop_training` stays a callback's signal.  Returns at
-        once: `'stopping'`, then `'stopped'` once the pass has ended.
+        training).  Returns at once: `'stopping'`, then `'stopped'`.
 
         Returns:
             True if a running, pausing or paused run is now stopping; False otherwise.
@@ -197,7 +194,9 @@ class Run(RunView):
         from the interrupted epoch and, for a Sequence or arrays, its exact next
         batch in the same order (a generator is read on where it was).
         `epochs=N` sets the final epoch to N, so `resume(epochs=N)` also trains
-        a finished run further.  While stopping, resume is ignored.
+        a finished run further.  While stopping, resume is ignored.  A run that
+        failed because a data worker process died (`nbtrain.data.WorkerLost`)
+        resumes like a stopped one, at the exact batch, with fresh workers.
 
         Args:
             epochs: new final epoch (must be greater than the epoch in progress).
@@ -206,7 +205,7 @@ class Run(RunView):
             True if training resumes (or the target changed); False for a no-op.
 
         Raises:
-            RuntimeError: the run has not started, or failed.
+            RuntimeError: the run has not started, or failed (not by a lost worker).
             ValueError: `epochs` is not after the epoch in progress.
 
         Example:
@@ -220,6 +219,9 @@ class Run(RunView):
         with status.lock:
             self._require_chief("resume")
             state = status.state
+            lost = state == FAILED and self.lost_worker
+            if lost:  # like a stop: the data layer starts fresh workers
+                state = STOPPED
             if state == FAILED:
                 raise RuntimeError(
                     f"This run failed ({type(status.exception).__name__}: {status.exception}) "
@@ -245,6 +247,8 @@ class Run(RunView):
                 )
                 return False
             else:
+                if lost:
+                    status.clear_failure()
                 thread = self._passes.begin()
         if thread is not None:
             self._passes.launch(thread)

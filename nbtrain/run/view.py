@@ -127,7 +127,17 @@ class RunView:
         """
         if not self.is_chief or self._closed:
             return set()
+        if self._status.state == FAILED and self.lost_worker:
+            return {"resume"}
         return set(_ALLOWED.get(self._status.state, ()))
+
+    @property
+    def lost_worker(self) -> bool:
+        """True if the run failed because a data worker process died
+        (`nbtrain.data.WorkerLost`): `resume()` goes on with fresh workers."""
+        from nbtrain.data import WorkerLost
+
+        return isinstance(self._status.exception, WorkerLost)
 
     def __repr__(self) -> str:
         return (f"<nbtrain.Run {self.state} epoch {epoch_fraction(self.epoch, self.epochs)}"

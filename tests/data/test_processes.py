@@ -711,7 +711,6 @@ def wait_exit(pid: int, timeout: float) -> bool:
 def test_workers_clean_up_and_exit_when_the_parent_is_killed():
     proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
         import os, signal
-        from multiprocessing import resource_tracker
         import nbtrain
 
         class Plain(nbtrain.Sequence):
@@ -723,14 +722,14 @@ def test_workers_clean_up_and_exit_when_the_parent_is_killed():
         e = nbtrain.OrderedEnqueuer(Plain(), use_multiprocessing=True)
         e.start(workers=2)
         next(e.get())
-        print(*e._pool.pids, resource_tracker._resource_tracker._pid, flush=True)
+        print(*e._pool.pids, flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
     """)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env=dict(os.environ, PYTHONPATH=REPO))
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL
     pids = [int(p) for p in out.split()]
-    assert len(pids) == 3
-    for pid in pids:  # two workers, then the resource tracker, which unlinks what is left
+    assert len(pids) == 2
+    for pid in pids:  # the workers see their parent die, remove every segment, exit
         assert wait_exit(pid, 15), f"process {pid} outlived its parent"
     assert segments(proc.pid) == set()
