@@ -11,10 +11,14 @@ export TF_CPP_MIN_LOG_LEVEL ?= 3
 .PHONY: lab test setup lint bench clean binder-check notebooks
 
 $(PY):
-	$(PYTHON) -m venv $(VENV)
+	@$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
+	    echo "make: '$(PYTHON) -m venv' failed: Python 3.10+ with its venv module is needed" \
+	         "(Debian/Ubuntu: apt-get install python3-venv), or pass PYTHON=/path/to/python3" >&2; \
+	    exit 1; }
 	$(PY) -m pip install --quiet --upgrade pip
 
 $(STAMP): $(PY) pyproject.toml
+	@echo "Installing nbtrain and its dependencies into $(VENV)/ (a few minutes the first time)"
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
@@ -43,8 +47,20 @@ binder-check:
 	$(BINDER_VENV)/bin/python -m pip install --quiet pytest pytest-timeout nbval ipykernel
 	$(BINDER_VENV)/bin/pytest $(NBVAL) notebooks
 
+# make lab: JupyterLab on notebooks/quickstart.ipynb at http://$(IP):$(PORT) (the next free
+# port if that one is taken); it prints the URL with its token.  On Linux without a display
+# (DISPLAY, WAYLAND_DISPLAY) it opens no browser; NO_BROWSER=1 or NO_BROWSER= forces either.
+PORT ?= 8888
+IP ?= localhost
+NO_BROWSER ?= $(if $(filter Linux,$(shell uname -s)),$(if $(DISPLAY)$(WAYLAND_DISPLAY),,1))
+LAB_ARGS = --ServerApp.ip=$(IP) --ServerApp.port=$(PORT) \
+	--LabApp.default_url=/lab/tree/quickstart.ipynb \
+	$(if $(filter 0,$(shell id -u)),--allow-root) $(if $(NO_BROWSER),--no-browser)
+
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks/quickstart.ipynb
+	@$(if $(NO_BROWSER),echo "No display: open the URL printed below in a browser" \
+	    "(on a remote machine, forward the port first: ssh -L $(PORT):localhost:$(PORT) <host>)")
+	$(VENV)/bin/jupyter lab $(LAB_ARGS) notebooks/quickstart.ipynb
 
 lint: $(STAMP)
 	$(PY) -m ruff check nbtrain tests benchmarks
