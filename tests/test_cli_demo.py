@@ -117,15 +117,18 @@ def test_nbtrain_demo(args, terminal):
     epochs = int(args[1]) if args else 3
     for epoch in range(1, epochs + 1):
         assert f"Epoch {epoch}/{epochs}" in result.stdout, output[-3000:]
-    # The last state of each epoch's bar (a terminal redraws it in place after a "\r").
-    ends = [line.rsplit("\r", 1)[-1] for line in result.stdout.splitlines()
-            if re.search(r"(^|\r)128/128 \[=+\]", line)]
+    # The last state of each epoch's bar (Keras's Progbar: colours on a terminal, and
+    # redrawn in place there with "\r" / "\b").
+    text = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout)
+    chunks = re.split(r"Epoch \d+/\d+", text)[1:]
+    ends = [chunk[chunk.rfind("128/128"):].splitlines()[0] for chunk in chunks if "128/128" in chunk]
     assert len(ends) == epochs, result.stdout[-3000:]
     for end in ends:
         for metric in ("loss", "accuracy", "val_loss", "val_accuracy"):
             assert re.search(rf" - {metric}: \d\.\d+", end), end
-    if terminal:  # the bar moved during the epoch: redrawn lines before the last one
-        assert result.stdout.count("\r") > epochs, result.stdout[-3000:]
+    if terminal:  # the bar moved during the epoch: redrawn before its last state
+        redraws = text.count("\r") + text.count("\b")
+        assert redraws > epochs, result.stdout[-3000:]
     final = re.search(rf"^final accuracy (\d\.\d{{3}}) after {epochs} epochs$", result.stdout,
                       re.MULTILINE)
     assert final and float(final[1]) > 0.6, result.stdout[-3000:]
