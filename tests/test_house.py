@@ -24,19 +24,21 @@ def test_a_state_is_its_name():
     assert state == "paused" and f"{state}" == "paused" and str(state) == "paused"
     assert repr(state) == "'paused'" and json.dumps(state) == '"paused"'
     assert {"paused": 1}[state] == 1
-    assert STATES == ("created", "running", "paused", "stopping", "stopped", "finished", "failed")
+    assert STATES == ("created", "running", "pausing", "paused", "stopping", "stopped", "finished",
+                      "failed")
     assert "stopped" in ENDED and "running" not in ENDED
 
 
 def test_transitions_are_the_diagram():
     assert check_transition("running", "paused") is State.PAUSED
-    for old, new in [("created", "paused"), ("failed", "running"), ("stopping", "running"),
+    assert check_transition("pausing", "paused") is State.PAUSED
+    for old, new in [("created", "paused"), ("failed", "paused"), ("stopping", "running"),
                      ("created", "stopped")]:
         with pytest.raises(ValueError, match=f"from '{old}' to '{new}'"):
             check_transition(old, new)
     with pytest.raises(ValueError):
         check_transition("running", "sleeping")
-    assert TRANSITIONS[State.FAILED] == frozenset()
+    assert TRANSITIONS[State.FAILED] == {State.RUNNING}  # only a lost data worker resumes
     assert set(TRANSITIONS) == set(State)
 
 
