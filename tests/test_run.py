@@ -113,7 +113,7 @@ class Trained:
 
     def __init__(self, run: Run):
         self.rows: list[tuple[int, int, tuple]] = []
-        loop, stream = run._loop, run._loop.train_stream
+        loop, stream = run.loop, run.loop.train_stream
         take = stream.next
 
         def next_batch():
@@ -877,7 +877,7 @@ def test_validation_generator_loses_no_item_across_stop_and_resume():
     run, _, _ = make_run(Ids(3), callbacks=[hook], epochs=4, workers=2, max_queue_size=4,
                          validation_data=validation(), validation_steps=2)
     seen: list[int] = []
-    make_stream = run._loop._validation_stream
+    make_stream = run.loop.validation_stream
 
     def recording_stream():
         stream = make_stream()
@@ -892,7 +892,7 @@ def test_validation_generator_loses_no_item_across_stop_and_resume():
             stream.next, stream._recorded = next_batch, True
         return stream
 
-    run._loop._validation_stream = recording_stream
+    run.loop.validation_stream = recording_stream
     run.start()
     assert hook.reached.wait(TIMEOUT)
     run.stop()

@@ -186,7 +186,8 @@ class FitLoop(LoopControls):
             sample_weight = apply_class_weight(y, sample_weight, self.class_weight)
         return self.train_steps.prepare((x, y, sample_weight))
 
-    def _validation_stream(self) -> DataStream:
+    def validation_stream(self) -> DataStream:
+        """The validation data's stream (made at the first validation, started for each)."""
         if self.val_stream is None:
             source = self.val_source
             if (isinstance(source, ArraySequence) and self._first_batch_size
@@ -344,7 +345,7 @@ class FitLoop(LoopControls):
         return logs
 
     def _validate(self) -> dict:
-        stream = self._validation_stream()
+        stream = self.validation_stream()
         steps = self.validation_steps or stream.steps_this_epoch()
         return evaluate_stream(self.test_steps, stream, steps, self.callbacks)
 

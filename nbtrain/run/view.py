@@ -72,6 +72,12 @@ class RunView:
         return self._status.state
 
     @property
+    def loop(self) -> Any:
+        """The `FitLoop` the run drives: its position, data streams and callbacks
+        (read it; steer the run through its controls)."""
+        return self._loop
+
+    @property
     def model(self) -> Any:
         """The model being trained."""
         return self._model
