@@ -5,6 +5,7 @@ background with a live dashboard in Jupyter.
 name that needs them, so `%load_ext nbtrain` is quick.
 """
 
+from nbtrain import kernel_events  # noqa: F401 - in a kernel: clicks reach busy cells
 from nbtrain.data import (
     GeneratorEnqueuer,
     OrderedEnqueuer,

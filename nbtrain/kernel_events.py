@@ -23,6 +23,13 @@ ipykernel 7:
   each, in order, and before anything still unread.  A pump always reads the
   socket until it is empty, so no request is left behind without a new wake-up
   of the event loop.
+- A comm message can also be read by the event loop itself just before a cell
+  starts: between cells the loop reads requests one by one, and a request's
+  task takes the shell lock only a few loop turns after it was read.  A click
+  read in that window would wait behind the cell that is about to block.  So
+  the loop's reader is wrapped (`_read`): a comm message read while another
+  request is still open is held here instead, and handled by the busy cell's
+  next pump, or by the loop as soon as it gets a turn, whichever comes first.
 
 Nothing here imports ipykernel or zmq unless the process is an ipykernel with
 that design (7.0 to 7.4 are known to work; tested with 7.4).  In plain
@@ -33,6 +40,7 @@ running, `current()` is None and the callers keep their plain waits.
 from __future__ import annotations
 
 import asyncio
+import collections
 import inspect
 import logging
 import sys
@@ -72,8 +80,15 @@ class KernelEvents:
         self._reply_stream = shell_thread.manager.get_subshell_to_shell_channel_socket(None)
         self._pumping = False
         self._next_poll = 0.0
+        self._open = 0  # requests read by the loop's reader and not yet done
+        self._held: collections.deque = collections.deque()  # comm frames read meanwhile
         self.handled = 0  # comm messages handled inside busy cells
         self.deferred = 0  # other requests handed back for after the cell
+        stream = self._pair.to_stream
+        self._original = stream._recv_callback
+        if self._original is None:
+            raise RuntimeError("the main shell has no reader")
+        stream.on_recv(self._read, copy=False)
 
     @property
     def usable(self) -> bool:
@@ -98,6 +113,8 @@ class KernelEvents:
             return 0
         self._pumping = True
         try:
+            if self._held:
+                return self._handle_held()
             if timeout > 0:
                 if not self._socket.poll(int(timeout * 1000), self._zmq.POLLIN):
                     return 0
@@ -120,19 +137,43 @@ class KernelEvents:
             self._next_poll = now + POLL_INTERVAL
             self.pump(0.0)
 
-    def _one(self, frames: list) -> int:
+    def _msg_type(self, frames: list) -> str | None:
         session = self.kernel.session
         try:
             _, body = session.feed_identities(frames, copy=False)
             # Only a peek: the signature is recorded (replay check) when content is read.
-            msg_type = session.deserialize(body, content=False, copy=False)["header"]["msg_type"]
+            return session.deserialize(body, content=False, copy=False)["header"]["msg_type"]
         except Exception:  # noqa: BLE001 - the kernel's own reader reports a bad message
-            msg_type = None
-        if msg_type not in COMM_TYPES:
+            return None
+
+    def _one(self, frames: list) -> int:
+        if self._msg_type(frames) not in COMM_TYPES:
             self._defer(frames)
             return 0
         self._handle_comm(frames)
         return 1
+
+    def _read(self, frames: list) -> Any:
+        """The event loop's reader of main-shell requests (wraps ipykernel's)."""
+        if self._open and self._msg_type(frames) in COMM_TYPES:
+            self._held.append(frames)
+            asyncio.get_running_loop().call_soon(self._handle_held)
+            return None
+        self._open += 1
+        return self._run(frames)
+
+    async def _run(self, frames: list) -> Any:
+        try:
+            return await self._original(frames)
+        finally:
+            self._open -= 1
+
+    def _handle_held(self) -> int:
+        handled = 0
+        while self._held:
+            self._handle_comm(self._held.popleft())
+            handled += 1
+        return handled
 
     def _handle_comm(self, frames: list) -> None:
         kernel = self.kernel
@@ -165,19 +206,10 @@ class KernelEvents:
     def _defer(self, frames: list) -> None:
         """Hand a request back to the reader that would have read it after the cell."""
         self.deferred += 1
-        callback = getattr(self._pair.to_stream, "_recv_callback", None)
-        if callback is None:
-            callback = _in_own_task(self.kernel.shell_main)
-        result = callback(frames)
+        result = self._read(frames)
         if inspect.isawaitable(result):  # as ZMQStream runs an async on_recv callback
             future = asyncio.ensure_future(result)
             future.add_done_callback(_log_failure)
-
-
-def _in_own_task(shell_main: Any) -> Any:
-    async def deliver(frames: list) -> Any:
-        return await asyncio.create_task(shell_main(None, frames))
-    return deliver
 
 
 def _log_failure(future: asyncio.Future) -> None:
@@ -207,6 +239,8 @@ def current() -> KernelEvents | None:
     kernel = _kernel()
     if kernel is None:
         return None
+    if threading.current_thread() is not kernel.shell_channel_thread.parent_thread:
+        return None  # built on the main thread only: it wraps the loop's reader
     events = _instance
     if events is None or events.kernel is not kernel:
         with _lock:
@@ -273,3 +307,6 @@ def sleep(seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while (left := deadline - time.monotonic()) > 0:
         events.pump(left)
+
+
+current()  # in a kernel, wrap the loop's reader now, before a click can race a cell

@@ -133,6 +133,21 @@ def test_busy_cell_output_stays_in_its_cell(kernel):
     send_comm_msg(kernel, comm_id, {"click": 1})
     text = output_of(kernel, busy)
     assert "events True" in text, text
+    assert float(text.split()[1]) < 5, text  # the click ended the wait, not its 60 s limit
+
+
+def test_click_sent_with_the_cell_reaches_it(kernel):
+    """A click that reaches the kernel right behind a cell's request, read by
+    the event loop before the cell takes the shell lock, still reaches the
+    cell's wait (it used to wait behind the cell, here for 60 s)."""
+    setup = kernel.execute(SETUP)
+    comm_id = output_of(kernel, setup).split()[1]
+    for _ in range(5):
+        output_of(kernel, kernel.execute("clicked.clear()"))
+        busy = kernel.execute(BUSY)
+        send_comm_msg(kernel, comm_id, {"click": 1})
+        text = output_of(kernel, busy)
+        assert float(text.split()[1]) < 5, text
 
 
 def test_no_kernel_means_plain_waits():
