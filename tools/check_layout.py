@@ -45,7 +45,7 @@ KNOWN = {
     "_lightkeras": "the worker-process side of nbtrain.data.processes (its own package)",
     "_getframe": "CPython's sys._getframe: warnings attributed to the user's frame",
     "_worker": "the worker-process side of nbtrain.data.processes (its own package)",
-    "_recv_callback": "pyzmq ZMQStream: ipykernel 7's reader of main-shell requests, wrapped (nbtrain.kernel_events)",
+    "_recv_callback": "pyzmq ZMQStream: ipykernel 7's main-shell reader, wrapped (kernel_events)",
     "_parent_ident": "ipykernel 7: routing identity of the busy cell's request (nbtrain.kernel_events)",
 }
 
