@@ -77,19 +77,26 @@ def use_log_scale(name: str, values: Sequence[np.ndarray]) -> bool:
     return data.max() / data.min() >= LOG_RATIO
 
 
+def _span(low: float, high: float, log: bool) -> float:
+    """The data span the y limits are made for (in decades on a log axis); never
+    zero, so that a flat series (one epoch, a constant metric) still gets limits."""
+    if log:
+        return max(math.log10(high) - math.log10(low), 0.1)
+    return high - low if high > low else max(abs(high) * 0.1, 1e-3)
+
+
 def _limits(low: float, high: float, log: bool,
             previous: tuple[float, float] | None) -> tuple[float, float]:
     """Y limits for data in [low, high]: a margin, and more room on a side the data
     just crossed (a falling loss keeps falling), so that the axes are redrawn rarely."""
     crossed_low = previous is not None and low < previous[0]
     crossed_high = previous is not None and high > previous[1]
+    span = _span(low, high, log)
     if log:
         a, b = math.log10(low), math.log10(high)
-        span = max(b - a, 0.1)
         a -= span * (_HEADROOM if crossed_low else _MARGIN)
         b += span * (_HEADROOM if crossed_high else _MARGIN)
         return 10**a, 10**b
-    span = high - low if high > low else max(abs(high) * 0.1, 1e-3)
     a = low - span * (_HEADROOM if crossed_low else _MARGIN)
     b = high + span * (_HEADROOM if crossed_high else _MARGIN)
     if low >= 0 > a:
@@ -233,8 +240,8 @@ class PlotRenderer:
         if low < a or high > b:
             return False
         if artists.log:
-            a, b, low, high = (math.log10(v) for v in (a, b, low, high))
-        return (high - low) >= 0.4 * (b - a)
+            a, b = math.log10(a), math.log10(b)
+        return _span(low, high, artists.log) >= 0.4 * (b - a)
 
     def render(self, panels: Sequence[Panel], x_range: tuple[float, float]) -> bytes:
         """Draw `panels` and return the figure as PNG bytes.

@@ -5,7 +5,9 @@ Two schedules share a clock.  Bars, counters and table update at most every
 update that changed three widgets costs three messages, so the next one waits
 three times longer); the plot renders at most every `plot_interval` seconds,
 and less often when rendering would take more than `plot_share` of the wall
-time;
+time.  The first render waits `plot_interval` after the first look: a plot
+of one batch says nothing, and a run shorter than that renders only its
+final plot (a render costs as much as tens of steps);
 its one message counts against the same budget.  In any one second at most
 `budget` messages plus those of one update are sent (12 + 8 = 20 with the
 defaults), whatever the step rate: a model at 10 000 steps/s sends what one
@@ -45,19 +47,21 @@ class Throttle:
     """
 
     def __init__(self, interval: float = 0.1, budget: float = 12.0, plot_interval: float = 1.0,
-                 plot_share: float = 0.01, clock: Callable[[], float] = time.monotonic):
+                 plot_share: float = 0.01, max_plot_interval: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic):
         self.interval = interval
         self.budget = budget
         self.plot_interval = plot_interval
         self.plot_share = plot_share
+        self.max_plot_interval = max_plot_interval
         self.clock = clock
         self.next_update = 0.0
-        self.next_plot = 0.0
+        self.next_plot: float | None = None  # None: not looked at yet (see plot_due)
         self.updates = 0
         self.messages = 0
         self.renders = 0
         self.render_seconds = 0.0
-        self.render_cost: float | None = None  # recent seconds per render (first one left out)
+        self.render_cost: float | None = None  # recent seconds per render
 
     def due(self, now: float | None = None) -> bool:
         """True when bars and table may be updated."""
@@ -76,15 +80,21 @@ class Throttle:
         self.next_update = max(self.next_update, now + wait)
 
     def plot_due(self, now: float | None = None) -> bool:
-        """True when the plot may be rendered."""
-        return (self.clock() if now is None else now) >= self.next_plot
+        """True when the plot may be rendered (never at the first look: that one
+        schedules the first render `plot_interval` later)."""
+        now = self.clock() if now is None else now
+        if self.next_plot is None:
+            self.next_plot = now + self.plot_interval
+            return False
+        return now >= self.next_plot
 
     def rendered(self, seconds: float, now: float | None = None) -> None:
         """Record a render that took `seconds` (and sent one message); schedule the next.
 
-        The wait adapts to the average of recent renders, leaving out the first
-        (which pays for loading fonts), so that rendering stays within
-        `plot_share` of the wall time.
+        The wait adapts to the average of recent renders (the first, which
+        builds the figure, included), so that rendering stays within
+        `plot_share` of the wall time, but never exceeds `max_plot_interval`:
+        the plot of a training run is never much older than that.
         """
         now = self.clock() if now is None else now
         self.renders += 1
@@ -92,11 +102,10 @@ class Throttle:
         self.messages += 1
         if self.budget:
             self.next_update = max(self.next_update, now + 1 / self.budget)
-        if self.renders > 1:
-            cost = self.render_cost
-            self.render_cost = seconds if cost is None else 0.5 * (cost + seconds)
-        cost = self.render_cost or 0.0
+        cost = self.render_cost
+        cost = self.render_cost = seconds if cost is None else 0.5 * (cost + seconds)
         wait = max(self.plot_interval, cost / self.plot_share if self.plot_share else 0.0)
+        wait = min(wait, max(self.max_plot_interval, self.plot_interval))
         self.next_plot = now + wait
 
     def reset(self) -> None:

@@ -56,6 +56,22 @@ def test_same_figure_reused_and_unchanged_limits_are_blitted():
     assert renderer.full_draws == 1 and renderer.blits == 2
 
 
+def test_a_flat_metric_is_blitted_too():
+    """A constant metric (or a single point) gets limits that fit it: re-rendering
+    it does not redraw the whole figure every time."""
+    renderer = PlotRenderer()
+    tracker = MetricTracker(capacity=512)
+    tracker.begin_epoch(0, 10)
+    for batch in range(10):
+        tracker.batch_end(batch, {"loss": 0.25})
+    tracker.end_epoch(0, {"loss": 0.25})
+    for _ in range(3):
+        render(renderer, tracker, epochs=1)
+    assert renderer.full_draws == 1 and renderer.blits == 2
+    low, high = renderer.figure.axes[0].get_ylim()
+    assert low < 0.25 < high
+
+
 def test_a_million_batches_render_as_small_as_a_hundred():
     renderer = PlotRenderer()
     small = render(renderer, tracker_with(100))

@@ -43,8 +43,20 @@ def test_messages_a_second_stay_within_budget_plus_one_update(clock, messages_pe
     assert len([1 for t, _ in sent if t < start + 1]) <= 10  # at most 10 updates a second
 
 
+def test_first_plot_waits_an_interval_after_the_first_look(clock):
+    """A run shorter than a second renders only its final (forced) plot."""
+    throttle = Throttle(plot_interval=1.0, clock=clock)
+    assert not throttle.plot_due()  # the first batch: nothing worth a render yet
+    clock.advance(0.99)
+    assert not throttle.plot_due()
+    clock.advance(0.02)
+    assert throttle.plot_due()
+
+
 def test_plot_at_most_once_a_second(clock):
     throttle = Throttle(clock=clock)
+    throttle.plot_due()
+    clock.advance(1.0)
     assert throttle.plot_due()
     throttle.rendered(0.01)
     clock.advance(0.99)
@@ -55,15 +67,26 @@ def test_plot_at_most_once_a_second(clock):
 
 def test_plot_slows_down_when_rendering_is_slow(clock):
     throttle = Throttle(plot_share=0.05, clock=clock)
-    throttle.rendered(0.5)  # the first render (fonts loading) is not held against it
-    clock.advance(1.0)
+    throttle.rendered(0.1)  # 0.1 s a render: at most one every 2 s
+    clock.advance(1.99)
+    assert not throttle.plot_due()
+    clock.advance(0.02)
     assert throttle.plot_due()
-    throttle.rendered(0.2)  # 0.2 s a render: at most one every 4 s
+    throttle.rendered(0.3)  # recent renders average 0.2 s: at most one every 4 s
     clock.advance(3.9)
     assert not throttle.plot_due()
     clock.advance(0.2)
     assert throttle.plot_due()
-    assert throttle.renders == 2 and throttle.render_seconds == pytest.approx(0.7)
+    assert throttle.renders == 2 and throttle.render_seconds == pytest.approx(0.4)
+
+
+def test_a_slow_render_never_freezes_the_plot_longer_than_the_limit(clock):
+    throttle = Throttle(plot_share=0.01, max_plot_interval=10.0, clock=clock)
+    throttle.rendered(1.0)  # 1 s a render would mean one every 100 s
+    clock.advance(9.99)
+    assert not throttle.plot_due()
+    clock.advance(0.02)
+    assert throttle.plot_due()
 
 
 def test_a_render_counts_against_the_message_budget(clock):
