@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import re
 
-from browser_helpers import Dashboard, Notebook, Status
+from browser_helpers import Dashboard, Notebook, Status, wait_cell_done
 
 try:
     from playwright.sync_api import expect
@@ -146,6 +146,30 @@ def test_reload_while_running_paused_stopped_and_finished(page, lab, screenshot)
     saved = json.loads((lab.notebooks / "dashboard_test.ipynb").read_text())
     fit = [c for c in saved["cells"] if "nbtrain.fit(" in "".join(c["source"])]
     assert any(WIDGET in o.get("data", {}) for o in fit[0]["outputs"])
+
+    # This page was reloaded before the end, so the fit cell never got the final
+    # snapshot (Jupyter routes it to the page that ran the cell); displaying the
+    # run again writes one into the new cell, and the saved file keeps it.
+    notebook.cell_with(STATUS).locator(".jp-InputArea-editor").click()
+    page.keyboard.press("Escape")
+    page.keyboard.press("b")  # a new cell below, the last one
+    page.keyboard.press("Enter")
+    page.keyboard.type("run")
+    page.keyboard.press("Control+Enter")
+    again = notebook.code_cells.last
+    wait_cell_done(again)
+    expect_complete(Dashboard(again), "finished")
+    notebook.save()
+    expect(page.locator(".lm-TabBar-tab.jp-mod-dirty")).to_have_count(0)
+    saved = json.loads((lab.notebooks / "dashboard_test.ipynb").read_text())
+    shown = [c for c in saved["cells"] if "".join(c["source"]).strip() == "run"]
+    assert len(shown) == 1
+    bundles = [o.get("data", {}) for o in shown[0]["outputs"]]
+    tables = ["".join(b["text/html"]) for b in bundles if "nbtrain-snapshot" in
+              "".join(b.get("text/html", ""))]
+    assert len(tables) == 1 and "finished" in tables[0], bundles
+    assert f"epoch {target} / {target}" in tables[0]
+    assert len([b for b in bundles if "image/png" in b]) == 1
 
 
 def test_reload_after_a_failure_keeps_the_snapshot(page, lab, screenshot):

@@ -232,3 +232,45 @@ def _catch(fn):
         fn()
     except Exception as exc:
         return exc
+
+
+def test_resume_to_its_own_final_epoch_is_the_plain_resume(cell):
+    import keras
+    from helpers import make_data, make_model
+
+    from nbtrain.run import Run
+
+    reached, release = threading.Event(), threading.Event()
+    trained = []
+
+    class Hold(keras.callbacks.Callback):
+        """Counts every batch; holds the training thread at batch 5 of epoch 0 once."""
+
+        def on_train_batch_end(self, batch, logs=None):
+            trained.append(batch)
+            if len(trained) == 6 and not release.is_set():
+                reached.set()
+                release.wait(60)
+
+    x, y = make_data(128)
+    run = Run(make_model(), x, y, batch_size=8, epochs=2, callbacks=[Hold()], workers=0)
+    dashboard = Dashboard.for_run(run)
+    view = dashboard.view
+    try:
+        run.start()
+        assert reached.wait(60)
+        view.stop.click()
+        release.set()
+        run.wait(60)
+        assert run.state == "stopped" and view.continue_.description == "Resume"
+        assert view.continue_epochs.value == 2 and view.pause.disabled
+        view.continue_.click()  # the one control, at its default: the run's own target
+        run.wait(60)
+        assert run.state == "finished" and run.epochs == 2
+        assert trained == list(range(16)) * 2  # no batch twice, none skipped
+    finally:
+        release.set()
+        if run.state in ("running", "paused", "pausing", "stopping"):
+            run.stop()
+            run.wait(60)
+        dashboard.close()

@@ -524,6 +524,7 @@ def test_a_failed_plain_fit_is_shown_when_its_cell_ends(make, clock, cell):
     dashboard._after_cell(SimpleNamespace(error_in_exec=error))
     assert dashboard.state == "failed"
     assert "RuntimeError: out of memory" in dashboard.view.messages.value
+    assert "run the cell again" in dashboard.view.messages.value  # what to do next
     assert "text/html" in cell.outputs()[1]
     other = make()
     other.display()
