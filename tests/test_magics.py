@@ -97,8 +97,25 @@ def test_status_lists_the_runs(shell):
     lines = text.splitlines()
     assert lines[0].split() == ["run", "state", "epoch", "step", "metrics"]
     assert lines[1].split()[:3] == ["run", "finished", "1/1"] and "loss=" in lines[1]
+    steps = shell.user_ns["run"].steps
+    assert steps and lines[1].split()[3] == f"{steps}/{steps}"  # its last epoch complete
     assert "<table" in markup and "finished" in markup
     magic(shell, "status")  # displays without error
+
+
+def test_status_step_column():
+    from types import SimpleNamespace
+
+    from nbtrain.magics import runs_table
+
+    def row(**position):
+        run = SimpleNamespace(state="x", history=SimpleNamespace(history={}), **position)
+        return runs_table({"r": run})[0].splitlines()[1].split()[2:4]
+
+    assert row(epoch=64, epochs=64, batch=0, steps=64) == ["64/64", "64/64"]  # finished
+    assert row(epoch=3, epochs=64, batch=0, steps=64) == ["4/64", "0/64"]  # stopped between
+    assert row(epoch=3, epochs=64, batch=12, steps=64) == ["4/64", "12/64"]
+    assert row(epoch=2, epochs=2, batch=0, steps=None) == ["2/2", "0/?"]
 
 
 @pytest.mark.parametrize("line, match", [

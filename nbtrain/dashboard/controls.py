@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Protocol
 
+from nbtrain.dashboard import failure
 from nbtrain.dashboard.view import set_traits
 from nbtrain.run.state import FAILED
 
@@ -83,7 +84,7 @@ class RunControls:
         except Exception:  # a run without the method: no controls
             allowed = frozenset()
         if new == FAILED:
-            self.dashboard.failure(getattr(run, "exception", None))
+            self.dashboard.failure(getattr(run, "exception", None), failure.hint_for(run))
         if self.follows_history:
             self._refresh_from_run()
         self.dashboard.set_state(new)

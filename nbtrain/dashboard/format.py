@@ -142,11 +142,33 @@ def messages_text(messages: Sequence[tuple[str, str]]) -> str:
     return "\n".join(text if level == "error" else f"warning: {text}" for level, text in messages)
 
 
+def snapshot_class(key: str) -> str:
+    """The CSS class that marks the snapshot outputs of the dashboard `key`."""
+    return f"nbtrain-of-{key}"
+
+
+def snapshot_css(key: str) -> str:
+    """A `<style>` the live view carries: wherever it renders (a kernel is there,
+    or the widget state was saved), it hides its own static snapshot outputs,
+    which are for where widgets do not render.
+
+    The table snapshot is found by its class (any front-end); the plot
+    snapshot, a plain `image/png` output, as the output after it in the
+    output area (JupyterLab's and Notebook 7's `jp-OutputArea-child`).
+    """
+    of = snapshot_class(key)
+    child = f".jp-OutputArea-child:has(.{of})"
+    return (f"<style>.{of}{{display:none!important}}"
+            f"{child},{child}+.jp-OutputArea-child{{display:none!important}}</style>")
+
+
 def snapshot_html(state: str, progress: str, rows: Sequence[Sequence[str]],
-                  messages: Sequence[tuple[str, str]]) -> str:
-    """The static snapshot's `text/html`: state, epoch, metric table, messages."""
+                  messages: Sequence[tuple[str, str]], key: str | None = None) -> str:
+    """The static snapshot's `text/html`: state, epoch, metric table, messages
+    (`key`: the dashboard's, see `snapshot_css`)."""
     header = f'<div style="margin:4px 0">{state_html(state)} {html.escape(progress)}</div>'
-    return (f'<div class="nbtrain-snapshot">{header}{table_html(rows)}'
+    classes = "nbtrain-snapshot" + (f" {snapshot_class(key)}" if key else "")
+    return (f'<div class="{classes}">{header}{table_html(rows)}'
             f"{messages_html(messages)}</div>")
 
 

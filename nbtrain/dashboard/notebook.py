@@ -12,7 +12,10 @@ route by display id from any thread) with the final table and plot, so the
 saved notebook keeps them as ordinary outputs: a notebook reopened without a
 kernel, or rendered where widgets do not run (GitHub, nbviewer, nbconvert),
 shows the final state.  The widget itself is left in its own output: that is
-the only output a front-end without the widget's model cannot draw.
+the only output a front-end without the widget's model cannot draw.  Where it
+can, the live view shows everything itself and its style hides 2 and 3
+(`format.snapshot_css`): a page reloaded before the end never receives the
+updates (Jupyter routes them to the page that ran the cell), only the view.
 
 It also holds `choose_display`, the one choice between the dashboard, text
 and nothing.  Nothing here imports ipywidgets or matplotlib, nor any other

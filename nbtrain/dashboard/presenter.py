@@ -77,6 +77,11 @@ class RateMeter:
         return self.rate
 
 
+def _drawable(panel: Any) -> bool:
+    """A panel shows something: a batch line (two points) or an epoch or val marker."""
+    return len(panel.batch[0]) >= 2 or len(panel.epochs[0]) > 0 or len(panel.val[0]) > 0
+
+
 class Presenter:
     """The widgets of one dashboard and everything they show.
 
@@ -122,7 +127,7 @@ class Presenter:
 
     def set_state(self, state: str) -> None:
         """Show a new state at once, with the latest values; an ended state writes the
-        snapshot into the cell's outputs."""
+        snapshot into the cell's outputs (the live view goes on showing it all)."""
         with self.lock:
             now = self.throttle.clock()
             old, self.state = self.state, state
@@ -131,14 +136,11 @@ class Presenter:
             sent = self.view.set_state(state)
             self.throttle.spent(sent, now)
             if old in ENDED and state not in ENDED:
-                self.view.show_live(True)
                 self.snapshot.clear()
             self.update(force=True)
             if state in ENDED:
                 self.snapshot.write(*self.snapshot_bundles())
                 self.renderer = None  # its figure is the bulk of a dashboard's memory
-                if self.snapshot.outputs:
-                    self.view.show_live(False)
 
     def snapshot_bundles(self) -> tuple[dict, dict | None]:
         """The final table and plot as mime bundles."""
@@ -146,15 +148,14 @@ class Presenter:
         rows = fmt.table_rows(tracker.ordered())
         progress = fmt.epoch_text(tracker.epoch + 1, self.epochs())
         names = ", ".join(m.name for m in tracker.ordered())
-        return self.snapshot.bundles(self.state, progress, rows, self.messages, names)
+        return self.snapshot.bundles(self.state, progress, rows, self.messages, names,
+                                     self.view.key)
 
     def display(self) -> None:
         """Show the widgets (and, once ended, the snapshot) in the current cell."""
         with self.lock:
-            ended = self.state in ENDED
-            bundles = self.snapshot_bundles() if ended else (None, None)
-            if self.snapshot.show(self.view.root.model_id, *bundles) and ended:
-                self.view.show_live(False)  # the snapshot shows table and plot
+            bundles = self.snapshot_bundles() if self.state in ENDED else (None, None)
+            self.snapshot.show(self.view.root.model_id, *bundles)
 
     # -- updates --------------------------------------------------------------------------
 
@@ -182,7 +183,10 @@ class Presenter:
     def _update_widgets(self, now: float) -> int:
         view, tracker = self.view, self.tracker
         epochs, steps, done = self.epochs(), tracker.steps, tracker.done
-        rate = self.meter.measure(now, tracker.total, self.state in ACTIVE)
+        active = self.state in ACTIVE
+        rate = self.meter.measure(now, tracker.total, active)
+        if not active:
+            rate = None  # paused or ended: no rate is current (the meter keeps it)
         eta = None
         if self.state in ACTIVE and rate and epochs:
             length = steps or tracker.last_epoch_length
@@ -207,7 +211,8 @@ class Presenter:
         version = (self._version, tracker.total, tracker.epoch, len(tracker.metrics))
         if version == self._plotted:
             return
-        panels = tracker.panels()
+        # no empty axes with an arbitrary y range before a metric's first visible point
+        panels = [panel for panel in tracker.panels() if _drawable(panel)]
         if not panels:
             return
         clock = self.throttle.clock
@@ -216,7 +221,7 @@ class Presenter:
             self.renderer = PlotRenderer()
         png = self.renderer.render(panels, tracker.x_range(self.epochs()))
         self.snapshot.png = png
-        self.view.set_plot(png, live=not (self.snapshot.outputs and self.state in ENDED))
+        self.view.set_plot(png)
         self._plotted = version
         self.throttle.rendered(clock() - start)
 

@@ -29,10 +29,11 @@ class Snapshot:
         self.png: bytes | None = None
 
     def bundles(self, state: str, progress: str, rows: list, messages: Iterable,
-                names: str) -> tuple[dict, dict | None]:
-        """The table and plot mime bundles for the snapshot."""
+                names: str, key: str | None = None) -> tuple[dict, dict | None]:
+        """The table and plot mime bundles for the snapshot (`key`: the view's,
+        which hides them where it renders)."""
         messages = list(messages)
-        table = {"text/html": fmt.snapshot_html(state, progress, rows, messages),
+        table = {"text/html": fmt.snapshot_html(state, progress, rows, messages, key),
                  "text/plain": fmt.snapshot_text(state, progress, rows, messages)}
         plot = None
         if self.png is not None:

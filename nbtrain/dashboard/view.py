@@ -9,10 +9,19 @@ which is what the throttle's budget counts.
 
 from __future__ import annotations
 
+import uuid
+
 import ipywidgets as widgets
 
 from nbtrain.dashboard import format as fmt
-from nbtrain.run.state import PAUSED, RUNNING
+from nbtrain.run.state import PAUSED, PAUSING, RUNNING
+
+PAUSE_TIP = "Pause training after the current batch (Resume goes on with the next one)"
+RESUME_TIP = "Resume training with the next batch"
+CONTINUE_TIPS = {
+    "resume": "Resume the stopped run with its next batch and train to this final epoch",
+    "continue": "Train the ended run on, from where it ended, to this final epoch",
+}
 
 
 def _classed(cls: type, *classes: str, **traits) -> widgets.DOMWidget:
@@ -45,12 +54,22 @@ class DashboardView:
     Args:
         controls: show the Pause/Resume, Stop and continue controls.
 
+    The view shows everything itself (state, progress, table, plot, messages)
+    in every state, so a page reloaded at any moment, which restores the view
+    from the kernel's widget state, shows it all.  Its `style` part (hidden)
+    holds a CSS rule that hides this dashboard's static snapshot outputs
+    (`key`) wherever the view renders: the snapshot is for where widgets do not.
+
     Attributes:
         root: the `VBox` to display (CSS class `nbtrain-dashboard`).
+        key: marks this dashboard's snapshot outputs (`format.snapshot_css`).
     """
 
     def __init__(self, controls: bool = True):
         w = widgets
+        self.key = uuid.uuid4().hex[:16]
+        self.style = _classed(w.HTML, "nbtrain-style", value=fmt.snapshot_css(self.key),
+                              layout=w.Layout(display="none"))
         self.state = _classed(w.HTML, "nbtrain-state", "nbtrain-state-running",
                               value=fmt.state_html(RUNNING))
         self.time = _classed(w.HTML, "nbtrain-time")
@@ -62,25 +81,26 @@ class DashboardView:
         self.batch_counter = _classed(w.HTML, "nbtrain-batch-counter",
                                       value=fmt.batch_text(0, None, None))
         self.pause = _classed(w.Button, "nbtrain-pause", description="Pause", icon="pause",
-                              disabled=True, tooltip="Pause training after the current batch")
+                              disabled=True, tooltip=PAUSE_TIP)
         self.stop = _classed(w.Button, "nbtrain-stop", description="Stop", icon="stop",
                              disabled=True, tooltip="Stop training after the current batch")
-        self.continue_epochs = _classed(
-            w.BoundedIntText, "nbtrain-continue-epochs", value=1, min=1, max=10**9,
-            description="continue to epoch", style={"description_width": "initial"},
-            layout=w.Layout(width="200px", display="none"))
         self.continue_ = _classed(
             w.Button, "nbtrain-continue", description="Continue", icon="forward", disabled=True,
-            tooltip="Train on to the given final epoch", layout=w.Layout(display="none"))
+            tooltip=CONTINUE_TIPS["continue"], layout=w.Layout(display="none"))
+        self.continue_epochs = _classed(
+            w.BoundedIntText, "nbtrain-continue-epochs", value=1, min=1, max=10**9,
+            description="to epoch", style={"description_width": "initial"},
+            tooltip=CONTINUE_TIPS["continue"], layout=w.Layout(width="140px", display="none"))
         self.controls = _classed(
             w.HBox, "nbtrain-controls",
-            children=[self.pause, self.stop, self.continue_epochs, self.continue_],
+            children=[self.pause, self.stop, self.continue_, self.continue_epochs],
             layout=w.Layout(display=None if controls else "none"))
         self.messages = _classed(w.HTML, "nbtrain-messages")
         self.metrics = _classed(w.HTML, "nbtrain-metrics")
         self.plot = _classed(w.Image, "nbtrain-plot", format="png",  # shown once drawn
                              layout=w.Layout(max_width="100%", display="none"))
         self.root = _classed(w.VBox, "nbtrain-dashboard", children=[
+            self.style,
             self.header,
             w.HBox([self.epoch_bar, self.epoch_counter]),
             w.HBox([self.batch_bar, self.batch_counter]),
@@ -97,39 +117,43 @@ class DashboardView:
         return set_traits(self.state, value=fmt.state_html(state),
                           _dom_classes=(*classes, f"nbtrain-state-{state}"))
 
-    def show_live(self, live: bool) -> int:
-        """Show (running) or hide (ended: the static snapshot below takes over) the
-        header, messages, table and plot (the plot only once it has an image)."""
-        display = None if live else "none"
-        sent = sum(set_traits(w.layout, display=display)
-                   for w in (self.header, self.messages, self.metrics))
-        return sent + set_traits(self.plot.layout,
-                                 display=display if self.plot.value else "none")
-
-    def set_plot(self, png: bytes, live: bool = True) -> int:
-        """Show a new plot image."""
+    def set_plot(self, png: bytes) -> int:
+        """Show a new plot image (the plot is hidden until its first image)."""
         self.plot.value = png
-        return 1 + set_traits(self.plot.layout, display=None if live else "none")
+        return 1 + set_traits(self.plot.layout, display=None)
 
     def set_controls(self, allowed: frozenset[str] | set[str], state: str,
                      continue_to: int | None = None) -> int:
-        """Enable the controls whose action is legal (`allowed`, from `Run.allowed_actions`)."""
-        sent = 0
-        if "pause" in allowed:
-            sent += set_traits(self.pause, description="Pause", icon="pause", disabled=False,
-                               tooltip="Pause training after the current batch")
-        else:
-            resume = "resume" in allowed
-            sent += set_traits(self.pause, description="Resume" if resume or state == PAUSED
-                               else "Pause", icon="play" if resume or state == PAUSED
-                               else "pause", disabled=not resume,
-                               tooltip="Resume training" if resume else "")
-        sent += set_traits(self.stop, disabled="stop" not in allowed)
+        """Enable the controls whose action is legal (`allowed`, from `Run.allowed_actions`).
+
+        One control per action a user means: the Pause button toggles a pause
+        (Resume while pausing or paused); a stopped or finished run has one
+        control to train on, "Resume to epoch N" after a stop (N: the run's own
+        final epoch, so it is the plain resume, at the next batch) and
+        "Continue to epoch N" after the end.  A run that allows a resume but no
+        continue (a lost data worker) resumes with the toggle.
+        """
         can_continue = "continue" in allowed
+        resume = "resume" in allowed
+        toggle_resume = state in (PAUSING, PAUSED) or (resume and not can_continue)
+        if "pause" in allowed:
+            sent = set_traits(self.pause, description="Pause", icon="pause", disabled=False,
+                              tooltip=PAUSE_TIP)
+        elif toggle_resume:
+            sent = set_traits(self.pause, description="Resume", icon="play",
+                              disabled=not resume, tooltip=RESUME_TIP)
+        else:
+            sent = set_traits(self.pause, description="Pause", icon="pause", disabled=True,
+                              tooltip=PAUSE_TIP)
+        sent += set_traits(self.stop, disabled="stop" not in allowed)
         display = None if can_continue else "none"
+        kind = "resume" if resume else "continue"  # stopped: both; finished: continue only
         sent += set_traits(self.continue_epochs.layout, display=display)
         sent += set_traits(self.continue_.layout, display=display)
-        sent += set_traits(self.continue_, disabled=not can_continue)
+        sent += set_traits(self.continue_, disabled=not can_continue,
+                           description=kind.capitalize(), icon="play" if kind == "resume"
+                           else "forward", tooltip=CONTINUE_TIPS[kind])
+        sent += set_traits(self.continue_epochs, tooltip=CONTINUE_TIPS[kind])
         if can_continue and continue_to is not None:
             sent += set_traits(self.continue_epochs, min=1, value=continue_to)
         return sent

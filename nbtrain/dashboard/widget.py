@@ -20,14 +20,13 @@ values, regardless of the throttle.
 from __future__ import annotations
 
 import threading
-import traceback
 import warnings
 import weakref
 from typing import Any
 
 import keras
 
-from nbtrain.dashboard import notebook
+from nbtrain.dashboard import failure, notebook
 from nbtrain.dashboard.cell import CellControls
 from nbtrain.dashboard.controls import RunControls
 from nbtrain.dashboard.presenter import Presenter
@@ -289,13 +288,14 @@ class Dashboard(keras.callbacks.Callback):
         self.presenter.add_message(text, level)
         self.presenter.update(force=self.state not in ACTIVE)
 
-    def failure(self, exception: BaseException | None) -> None:
-        """Add the traceback of the exception that failed training to the messages."""
+    def failure(self, exception: BaseException | None, hint: str | None = None) -> None:
+        """Add the traceback of the exception that failed training to the messages:
+        from the user's own frames (`failure.user_traceback`), then `hint`, one line
+        on what to do next (default: `failure.FAILED_HINT`)."""
         if exception is None:
             return
-        text = "".join(traceback.format_exception(type(exception), exception,
-                                                  exception.__traceback__))
-        self.presenter.add_message(text.rstrip(), "error")
+        text = failure.user_traceback(exception, hint or failure.FAILED_HINT)
+        self.presenter.add_message(text, "error")
 
     def set_state(self, state: str) -> None:
         """Show a new run state, with the latest values and plot (any thread).
@@ -376,7 +376,7 @@ class Dashboard(keras.callbacks.Callback):
             self.message("Interrupted.")
             self.set_state(STOPPED)
         else:
-            self.failure(error)
+            self.failure(error, failure.CELL_HINT)
             self.set_state(FAILED if error is not None else STOPPED)
 
 

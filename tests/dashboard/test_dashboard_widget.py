@@ -100,7 +100,7 @@ def test_every_part_has_its_css_class_and_description(make):
     assert by_class(dashboard, "nbtrain-pause").description == "Pause"
     assert by_class(dashboard, "nbtrain-stop").description == "Stop"
     assert by_class(dashboard, "nbtrain-continue").description == "Continue"
-    assert by_class(dashboard, "nbtrain-continue-epochs").description == "continue to epoch"
+    assert by_class(dashboard, "nbtrain-continue-epochs").description == "to epoch"
     assert by_class(dashboard, "nbtrain-epoch-bar").description == "epoch"
     assert by_class(dashboard, "nbtrain-batch-bar").description == "batch"
 
@@ -275,15 +275,20 @@ def test_buttons_enabled_only_when_legal(make, cell):
     assert controls(dashboard) == {"toggle": ("Pause", False), "stop": False,
                                    "continue": (False, False)}
     run.set("stopped")
-    assert controls(dashboard) == {"toggle": ("Resume", True), "stop": False,
+    # one control trains a stopped run on: "Resume to epoch 3" (the toggle only pauses)
+    assert controls(dashboard) == {"toggle": ("Pause", False), "stop": False,
                                    "continue": (True, True)}
     assert dashboard.view.continue_epochs.value == 3  # stopped early: the same target
+    assert dashboard.view.continue_.description == "Resume"
+    assert "next batch" in dashboard.view.continue_.tooltip
     run.set("running")
     run.epoch = 3
     run.set("finished")
     assert controls(dashboard) == {"toggle": ("Pause", False), "stop": False,
                                    "continue": (True, True)}
     assert dashboard.view.continue_epochs.value == 6  # finished: as many epochs again
+    assert dashboard.view.continue_.description == "Continue"
+    assert "ended run on" in dashboard.view.continue_epochs.tooltip
     run.set("failed")
     assert controls(dashboard) == {"toggle": ("Pause", False), "stop": False,
                                    "continue": (False, False)}
@@ -375,10 +380,16 @@ def test_snapshot_in_the_cell_outputs(make, clock, cell):
         image = Image.open(io.BytesIO(base64.b64decode(plot["image/png"])))
         assert image.format == "PNG" and base64.b64decode(plot["image/png"]) == dashboard.png
         assert dashboard.renderer is None  # the figure is let go once the snapshot is made
-        # the live widget hands the table and plot over to the snapshot
-        assert dashboard.view.plot.layout.display == "none"
-        assert dashboard.view.metrics.layout.display == "none"
-        # continue: the snapshot empties, the live view comes back
+        # the live view keeps showing it all (a reloaded page has only the view) ...
+        view = dashboard.view
+        for part in (view.header, view.metrics, view.plot, view.messages):
+            assert part.layout.display is None
+        assert view.plot.value == dashboard.png and "finished" in view.state.value
+        # ... and carries the rule that hides this snapshot wherever the view renders
+        assert f"nbtrain-of-{view.key}" in table["text/html"]
+        assert f".nbtrain-of-{view.key}{{display:none" in view.style.value
+        assert view.style.layout.display == "none" and view.style in view.root.children
+        # continue: the snapshot empties
         run.resume(epochs=4)
         assert cell.outputs()[1:] == [{}, {}]
         assert dashboard.view.plot.layout.display is None
@@ -415,7 +426,7 @@ def test_display_run_again_shows_the_same_widgets(clock, cell):
         assert outputs[2] == outputs[5] and "image/png" in outputs[2]
         display_run(run)  # displayed after the end: the snapshot comes at once
         assert "text/html" in cell.outputs()[7] and "image/png" in cell.outputs()[8]
-        assert dashboard.view.plot.layout.display == "none"
+        assert dashboard.view.plot.layout.display is None  # the view shows it too
     finally:
         dashboard.close()
 
@@ -432,7 +443,8 @@ def test_display_run_of_an_ended_run_without_a_dashboard(cell):
         view, table, plot = cell.outputs()
         assert "finished" in table["text/html"] and "1.5 (epoch 2, val)" in table["text/html"]
         assert "image/png" in plot
-        assert dashboard.view.metrics.layout.display == "none"
+        assert dashboard.view.metrics.layout.display is None
+        assert "1.5 (epoch 2, val)" in dashboard.view.metrics.value
         assert not dashboard.view.continue_.disabled
     finally:
         dashboard.close()
@@ -512,6 +524,7 @@ def test_a_failed_plain_fit_is_shown_when_its_cell_ends(make, clock, cell):
     dashboard._after_cell(SimpleNamespace(error_in_exec=error))
     assert dashboard.state == "failed"
     assert "RuntimeError: out of memory" in dashboard.view.messages.value
+    assert "run the cell again" in dashboard.view.messages.value  # what to do next
     assert "text/html" in cell.outputs()[1]
     other = make()
     other.display()

@@ -1,0 +1,222 @@
+"""The dashboard survives a page reload (issue 12, part 4), and what the
+screenshots showed is gone (part 5), in a real JupyterLab driven by Chromium.
+
+A reloaded page loads the notebook as last saved and restores the widgets from
+the kernel; display messages of a cell run by the page before the reload never
+reach it (they are routed to the request that ran the cell).  So the live view
+shows everything itself, in every state, and its style hides the static
+snapshot outputs wherever it renders.  Every reload here follows a save, as
+JupyterLab's autosave or the user's would: a page reloaded before the
+dashboard's output was ever saved has no output to restore.
+
+- `dashboard_test.ipynb`: reload while running, paused, stopped and after the
+  end; the controls of the reloaded page steer the run; the badge stays in the
+  header, the rate goes when the run stops, one control trains it on.
+- `dashboard_failure.ipynb`: reload after the failure; the traceback starts at
+  the user's frame; saved after the reload, the file keeps the snapshot.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from browser_helpers import Dashboard, Notebook, Status, wait_cell_done
+
+try:
+    from playwright.sync_api import expect
+except ImportError:  # the fixtures skip, or fail under NBTRAIN_REQUIRE_BROWSER=1, and say why
+    expect = None
+
+START = 180_000  # ms: a kernel's start, TensorFlow's import and the first traced step
+STEPS = 40
+STATUS = re.compile(r"^status\(run\)$")
+WIDGET = "application/vnd.jupyter.widget-view+json"
+
+
+def save_and_reload(notebook: Notebook) -> Dashboard:
+    """Save through the UI, reload the page, wait for the kernel; the dashboard again."""
+    notebook.save()
+    expect(notebook.page.locator(".lm-TabBar-tab.jp-mod-dirty")).to_have_count(0)
+    notebook.page.reload()
+    notebook.wait_kernel_idle(timeout=START)
+    dashboard = Dashboard(notebook.cell_with("nbtrain.fit("))
+    expect(dashboard.root).to_be_visible(timeout=60_000)  # restored from the kernel
+    return dashboard
+
+
+def expect_complete(dashboard: Dashboard, state: str) -> None:
+    """Everything of the live view is there: badge (in the header, above the
+    bars), counters, table, plot; the static snapshot hidden where it renders."""
+    dashboard.expect_state(state)
+    expect(dashboard.header).to_be_visible()
+    expect(dashboard.state).to_have_text(state)
+    expect(dashboard.batch_counter).to_contain_text(f"/{STEPS}")
+    table = dashboard.metrics.locator("table.nbtrain-table")
+    expect(table).to_be_visible()
+    for name in ("loss", "accuracy"):
+        expect(table.locator("tbody tr", has_text=name)).to_have_count(1)
+    plot = dashboard.wait_plot()
+    assert min(plot["natural"]) > 0 and min(plot["shown"]) > 0, plot
+    badge, bar = dashboard.state.bounding_box(), dashboard.epoch_bar.bounding_box()
+    assert badge["y"] + badge["height"] <= bar["y"], (badge, bar)  # the badge stays on top
+    expect(dashboard.snapshot).to_be_hidden()
+    expect(dashboard.snapshot_image).to_be_hidden()
+
+
+def badge_offset(dashboard: Dashboard) -> float:
+    """The badge's height in the dashboard (px from its top edge)."""
+    return dashboard.state.bounding_box()["y"] - dashboard.root.bounding_box()["y"]
+
+
+def expect_no_rate(dashboard: Dashboard) -> None:
+    expect(dashboard.batch_counter).not_to_contain_text("steps/s")
+    expect(dashboard.header).not_to_contain_text("ETA")
+
+
+def test_reload_while_running_paused_stopped_and_finished(page, lab, screenshot):
+    page.on("dialog", lambda dialog: dialog.accept())  # "leave the page?" on a reload
+    notebook = Notebook(page, lab, "dashboard_test.ipynb").open()
+    notebook.run_all()
+    dashboard = Dashboard(notebook.cell_with("nbtrain.fit("))
+    expect(dashboard.root).to_be_visible(timeout=START)
+    notebook.wait_all_executed(timeout=START)
+    dashboard.wait_plot(timeout=START)
+    expect_complete(dashboard, "running")
+    badge_before = badge_offset(dashboard)
+
+    # Running: the reloaded page shows the live run and its controls steer it.
+    dashboard = save_and_reload(notebook)
+    expect_complete(dashboard, "running")
+    expect(dashboard.batch_counter).to_contain_text("steps/s")
+    dashboard.wait_advance(dashboard.wait_advance(dashboard.position()))
+    expect(dashboard.pause).to_be_enabled()
+    screenshot(dashboard.output_area, "reload-1-running")
+    dashboard.pause.click()
+    dashboard.expect_state("paused", timeout=10_000)
+
+    # Paused: still paused, held, with its Resume.
+    dashboard = save_and_reload(notebook)
+    expect_complete(dashboard, "paused")
+    expect(dashboard.pause).to_have_text("Resume")
+    expect(dashboard.pause).to_be_enabled()
+    expect_no_rate(dashboard)
+    held = dashboard.position()
+    seen, elapsed = dashboard.watch_still(1.0)
+    assert elapsed >= 1.0 and seen == {held.key}, sorted(seen)
+    screenshot(dashboard.output_area, "reload-2-paused")
+    dashboard.pause.click()
+    dashboard.expect_state("running", timeout=10_000)
+    dashboard.wait_advance(held)
+    dashboard.stop.click()
+    dashboard.expect_state("stopped", timeout=15_000)
+
+    # Stopped: one control trains it on, "Resume to epoch 50" (its own final epoch).
+    dashboard = save_and_reload(notebook)
+    expect_complete(dashboard, "stopped")
+    expect_no_rate(dashboard)
+    expect(dashboard.pause).to_be_disabled()
+    expect(dashboard.continue_).to_have_text("Resume")
+    expect(dashboard.continue_).to_be_enabled()
+    expect(dashboard.continue_epochs).to_have_value("50")
+    stopped = Status.parse(notebook.run_cell(notebook.cell_with(STATUS)))
+    assert stopped.state == "stopped", stopped
+    screenshot(dashboard.output_area, "reload-3-stopped")
+    target = stopped.epoch + 2
+    dashboard.continue_epochs.fill(str(target))
+    dashboard.continue_.click()
+    dashboard.expect_state("running", timeout=10_000)
+
+    # The end, in the page reloaded meanwhile: badge, table and plot, no stale rate.
+    dashboard.expect_state("finished", timeout=90_000)
+    expect_complete(dashboard, "finished")
+    expect_no_rate(dashboard)
+    expect(dashboard.epoch_counter).to_have_text(f"epoch {target} / {target}")
+    expect(dashboard.batch_counter).to_have_text(f"batch {STEPS}/{STEPS}")
+    expect(dashboard.continue_).to_have_text("Continue")
+    badge_after = badge_offset(dashboard)
+    assert abs(badge_after - badge_before) < 2, (badge_before, badge_after)
+    screenshot(dashboard.output_area, "reload-4-finished")
+
+    # Reloaded after the end: the final state again.
+    dashboard = save_and_reload(notebook)
+    expect_complete(dashboard, "finished")
+    expect(dashboard.epoch_counter).to_have_text(f"epoch {target} / {target}")
+    expect_no_rate(dashboard)
+    saved = json.loads((lab.notebooks / "dashboard_test.ipynb").read_text())
+    fit = [c for c in saved["cells"] if "nbtrain.fit(" in "".join(c["source"])]
+    assert any(WIDGET in o.get("data", {}) for o in fit[0]["outputs"])
+
+    # This page was reloaded before the end, so the fit cell never got the final
+    # snapshot (Jupyter routes it to the page that ran the cell); displaying the
+    # run again writes one into the new cell, and the saved file keeps it.
+    notebook.cell_with(STATUS).locator(".jp-InputArea-editor").click()
+    page.keyboard.press("Escape")
+    page.keyboard.press("b")  # a new cell below, the last one
+    page.keyboard.press("Enter")
+    page.keyboard.type("run")
+    page.keyboard.press("Control+Enter")
+    again = notebook.code_cells.last
+    wait_cell_done(again)
+    expect_complete(Dashboard(again), "finished")
+    notebook.save()
+    expect(page.locator(".lm-TabBar-tab.jp-mod-dirty")).to_have_count(0)
+    saved = json.loads((lab.notebooks / "dashboard_test.ipynb").read_text())
+    shown = [c for c in saved["cells"] if "".join(c["source"]).strip() == "run"]
+    assert len(shown) == 1
+    bundles = [o.get("data", {}) for o in shown[0]["outputs"]]
+    tables = ["".join(b["text/html"]) for b in bundles if "nbtrain-snapshot" in
+              "".join(b.get("text/html", ""))]
+    assert len(tables) == 1 and "finished" in tables[0], bundles
+    assert f"epoch {target} / {target}" in tables[0]
+    assert len([b for b in bundles if "image/png" in b]) == 1
+
+
+def test_reload_after_a_failure_keeps_the_snapshot(page, lab, screenshot):
+    page.on("dialog", lambda dialog: dialog.accept())
+    notebook = Notebook(page, lab, "dashboard_failure.ipynb").open()
+    notebook.run_all()
+    dashboard = Dashboard(notebook.cell_with("nbtrain.fit("))
+    expect(dashboard.root).to_be_visible(timeout=START)
+    dashboard.expect_state("failed", timeout=START)
+    notebook.wait_all_executed(timeout=START)
+    expect(dashboard.snapshot).to_contain_text("ValueError: deliberate failure in batch 5")
+    expect(dashboard.snapshot).to_be_hidden()  # the live view shows it all
+
+    dashboard = save_and_reload(notebook)
+    dashboard.expect_state("failed")
+    expect(dashboard.header).to_be_visible()
+    error = dashboard.messages.locator("pre")
+    expect(error).to_be_visible()
+    text = error.inner_text()
+    frames = [line for line in text.splitlines()
+              if line.startswith("  ") and not line.startswith("    ")]
+    assert frames and all(line.startswith("  Cell In[") for line in frames), text
+    assert "in __getitem__" in frames[-1], text
+    assert "ValueError: deliberate failure in batch 5" in text
+    assert "threading" not in text.splitlines()[1] and "nbtrain/" not in text
+    assert text.rstrip().splitlines()[-1].startswith("The run failed and cannot be resumed")
+    expect(dashboard.pause).to_be_disabled()
+    expect(dashboard.stop).to_be_disabled()
+    expect(dashboard.continue_).to_be_hidden()
+    expect(dashboard.snapshot).to_be_hidden()
+    screenshot(dashboard.output_area, "reload-5-failed")
+
+    # Saved after the reload: the file keeps the static snapshot, as without one.
+    page.locator(".jp-NotebookPanel .jp-Notebook").click()
+    notebook.save()
+    saved = json.loads((lab.notebooks / "dashboard_failure.ipynb").read_text())
+    fit = [c for c in saved["cells"] if "nbtrain.fit(" in "".join(c["source"])][0]
+    bundles = [o.get("data", {}) for o in fit["outputs"]]
+    assert any(WIDGET in b for b in bundles)
+    tables = ["".join(b["text/html"]) for b in bundles if "nbtrain-snapshot" in
+              "".join(b.get("text/html", ""))]
+    assert len(tables) == 1 and "failed" in tables[0], bundles
+    assert "ValueError: deliberate failure in batch 5" in tables[0]
+
+    # Reopened with a new kernel (the widgets' models are gone): the snapshot shows.
+    assert not lab.shutdown_kernels()
+    notebook = Notebook(page, lab, "dashboard_failure.ipynb").open()
+    dashboard = Dashboard(notebook.cell_with("nbtrain.fit("))
+    expect(dashboard.snapshot).to_be_visible()
+    expect(dashboard.snapshot).to_contain_text("failed")
