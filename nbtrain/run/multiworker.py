@@ -140,7 +140,9 @@ class WorkerCoordinator:
     def hyperparameters(self) -> dict[str, float]:
         """The chief's pending hyperparameter values (none elsewhere)."""
         steering = self.steering
-        return dict(steering.pending) if self.is_chief and steering is not None else {}
+        if not self.is_chief or steering is None or not steering.pending:
+            return {}
+        return dict(steering.pending)
 
     def applied(self, changes: list) -> None:
         """Every worker applied `changes` at this gate: record them."""
