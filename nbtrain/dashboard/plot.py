@@ -26,6 +26,7 @@ from nbtrain.dashboard.tracker import Panel
 
 TRAIN_COLOR = "#1f77b4"
 VAL_COLOR = "#ff7f0e"
+MARK_COLOR = "#7f7f7f"  # where a hyperparameter was changed (steering)
 LOG_RATIO = 100.0
 """A loss whose largest value is this many times its smallest is drawn on a log scale."""
 _MARGIN = 0.08
@@ -112,6 +113,8 @@ class _PanelArtists:
         for line in self.lines:
             ax.add_line(line)
         self.log = False
+        self.marks: tuple[float, ...] = ()
+        self._mark_lines: list = []
         self.style: tuple[str, str, str] = ("o", "none", "o")  # epoch markers, line; val markers
         self.ylim: tuple[float, float] | None = None
         self.xlim: tuple[float, float] | None = None
@@ -119,6 +122,18 @@ class _PanelArtists:
     @property
     def lines(self) -> tuple[Line2D, ...]:
         return self.raw, self.smooth, self.epochs, self.val
+
+    def set_marks(self, marks: tuple[float, ...]) -> bool:
+        """Dashed vertical lines where a hyperparameter changed; True if they changed
+        (they are part of the background, drawn again only then)."""
+        if marks == self.marks:
+            return False
+        for line in self._mark_lines:
+            line.remove()
+        self._mark_lines = [self.ax.axvline(x, color=MARK_COLOR, linestyle="--", linewidth=0.9)
+                            for x in marks]
+        self.marks = marks
+        return True
 
 
 class PlotRenderer:
@@ -201,7 +216,7 @@ class PlotRenderer:
             artists.val.set_marker(style[2])
             artists.style = style
 
-        stale = False
+        stale = artists.set_marks(panel.marks)
         ax = artists.ax
         log = use_log_scale(panel.name, (by, ey, vy))
         if log != artists.log:

@@ -111,6 +111,7 @@ class Panel:
     batch: tuple[np.ndarray, np.ndarray]
     epochs: tuple[np.ndarray, np.ndarray]
     val: tuple[np.ndarray, np.ndarray]
+    marks: tuple[float, ...] = ()  # where a hyperparameter changed (a steered run)
 
 
 class MetricTracker:
@@ -156,6 +157,7 @@ class MetricTracker:
         self._sums: dict = {}  # batch_logs="batch": sums over the epoch
         self._room = 1.0
         self._completed: int | None = None  # the last epoch that ended complete
+        self.marks: tuple[float, ...] = ()  # positions (in epochs) of hyperparameter changes
 
     # -- events ---------------------------------------------------------------------------
 
@@ -284,6 +286,10 @@ class MetricTracker:
             self.epoch = self._completed = epoch
             self.done = 0
 
+    def mark(self, x: float) -> None:
+        """Mark position `x` (in epochs) on every panel: a hyperparameter changed there."""
+        self.marks = (*self.marks, float(x))
+
     # -- reading --------------------------------------------------------------------------
 
     def _metric(self, name: str) -> Metric:
@@ -316,7 +322,7 @@ class MetricTracker:
             if not (len(metric.batch) or len(metric.epochs) or len(metric.val_points)):
                 continue
             out.append(Panel(metric.name, metric.batch.arrays(), metric.epochs.arrays(),
-                             metric.val_points.arrays()))
+                             metric.val_points.arrays(), self.marks))
         return out
 
     def x_range(self, epochs: int | None) -> tuple[float, float]:

@@ -31,6 +31,7 @@ from nbtrain.dashboard import notebook
 from nbtrain.dashboard.cell import CellControls
 from nbtrain.dashboard.controls import RunControls
 from nbtrain.dashboard.presenter import Presenter
+from nbtrain.dashboard.steering import SteeringControls
 from nbtrain.dashboard.throttle import Throttle
 from nbtrain.run.state import ACTIVE, ENDED, FAILED, FINISHED, RUNNING, STOPPED
 
@@ -141,6 +142,7 @@ class Dashboard(keras.callbacks.Callback):
                                    capacity=capacity, throttle=throttle)
         self.auto_display = auto_display
         self.controls: RunControls | None = None
+        self.steering: SteeringControls | None = None  # the learning-rate field (bound runs)
         self.fresh = False  # a plain fit after an ended one: its first epoch starts over
         self._hooks: Any = _Live(self)  # or the text progress outside a notebook
         self._warnings: _WarningCapture | None = None
@@ -247,11 +249,14 @@ class Dashboard(keras.callbacks.Callback):
         self.controls = RunControls(self, run, follows_history)
         _BOUND[id(run)] = self
         self.controls.bind()
+        self.steering = SteeringControls.attach(self, run)
 
     def close(self) -> None:
         """Unbind from the run, stop capturing warnings and close the widgets."""
         if self.controls is not None:
             self.controls.unbind()
+        if self.steering is not None:
+            self.steering.detach()
         self._release_hooks()
         self.view.close()
 
