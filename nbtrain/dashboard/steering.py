@@ -36,7 +36,7 @@ class SteeringControls:
         run: the `nbtrain.Run` it steers.
 
     Attributes:
-        box: the widgets (CSS class `nbtrain-steering`), placed in the controls row.
+        box: the widgets (CSS class `nbtrain-steering`), a row below the controls.
         current: the learning rate shown (`nbtrain-lr-current`).
         value: the field (`nbtrain-lr-value`).
         apply: the button (`nbtrain-lr-apply`).
@@ -53,14 +53,16 @@ class SteeringControls:
         self.presenter = dashboard.presenter
         self.run = run
         lr = run.learning_rate
-        self.current = _classed(widgets.HTML, "nbtrain-lr-current", value=_current_html(lr))
+        self.current = _classed(widgets.HTML, "nbtrain-lr-current", value=_current_html(lr),
+                                layout=widgets.Layout(margin="0 12px 0 4px"))
         self.value = _classed(widgets.FloatText, "nbtrain-lr-value", value=lr or 0.0,
-                              description="new lr", step=None,
-                              layout=widgets.Layout(width="170px"),
+                              description="set to", step=None,
+                              layout=widgets.Layout(width="160px"),
                               style={"description_width": "initial"})
         self.apply = _classed(widgets.Button, "nbtrain-lr-apply", description="Apply",
-                              disabled=True, tooltip="Set the learning rate from the next batch",
-                              layout=widgets.Layout(width="auto"))
+                              icon="check", disabled=True,
+                              tooltip="Set the learning rate from the next batch",
+                              layout=widgets.Layout(width="90px"))
         self.box = _classed(widgets.HBox, "nbtrain-steering",
                             children=[self.current, self.value, self.apply])
         self.apply.on_click(self._on_apply_click)
@@ -68,14 +70,17 @@ class SteeringControls:
 
     @classmethod
     def attach(cls, dashboard: Any, run: Any) -> SteeringControls | None:
-        """Make the controls for `run` and put them in the dashboard's controls row;
-        None when the run cannot be steered (no `set_learning_rate`, or a learning
-        rate that is a schedule)."""
+        """Make the controls for `run` and put them in a row below the dashboard's
+        controls; None when the run cannot be steered (no `set_learning_rate`, or
+        a learning rate that is a schedule)."""
         if not hasattr(run, "set_learning_rate") or run.learning_rate is None:
             return None
         steering = cls(dashboard, run)
-        view = dashboard.presenter.view
-        view.controls.children = (*view.controls.children, steering.box)
+        root = dashboard.presenter.view.root
+        rows = list(root.children)
+        at = rows.index(dashboard.presenter.view.controls) + 1 if (
+            dashboard.presenter.view.controls in rows) else len(rows)
+        root.children = (*rows[:at], steering.box, *rows[at:])
         steering.follow()
         return steering
 
@@ -118,9 +123,9 @@ class SteeringControls:
 
 def _current_html(lr: float | None, where: str = "") -> str:
     shown = "—" if lr is None else f"{lr:.4g}"
-    since = f" <small>({where})</small>" if where else ""
-    return (f"<span title='the optimizer&#39;s learning rate now'>lr <b>{shown}</b>"
-            f"{since}</span>")
+    since = f" <small style='white-space:nowrap'>({where})</small>" if where else ""
+    return (f"<span style='white-space:nowrap' title='the optimizer&#39;s learning rate "
+            f"now'>learning rate <b>{shown}</b>{since}</span>")
 
 
 __all__ = ["SteeringControls"]

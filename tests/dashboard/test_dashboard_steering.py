@@ -49,8 +49,9 @@ def test_apply_sets_the_learning_rate_while_paused_and_the_change_is_shown(cell)
     dashboard = Dashboard.for_run(run)
     try:
         steering = dashboard.steering
-        assert steering.box in dashboard.view.controls.children
-        assert "lr <b>0.1</b>" in steering.current.value
+        rows = dashboard.view.root.children
+        assert rows[rows.index(dashboard.view.controls) + 1] is steering.box
+        assert "learning rate <b>0.1</b>" in steering.current.value
         assert steering.apply.disabled  # created: nothing to apply to yet
         run.start()
         assert paused.wait(TIMEOUT)
@@ -60,7 +61,7 @@ def test_apply_sets_the_learning_rate_while_paused_and_the_change_is_shown(cell)
         run.resume()
         run.wait(TIMEOUT)
         assert hold.lrs == [0.1] * 4 + [0.004] * 4
-        assert "lr <b>0.004</b>" in steering.current.value
+        assert "learning rate <b>0.004</b>" in steering.current.value
         assert "from epoch 1, batch 5" in steering.current.value
         assert dashboard.tracker.marks == (0.5,)  # batch 4 of 8
         assert steering.apply.disabled  # finished
