@@ -152,6 +152,34 @@ def _positive(ax: Any) -> bool:
     return bool(data) and all(np.all(np.asarray(d, dtype=float) > 0) for d in data)
 
 
+def history_of(item: Any) -> Any:
+    """The `keras.callbacks.History` of a Run (or a History itself).
+
+    Raises:
+        TypeError: neither a Run nor a History.
+    """
+    return _history_of(item)
+
+
+def overlay(dashboard: Any, earlier: Any) -> None:
+    """Draw `earlier`'s curves (a Run or a History) faintly behind a dashboard's
+    live plot: its epoch-level values only, static, so the plot's cost per render
+    grows by two short lines per panel and nothing per batch
+    (`nbtrain.fit(..., compare_with=earlier)`).
+
+    Args:
+        dashboard: a `Dashboard` (anything else, e.g. a text status, is left alone).
+        earlier: an `nbtrain.Run` or a `keras.callbacks.History`.
+    """
+    presenter = getattr(dashboard, "presenter", None)
+    if presenter is None:
+        return
+    history = _history_of(earlier)
+    with presenter.lock:
+        presenter.tracker.set_overlay(history)
+        presenter.changed()
+
+
 def compare(*runs: Any, names: Sequence[str] | None = None,
             metrics: Sequence[str] | None = None, log_y: bool = False) -> Comparison:
     """Compare runs in one figure: each metric's curves overlaid, train and validation.
@@ -209,4 +237,4 @@ def compare(*runs: Any, names: Sequence[str] | None = None,
     return Comparison(curves, chosen, log_y=log_y)
 
 
-__all__ = ["Comparison", "RunCurves", "compare"]
+__all__ = ["Comparison", "RunCurves", "compare", "history_of", "overlay"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -115,6 +116,13 @@ class _PanelArtists:
         self.log = False
         self.marks: tuple[float, ...] = ()
         self._mark_lines: list = []
+        # an earlier run, faint and behind (not animated: part of the blitted background)
+        self.overlay: Any = None
+        self.ghost = Line2D([], [], color=TRAIN_COLOR, alpha=0.3, linewidth=1.0)
+        self.ghost_val = Line2D([], [], color=VAL_COLOR, alpha=0.3, linewidth=1.0,
+                                linestyle="--")
+        ax.add_line(self.ghost)
+        ax.add_line(self.ghost_val)
         self.style: tuple[str, str, str] = ("o", "none", "o")  # epoch markers, line; val markers
         self.ylim: tuple[float, float] | None = None
         self.xlim: tuple[float, float] | None = None
@@ -122,6 +130,16 @@ class _PanelArtists:
     @property
     def lines(self) -> tuple[Line2D, ...]:
         return self.raw, self.smooth, self.epochs, self.val
+
+    def set_overlay(self, overlay: Any) -> bool:
+        """Show an earlier run's `((x, train), (x, val))` faintly; True if it changed."""
+        if overlay is self.overlay:
+            return False
+        (tx, ty), (vx, vy) = overlay if overlay is not None else (([], []), ([], []))
+        self.ghost.set_data(tx, ty)
+        self.ghost_val.set_data(vx, vy)
+        self.overlay = overlay
+        return True
 
     def set_marks(self, marks: tuple[float, ...]) -> bool:
         """Dashed vertical lines where a hyperparameter changed; True if they changed
@@ -217,8 +235,9 @@ class PlotRenderer:
             artists.style = style
 
         stale = artists.set_marks(panel.marks)
+        stale |= artists.set_overlay(panel.overlay)
         ax = artists.ax
-        log = use_log_scale(panel.name, (by, ey, vy))
+        log = use_log_scale(panel.name, (by, ey, vy))  # the run's own values decide
         if log != artists.log:
             ax.set_yscale("log" if log else "linear", **({"nonpositive": "mask"} if log else {}))
             if not log:
@@ -227,7 +246,10 @@ class PlotRenderer:
         if artists.xlim != x_range:
             ax.set_xlim(*x_range)
             artists.xlim, stale = x_range, True
-        values = [v[np.isfinite(v)] for v in (by, ey, vy)]
+        shown = (by, ey, vy)
+        if panel.overlay is not None:
+            shown += (panel.overlay[0][1], panel.overlay[1][1])
+        values = [v[np.isfinite(v)] for v in shown]
         values = [v[v > 0] if log else v for v in values]
         values = [v for v in values if len(v)]
         if values:

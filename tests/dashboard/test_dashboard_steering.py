@@ -10,6 +10,7 @@ from dataclasses import replace
 
 import keras
 import numpy as np
+import pytest
 from helpers import make_data, make_model
 
 from nbtrain.dashboard.plot import MARK_COLOR, PlotRenderer
@@ -120,3 +121,39 @@ def test_the_text_status_prints_a_line_per_change():
     assert lines.index("nbtrain: learning_rate 0.01 -> 0.02 from epoch 1/2, batch 3/8") == 0
     assert "learning_rate: 0.0200" in lines[1]  # the epoch line shows the logged value
     assert np.isclose(run.history.history["learning_rate"], [0.02, 0.02]).all()
+
+
+def test_fit_compare_with_draws_the_earlier_run_faintly_behind_the_live_plot(cell):
+    import nbtrain
+    from nbtrain.dashboard.widget import Dashboard as DashboardType
+
+    x, y = make_data(64)
+    earlier = nbtrain.fit(make_model(), x, y, batch_size=8, epochs=2, validation_data=(x, y),
+                          display=False)
+    earlier.wait(TIMEOUT)
+    with pytest.raises(TypeError, match="Runs or keras.callbacks.History"):
+        nbtrain.fit(make_model(), x, y, batch_size=8, compare_with="run_a", display=False)
+    run = nbtrain.fit(make_model(optimizer=keras.optimizers.SGD(0.001)), x, y, batch_size=8,
+                      epochs=2, validation_data=(x, y), display=True, compare_with=earlier)
+    try:
+        run.wait(TIMEOUT)
+        (dashboard,) = [cb for cb in run.callbacks if isinstance(cb, DashboardType)]
+        (train_x, train_y), (val_x, val_y) = dashboard.tracker.overlay["loss"]
+        assert list(train_x) == [0.5, 1.5] and list(val_x) == [1.0, 2.0]
+        assert list(train_y) == earlier.history.history["loss"]
+        assert list(val_y) == earlier.history.history["val_loss"]
+        (panel,) = [p for p in dashboard.tracker.panels() if p.name == "loss"]
+        assert panel.overlay is dashboard.tracker.overlay["loss"]
+        renderer = PlotRenderer()  # the dashboard drops its renderer at the end: draw again
+        renderer.render(dashboard.tracker.panels(), (0.0, 2.0))
+        ax = renderer.figure.axes[0]
+        faint = [line for line in ax.get_lines() if line.get_alpha() == 0.3]
+        assert [list(line.get_ydata()) for line in faint] == [list(train_y), list(val_y)]
+        low, high = ax.get_ylim()
+        assert low <= min(train_y.min(), val_y.min()) and high >= max(train_y.max(), val_y.max())
+    finally:
+        run.close()
+        earlier.close()
+        for cb in run.callbacks:
+            if isinstance(cb, DashboardType):
+                cb.close()
