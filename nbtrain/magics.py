@@ -26,7 +26,7 @@ USAGE = """\
 %nbtrain pause|resume|stop|wait [NAME]
 %nbtrain resume NAME --epochs N
 %nbtrain lr [NAME] VALUE
-%nbtrain compare NAME NAME... [--metrics M ...] [--log]
+%nbtrain compare NAME NAME... [--metrics M ...] [--log] [--smoothing W]
 %nbtrain status
 %nbtrain legacy [on|off]
 Each subcommand takes --help."""
@@ -85,6 +85,8 @@ def _parsers() -> dict[str, _Parser]:
     compare.add_argument("names", nargs="+", help="Runs or Histories in the notebook, by name")
     compare.add_argument("--metrics", nargs="+", default=None, help="metrics to draw")
     compare.add_argument("--log", action="store_true", help="logarithmic y axes")
+    compare.add_argument("--smoothing", type=float, default=0.0,
+                         help="TensorBoard's smoothing weight in [0, 1) (default 0)")
     parsers["compare"] = compare
     parsers["status"] = _Parser(prog="%nbtrain status",
                                 description="A table of the runs in this kernel's namespace.")
@@ -212,7 +214,7 @@ class NbtrainMagics(Magics):
         %nbtrain pause|resume|stop|wait [NAME]
         %nbtrain resume NAME --epochs N
         %nbtrain lr [NAME] VALUE
-        %nbtrain compare NAME NAME... [--metrics M ...] [--log]
+        %nbtrain compare NAME NAME... [--metrics M ...] [--log] [--smoothing W]
         %nbtrain status
         %nbtrain legacy [on|off]
         ```
@@ -309,7 +311,8 @@ class NbtrainMagics(Magics):
                 raise UsageError(f"%nbtrain compare: no run named {name!r} in this notebook.")
             runs.append(self.shell.user_ns[name])
         try:
-            return compare(*runs, names=args.names, metrics=args.metrics, log_y=args.log)
+            return compare(*runs, names=args.names, metrics=args.metrics, log_y=args.log,
+                           smoothing=args.smoothing)
         except (ValueError, TypeError) as exc:
             raise UsageError(f"%nbtrain compare: {exc}") from None
 

@@ -79,15 +79,18 @@ class Comparison:
         runs: the `RunCurves` drawn, in order.
         metrics: the metrics drawn, one panel each.
         log_y: the y axes are logarithmic.
+        smoothing: TensorBoard's smoothing weight in [0, 1) (0: none).
         figure: the matplotlib `Figure` (Agg; not shown by pyplot).
         png: the figure as PNG bytes.
     """
 
     def __init__(self, runs: list[RunCurves], metrics: list[str], log_y: bool = False,
-                 width: float = 9.0, panel_height: float = 2.6, dpi: int = 80):
+                 smoothing: float = 0.0, width: float = 9.0, panel_height: float = 2.6,
+                 dpi: int = 80):
         self.runs = runs
         self.metrics = metrics
         self.log_y = log_y
+        self.smoothing = smoothing
         self.figure: Any = None
         self.png = self._draw(width, panel_height, dpi)
 
@@ -108,11 +111,16 @@ class Comparison:
                 color = COLORS[j % len(COLORS)]
                 train, val = run.values.get(metric), run.values.get(f"val_{metric}")
                 if train is not None:
-                    ax.plot(run.epochs, train, color=color, linewidth=1.5, marker="o",
-                            markersize=3, label=run.name)
+                    ax.plot(run.epochs, self._smoothed(train), color=color, linewidth=1.5,
+                            marker="o", markersize=3, label=run.name)
                 if val is not None:
-                    ax.plot(run.epochs, val, color=color, linewidth=1.2, linestyle="--",
-                            label=f"{run.name} (val)")
+                    ax.plot(run.epochs, self._smoothed(val), color=color, linewidth=1.2,
+                            linestyle="--", label=f"{run.name} (val)")
+                if self.smoothing:  # the raw values, faint, as TensorBoard shows them
+                    for raw, style in ((train, "-"), (val, "--")):
+                        if raw is not None:
+                            ax.plot(run.epochs, raw, color=color, alpha=0.25, linewidth=1.0,
+                                    linestyle=style, label="_raw")
             if self.log_y and _positive(ax):
                 ax.set_yscale("log")
             if i == 0:
@@ -122,6 +130,14 @@ class Comparison:
         out = io.BytesIO()
         figure.savefig(out, format="png", dpi=dpi)
         return out.getvalue()
+
+    def _smoothed(self, values: np.ndarray) -> np.ndarray:
+        if not self.smoothing:
+            return values
+        from nbtrain.dashboard.plot import smooth
+
+        # TensorBoard's weight w is an exponential average with alpha = 1 - w
+        return smooth(values, span=2.0 / (1.0 - self.smoothing) - 1.0)
 
     def summary(self) -> str:
         """The last value of each metric for each run, as text."""
@@ -181,7 +197,8 @@ def overlay(dashboard: Any, earlier: Any) -> None:
 
 
 def compare(*runs: Any, names: Sequence[str] | None = None,
-            metrics: Sequence[str] | None = None, log_y: bool = False) -> Comparison:
+            metrics: Sequence[str] | None = None, log_y: bool = False,
+            smoothing: float = 0.0) -> Comparison:
     """Compare runs in one figure: each metric's curves overlaid, train and validation.
 
     Args:
@@ -192,6 +209,8 @@ def compare(*runs: Any, names: Sequence[str] | None = None,
         metrics: the metrics to draw, without `val_` (default: every metric of
             any run, the loss first).
         log_y: logarithmic y axes (for panels whose values are all positive).
+        smoothing: TensorBoard's smoothing weight, in [0, 1): the curves are an
+            exponential moving average (debiased), the raw values drawn faintly.
 
     Returns:
         A `Comparison`; at the end of a cell it shows the figure, which a saved
@@ -199,7 +218,8 @@ def compare(*runs: Any, names: Sequence[str] | None = None,
 
     Raises:
         TypeError: something that is neither a Run nor a History.
-        ValueError: no runs, a wrong number of names, or an unknown metric.
+        ValueError: no runs, a wrong number of names, an unknown metric, or a
+            smoothing outside [0, 1).
 
     Example:
 
@@ -214,6 +234,8 @@ def compare(*runs: Any, names: Sequence[str] | None = None,
         runs = tuple(runs[0].values())
     if not runs:
         raise ValueError("nbtrain.compare needs at least one Run or History.")
+    if not 0.0 <= float(smoothing) < 1.0:
+        raise ValueError(f"smoothing must be in [0, 1) (TensorBoard's weight), got {smoothing!r}.")
     histories = [_history_of(run) for run in runs]
     if names is None:
         names = [str(getattr(run, "name", None) or f"run {i + 1}") for i, run in enumerate(runs)]
@@ -234,7 +256,7 @@ def compare(*runs: Any, names: Sequence[str] | None = None,
             raise ValueError(f"No run has the metric(s) {unknown}; they have {available}.")
     if not chosen:
         raise ValueError("The runs have no recorded epochs to compare yet.")
-    return Comparison(curves, chosen, log_y=log_y)
+    return Comparison(curves, chosen, log_y=log_y, smoothing=float(smoothing))
 
 
 __all__ = ["Comparison", "RunCurves", "compare", "history_of", "overlay"]

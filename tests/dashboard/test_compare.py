@@ -81,3 +81,18 @@ def test_bad_input_is_refused_clearly():
         nbtrain.compare(history(loss=[1.0]), history(loss=[1.0]), names=["a"])
     with pytest.raises(ValueError, match=r"No run has the metric\(s\) \['auc'\]"):
         nbtrain.compare(history(loss=[1.0]), metrics=["auc"])
+
+
+def test_smoothing_draws_the_average_and_the_raw_values_faintly():
+    values = [4.0, 1.0, 3.0, 0.5, 2.0]
+    comparison = nbtrain.compare(history(loss=values), names=["a"], smoothing=0.6)
+    lines = comparison.figure.axes[0].get_lines()
+    shown, raw = lines[0], [line for line in lines if line.get_alpha() == 0.25]
+    expected, acc, weight = [], 0.0, 0.0
+    for value in values:  # TensorBoard's debiased exponential average, weight 0.6
+        acc, weight = 0.6 * acc + 0.4 * value, 0.6 * weight + 0.4
+        expected.append(acc / weight)
+    assert list(shown.get_ydata()) == pytest.approx(expected)
+    assert [list(line.get_ydata()) for line in raw] == [values]
+    with pytest.raises(ValueError, match=r"smoothing must be in \[0, 1\)"):
+        nbtrain.compare(history(loss=values), smoothing=1.0)
