@@ -185,6 +185,14 @@ class PlotRenderer:
         self.full_draws = 0
         self.blits = 0
         self.size = (0, 0)
+        self.log_y: bool | None = None  # None: per panel, by the metric's name and values
+        self.smoothing: float | None = None  # TensorBoard's weight; None: a 30th of the points
+
+    def smoothing_span(self) -> float | None:
+        """The span `smooth` takes for the smoothing weight (None: its default)."""
+        if self.smoothing is None:
+            return None
+        return 2.0 / (1.0 - self.smoothing) - 1.0
 
     def _layout(self, names: Sequence[str]) -> None:
         figure = self.figure
@@ -222,7 +230,7 @@ class PlotRenderer:
         ex, ey = panel.epochs
         vx, vy = panel.val
         artists.raw.set_data(bx, by)
-        artists.smooth.set_data(bx, smooth(by))
+        artists.smooth.set_data(bx, smooth(by, self.smoothing_span()))
         artists.epochs.set_data(ex, ey)
         artists.val.set_data(vx, vy)
         many = len(ex) > _MAX_MARKERS
@@ -237,7 +245,9 @@ class PlotRenderer:
         stale = artists.set_marks(panel.marks)
         stale |= artists.set_overlay(panel.overlay)
         ax = artists.ax
-        log = use_log_scale(panel.name, (by, ey, vy))  # the run's own values decide
+        log = self.log_y if self.log_y is not None else use_log_scale(panel.name, (by, ey, vy))
+        if log and not all(np.all(v[np.isfinite(v)] > 0) for v in (by, ey, vy)):
+            log = False  # a log axis cannot show values <= 0
         if log != artists.log:
             ax.set_yscale("log" if log else "linear", **({"nonpositive": "mask"} if log else {}))
             if not log:

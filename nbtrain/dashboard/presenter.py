@@ -16,6 +16,7 @@ from typing import Any
 
 from nbtrain.dashboard import format as fmt
 from nbtrain.dashboard.plot import PlotRenderer
+from nbtrain.dashboard.plotcontrols import PlotOptions
 from nbtrain.dashboard.snapshot import Snapshot
 from nbtrain.dashboard.throttle import Throttle
 from nbtrain.dashboard.tracker import MetricTracker
@@ -104,6 +105,7 @@ class Presenter:
         self.flush_next = False  # the batch in flight at a state change is shown at once
         self._version = 0
         self._plotted: Any = -1  # what the last render showed
+        self.plot_options = PlotOptions()  # log scale, smoothing, metrics (plot controls)
 
     def changed(self) -> None:
         """The tracker changed beyond new batches (an epoch ended, a history loaded)."""
@@ -179,6 +181,19 @@ class Presenter:
             if self.plot and (force or throttle.plot_due(now)):
                 self._render()
 
+    def replot(self) -> None:
+        """The plot options changed: draw again now if nothing trains (then an ended
+        run's snapshot is written again with it), else at the next due render."""
+        with self.lock:
+            self.changed()
+            if self.state in ACTIVE:
+                return
+            if self.plot:
+                self._render()
+            if self.state in ENDED and self.snapshot.outputs:
+                self.snapshot.write(*self.snapshot_bundles())
+                self.renderer = None
+
     def _update_widgets(self, now: float) -> int:
         view, tracker = self.view, self.tracker
         epochs, steps, done = self.epochs(), tracker.steps, tracker.done
@@ -207,13 +222,14 @@ class Presenter:
         version = (self._version, tracker.total, tracker.epoch, len(tracker.metrics))
         if version == self._plotted:
             return
-        panels = tracker.panels()
+        panels = self.plot_options.select(tracker.panels())
         if not panels:
             return
         clock = self.throttle.clock
         start = clock()
         if self.renderer is None:
             self.renderer = PlotRenderer()
+        self.plot_options.apply(self.renderer)
         png = self.renderer.render(panels, tracker.x_range(self.epochs()))
         self.snapshot.png = png
         self.view.set_plot(png, live=not (self.snapshot.outputs and self.state in ENDED))

@@ -30,6 +30,7 @@ import keras
 from nbtrain.dashboard import notebook
 from nbtrain.dashboard.cell import CellControls
 from nbtrain.dashboard.controls import RunControls
+from nbtrain.dashboard.plotcontrols import PlotControls
 from nbtrain.dashboard.presenter import Presenter
 from nbtrain.dashboard.steering import SteeringControls
 from nbtrain.dashboard.throttle import Throttle
@@ -141,6 +142,7 @@ class Dashboard(keras.callbacks.Callback):
         self.presenter = Presenter(self._epochs, plot=plot, batch_logs=batch_logs,
                                    capacity=capacity, throttle=throttle)
         self.auto_display = auto_display
+        self.plot_controls = PlotControls.attach(self.presenter) if plot else None
         self.controls: RunControls | None = None
         self.steering: SteeringControls | None = None  # the learning-rate field (bound runs)
         self.fresh = False  # a plain fit after an ended one: its first epoch starts over
