@@ -25,6 +25,7 @@ _LAZY = {
     "multi_worker_strategy": "nbtrain.engine.distributed",
     "WorkerLostError": "nbtrain.engine.distributed",
     "Dashboard": "nbtrain.dashboard",
+    "compare": "nbtrain.dashboard.compare",
 }
 _MODULES = {"legacy": "nbtrain.legacy"}
 
@@ -36,6 +37,7 @@ __all__ = [
     "Sequence",
     "ShardedSequence",
     "WorkerLostError",
+    "compare",
     "evaluate_generator",
     "fit",
     "fit_generator",

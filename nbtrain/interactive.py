@@ -33,7 +33,8 @@ def fit(model: Any, x: Any, y: Any = None, *, batch_size: int | None = None, epo
         sample_weight: Any = None, initial_epoch: int = 0, steps_per_epoch: int | None = None,
         validation_steps: int | None = None, validation_batch_size: int | None = None,
         validation_freq: Any = 1, workers: int = 1, use_multiprocessing: bool = False,
-        max_queue_size: int = 10, display: bool | None = None) -> Run:
+        max_queue_size: int = 10, display: bool | None = None,
+        compare_with: Any = None) -> Run:
     """Train `model` in a background thread and return its `Run` at once.
 
     Takes every argument of `model.fit`, with Keras's meaning, plus Keras 2's
@@ -78,6 +79,9 @@ def fit(model: Any, x: Any, y: Any = None, *, batch_size: int | None = None, epo
         display: None shows the dashboard in a notebook (text elsewhere, see
             `verbose`; nothing on a multi-worker job's workers other than the
             chief); True always the dashboard; False nothing.
+        compare_with: an earlier `nbtrain.Run` or `keras.callbacks.History`
+            whose epoch curves the dashboard's plot draws faintly behind this
+            run's (see `nbtrain.compare` for a figure of several runs).
 
     Returns:
         The started `nbtrain.Run`.
@@ -95,6 +99,10 @@ def fit(model: Any, x: Any, y: Any = None, *, batch_size: int | None = None, epo
         raise ValueError(f"`display` must be None, True or False, got {display!r}.")
     if verbose != "auto":
         check_verbose(verbose)
+    if compare_with is not None:
+        from nbtrain.dashboard.compare import history_of
+
+        history_of(compare_with)  # a clear TypeError before anything starts
     run = Run(model, x, y, batch_size=batch_size, epochs=epochs, steps_per_epoch=steps_per_epoch,
               validation_data=validation_data, validation_steps=validation_steps,
               validation_freq=validation_freq, callbacks=callbacks, class_weight=class_weight,
@@ -102,7 +110,11 @@ def fit(model: Any, x: Any, y: Any = None, *, batch_size: int | None = None, epo
               max_queue_size=max_queue_size, shuffle=shuffle, initial_epoch=initial_epoch,
               sample_weight=sample_weight, validation_split=validation_split,
               validation_batch_size=validation_batch_size)
-    attach_display(run, display, verbose)
+    shown = attach_display(run, display, verbose)
+    if compare_with is not None:
+        from nbtrain.dashboard.compare import overlay
+
+        overlay(shown, compare_with)
     run.start()
     _STARTED.add(run)
     return run

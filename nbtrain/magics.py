@@ -25,6 +25,8 @@ USAGE = """\
              [--workers N] [--processes] [--as NAME]
 %nbtrain pause|resume|stop|wait [NAME]
 %nbtrain resume NAME --epochs N
+%nbtrain lr [NAME] VALUE
+%nbtrain compare NAME NAME... [--metrics M ...] [--log] [--smoothing W]
 %nbtrain status
 %nbtrain legacy [on|off]
 Each subcommand takes --help."""
@@ -72,6 +74,20 @@ def _parsers() -> dict[str, _Parser]:
     resume.add_argument("name", nargs="?", default="run", help="the Run's name (default run)")
     resume.add_argument("--epochs", type=int, default=None, help="new final epoch")
     parsers["resume"] = resume
+    lr = _Parser(prog="%nbtrain lr",
+                 description="Set a run's learning rate from its next batch (running, paused or "
+                             "stopped).")
+    lr.add_argument("words", nargs="+", metavar="[NAME] VALUE",
+                    help="the Run's name (default run) and the new learning rate")
+    parsers["lr"] = lr
+    compare = _Parser(prog="%nbtrain compare",
+                      description="One figure of the runs' curves overlaid, labelled by name.")
+    compare.add_argument("names", nargs="+", help="Runs or Histories in the notebook, by name")
+    compare.add_argument("--metrics", nargs="+", default=None, help="metrics to draw")
+    compare.add_argument("--log", action="store_true", help="logarithmic y axes")
+    compare.add_argument("--smoothing", type=float, default=0.0,
+                         help="TensorBoard's smoothing weight in [0, 1) (default 0)")
+    parsers["compare"] = compare
     parsers["status"] = _Parser(prog="%nbtrain status",
                                 description="A table of the runs in this kernel's namespace.")
     legacy = _Parser(prog="%nbtrain legacy",
@@ -206,6 +222,8 @@ class NbtrainMagics(Magics):
                      [--workers N] [--processes] [--as NAME]
         %nbtrain pause|resume|stop|wait [NAME]
         %nbtrain resume NAME --epochs N
+        %nbtrain lr [NAME] VALUE
+        %nbtrain compare NAME NAME... [--metrics M ...] [--log] [--smoothing W]
         %nbtrain status
         %nbtrain legacy [on|off]
         ```
@@ -277,6 +295,35 @@ class NbtrainMagics(Magics):
             run.resume(epochs=args.epochs)
         except ValueError as exc:
             raise UsageError(f"%nbtrain resume: {exc}") from None
+
+    def _lr(self, args: argparse.Namespace) -> None:
+        if len(args.words) > 2:
+            raise UsageError(f"%nbtrain lr: expected [NAME] VALUE, got {' '.join(args.words)!r}.")
+        name, text = args.words if len(args.words) == 2 else ("run", args.words[0])
+        try:
+            value = float(text)
+        except ValueError:
+            raise UsageError(f"%nbtrain lr: {text!r} is not a number.") from None
+        run = self._run(name)
+        try:
+            run.set_learning_rate(value)
+        except (ValueError, TypeError, RuntimeError) as exc:
+            raise UsageError(f"%nbtrain lr: {exc}") from None
+        print(f"{name}: learning rate {value:g} from the next batch.")
+
+    def _compare(self, args: argparse.Namespace) -> Any:
+        from nbtrain.dashboard.compare import compare
+
+        runs = []
+        for name in args.names:
+            if name not in self.shell.user_ns:
+                raise UsageError(f"%nbtrain compare: no run named {name!r} in this notebook.")
+            runs.append(self.shell.user_ns[name])
+        try:
+            return compare(*runs, names=args.names, metrics=args.metrics, log_y=args.log,
+                           smoothing=args.smoothing)
+        except (ValueError, TypeError) as exc:
+            raise UsageError(f"%nbtrain compare: {exc}") from None
 
     def _wait(self, args: argparse.Namespace) -> Any:
         return self._run(args.name).wait()

@@ -29,7 +29,7 @@ def shell(ipython):
             value.stop()
             value.wait(timeout=30)
     shell.run_line_magic("unload_ext", "nbtrain")
-    for name in ("run", "r2", "model", "seq", "gen", "x", "y", "val", "history"):
+    for name in ("run", "r2", "model", "seq", "gen", "x", "y", "val", "history", "m2", "h"):
         shell.user_ns.pop(name, None)
 
 
@@ -190,3 +190,65 @@ def test_split_words():
         "fit", "m", "d", "--validation", "(xv, yv)"]
     assert split_words("fit m data[:, 0:2] --validation=(a, b)") == [
         "fit", "m", "data[:, 0:2]", "--validation=(a, b)"]
+
+
+# -- %nbtrain lr and %nbtrain compare ------------------------------------------------------
+
+def lr_of(model) -> float:
+    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+
+
+def test_lr_sets_the_learning_rate_of_the_named_or_default_run(shell, capsys):
+    x, y = make_data(32)
+    shell.user_ns.update(model=make_model(), m2=make_model(), x=x, y=y)
+    magic(shell, "fit model (x, y) --batch-size 8 --epochs 1")
+    magic(shell, "fit m2 (x, y) --batch-size 8 --epochs 1 --as r2")
+    magic(shell, "wait")
+    magic(shell, "wait r2")
+    magic(shell, "lr 0.05")
+    magic(shell, "lr r2 0.002")
+    assert "run: learning rate 0.05 from the next batch." in capsys.readouterr().out
+    magic(shell, "resume run --epochs 2")
+    magic(shell, "resume r2 --epochs 2")
+    magic(shell, "wait")
+    magic(shell, "wait r2")
+    run, r2 = shell.user_ns["run"], shell.user_ns["r2"]
+    assert [(c.epoch, c.batch, c.new) for c in run.hyperparameter_changes] == [(1, 0, 0.05)]
+    assert [(c.epoch, c.batch, c.new) for c in r2.hyperparameter_changes] == [(1, 0, 0.002)]
+    assert lr_of(shell.user_ns["model"]) == pytest.approx(0.05)
+    assert run.history.history["learning_rate"] == pytest.approx([0.01, 0.05])
+
+
+def test_lr_refuses_bad_input_with_a_usage_error(shell):
+    x, y = make_data(32)
+    shell.user_ns.update(model=make_model(), x=x, y=y)
+    magic(shell, "fit model (x, y) --batch-size 8 --epochs 1")
+    magic(shell, "wait")
+    with pytest.raises(UsageError, match="'fast' is not a number"):
+        magic(shell, "lr fast")
+    with pytest.raises(UsageError, match=">= 0"):
+        magic(shell, "lr -1")
+    with pytest.raises(UsageError, match="no run named 'nope'"):
+        magic(shell, "lr nope 0.1")
+    with pytest.raises(UsageError, match="expected \\[NAME\\] VALUE"):
+        magic(shell, "lr run 0.1 0.2")
+    assert shell.user_ns["run"].hyperparameter_changes == []
+
+
+def test_compare_draws_the_named_runs_and_histories(shell):
+    x, y = make_data(32)
+    shell.user_ns.update(model=make_model(), x=x, y=y)
+    magic(shell, "fit model (x, y) --batch-size 8 --epochs 2")
+    shell.user_ns["h"] = magic(shell, "wait")
+    shell.user_ns["m2"] = make_model(optimizer=keras.optimizers.SGD(0.001))
+    magic(shell, "fit m2 (x, y) --batch-size 8 --epochs 2 --as r2")
+    magic(shell, "wait r2")
+    comparison = magic(shell, "compare h r2 --metrics loss --log --smoothing 0.5")
+    assert [run.name for run in comparison.runs] == ["h", "r2"]
+    assert comparison.metrics == ["loss"] and comparison.log_y and comparison.smoothing == 0.5
+    labels = [line.get_label() for line in comparison.figure.axes[0].get_lines()]
+    assert [label for label in labels if label != "_raw"] == ["h", "r2"]
+    with pytest.raises(UsageError, match="no run named 'nope'"):
+        magic(shell, "compare h nope")
+    with pytest.raises(UsageError, match="No run has the metric"):
+        magic(shell, "compare h --metrics auc")

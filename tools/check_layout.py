@@ -39,6 +39,7 @@ KNOWN = {
     "_pop_writer": "Keras TensorBoard: pop its thread-local writer at an interruption",
     "_train_writer": "Keras TensorBoard: its writer, re-pushed on a new pass's thread",
     "_global_train_batch": "Keras TensorBoard: its batch step, kept across training segments",
+    "_learning_rate": "Keras optimizer: its learning-rate variable or schedule (engine.steering)",
     "_initial_epoch": "Keras BackupAndRestore: the restored epoch (what Keras's own fit reads)",
     "_exit": "os._exit: a worker process ends without running the parent's exit hooks",
     "_name": "multiprocessing.Process's name, read by the spawn launcher (data._spawn)",

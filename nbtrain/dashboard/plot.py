@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -26,6 +27,7 @@ from nbtrain.dashboard.tracker import Panel
 
 TRAIN_COLOR = "#1f77b4"
 VAL_COLOR = "#ff7f0e"
+MARK_COLOR = "#7f7f7f"  # where a hyperparameter was changed (steering)
 LOG_RATIO = 100.0
 """A loss whose largest value is this many times its smallest is drawn on a log scale."""
 _MARGIN = 0.08
@@ -119,6 +121,15 @@ class _PanelArtists:
         for line in self.lines:
             ax.add_line(line)
         self.log = False
+        self.marks: tuple[float, ...] = ()
+        self._mark_lines: list = []
+        # an earlier run, faint and behind (not animated: part of the blitted background)
+        self.overlay: Any = None
+        self.ghost = Line2D([], [], color=TRAIN_COLOR, alpha=0.3, linewidth=1.0)
+        self.ghost_val = Line2D([], [], color=VAL_COLOR, alpha=0.3, linewidth=1.0,
+                                linestyle="--")
+        ax.add_line(self.ghost)
+        ax.add_line(self.ghost_val)
         self.style: tuple[str, str, str] = ("o", "none", "o")  # epoch markers, line; val markers
         self.ylim: tuple[float, float] | None = None
         self.xlim: tuple[float, float] | None = None
@@ -126,6 +137,28 @@ class _PanelArtists:
     @property
     def lines(self) -> tuple[Line2D, ...]:
         return self.raw, self.smooth, self.epochs, self.val
+
+    def set_overlay(self, overlay: Any) -> bool:
+        """Show an earlier run's `((x, train), (x, val))` faintly; True if it changed."""
+        if overlay is self.overlay:
+            return False
+        (tx, ty), (vx, vy) = overlay if overlay is not None else (([], []), ([], []))
+        self.ghost.set_data(tx, ty)
+        self.ghost_val.set_data(vx, vy)
+        self.overlay = overlay
+        return True
+
+    def set_marks(self, marks: tuple[float, ...]) -> bool:
+        """Dashed vertical lines where a hyperparameter changed; True if they changed
+        (they are part of the background, drawn again only then)."""
+        if marks == self.marks:
+            return False
+        for line in self._mark_lines:
+            line.remove()
+        self._mark_lines = [self.ax.axvline(x, color=MARK_COLOR, linestyle="--", linewidth=0.9)
+                            for x in marks]
+        self.marks = marks
+        return True
 
 
 class PlotRenderer:
@@ -159,6 +192,14 @@ class PlotRenderer:
         self.full_draws = 0
         self.blits = 0
         self.size = (0, 0)
+        self.log_y: bool | None = None  # None: per panel, by the metric's name and values
+        self.smoothing: float | None = None  # TensorBoard's weight; None: a 30th of the points
+
+    def smoothing_span(self) -> float | None:
+        """The span `smooth` takes for the smoothing weight (None: its default)."""
+        if self.smoothing is None:
+            return None
+        return 2.0 / (1.0 - self.smoothing) - 1.0
 
     def _layout(self, names: Sequence[str]) -> None:
         figure = self.figure
@@ -196,7 +237,7 @@ class PlotRenderer:
         ex, ey = panel.epochs
         vx, vy = panel.val
         artists.raw.set_data(bx, by)
-        artists.smooth.set_data(bx, smooth(by))
+        artists.smooth.set_data(bx, smooth(by, self.smoothing_span()))
         artists.epochs.set_data(ex, ey)
         artists.val.set_data(vx, vy)
         many = len(ex) > _MAX_MARKERS
@@ -208,9 +249,12 @@ class PlotRenderer:
             artists.val.set_marker(style[2])
             artists.style = style
 
-        stale = False
+        stale = artists.set_marks(panel.marks)
+        stale |= artists.set_overlay(panel.overlay)
         ax = artists.ax
-        log = use_log_scale(panel.name, (by, ey, vy))
+        log = self.log_y if self.log_y is not None else use_log_scale(panel.name, (by, ey, vy))
+        if log and not all(np.all(v[np.isfinite(v)] > 0) for v in (by, ey, vy)):
+            log = False  # a log axis cannot show values <= 0
         if log != artists.log:
             ax.set_yscale("log" if log else "linear", **({"nonpositive": "mask"} if log else {}))
             if not log:
@@ -219,7 +263,10 @@ class PlotRenderer:
         if artists.xlim != x_range:
             ax.set_xlim(*x_range)
             artists.xlim, stale = x_range, True
-        values = [v[np.isfinite(v)] for v in (by, ey, vy)]
+        shown = (by, ey, vy)
+        if panel.overlay is not None:
+            shown += (panel.overlay[0][1], panel.overlay[1][1])
+        values = [v[np.isfinite(v)] for v in shown]
         values = [v[v > 0] if log else v for v in values]
         values = [v for v in values if len(v)]
         if values:

@@ -16,6 +16,7 @@ from typing import Any
 
 from nbtrain.dashboard import format as fmt
 from nbtrain.dashboard.plot import PlotRenderer
+from nbtrain.dashboard.plotcontrols import PlotOptions
 from nbtrain.dashboard.snapshot import Snapshot
 from nbtrain.dashboard.throttle import Throttle
 from nbtrain.dashboard.tracker import MetricTracker
@@ -109,6 +110,7 @@ class Presenter:
         self.flush_next = False  # the batch in flight at a state change is shown at once
         self._version = 0
         self._plotted: Any = -1  # what the last render showed
+        self.plot_options = PlotOptions()  # log scale, smoothing, metrics (plot controls)
 
     def changed(self) -> None:
         """The tracker changed beyond new batches (an epoch ended, a history loaded)."""
@@ -180,6 +182,19 @@ class Presenter:
             if self.plot and (force or throttle.plot_due(now)):
                 self._render()
 
+    def replot(self) -> None:
+        """The plot options changed: draw again now if nothing trains (then an ended
+        run's snapshot is written again with it), else at the next due render."""
+        with self.lock:
+            self.changed()
+            if self.state in ACTIVE:
+                return
+            if self.plot:
+                self._render()
+            if self.state in ENDED and self.snapshot.outputs:
+                self.snapshot.write(*self.snapshot_bundles())
+                self.renderer = None
+
     def _update_widgets(self, now: float) -> int:
         view, tracker = self.view, self.tracker
         epochs, steps, done = self.epochs(), tracker.steps, tracker.done
@@ -212,13 +227,15 @@ class Presenter:
         if version == self._plotted:
             return
         # no empty axes with an arbitrary y range before a metric's first visible point
-        panels = [panel for panel in tracker.panels() if _drawable(panel)]
+        panels = [panel for panel in self.plot_options.select(tracker.panels())
+                  if _drawable(panel)]
         if not panels:
             return
         clock = self.throttle.clock
         start = clock()
         if self.renderer is None:
             self.renderer = PlotRenderer()
+        self.plot_options.apply(self.renderer)
         png = self.renderer.render(panels, tracker.x_range(self.epochs()))
         self.snapshot.png = png
         self.view.set_plot(png)

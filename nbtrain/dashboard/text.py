@@ -59,6 +59,8 @@ class TextStatus(keras.callbacks.Callback):
         """
         status = cls(run, stream, epoch_lines)
         run.add_listener(status.on_state)
+        if hasattr(run, "add_steering_listener"):
+            run.add_steering_listener(status.on_steered)
         run.add_callback(status)
         return status
 
@@ -83,6 +85,13 @@ class TextStatus(keras.callbacks.Callback):
         if old == CREATED:
             return
         self._write(self.describe())
+
+    def on_steered(self, run: Any, change: Any) -> None:
+        """Steering listener: a line per hyperparameter change, e.g.
+        `nbtrain: learning_rate 0.1 -> 0.01 from epoch 2/5, batch 5/100`."""
+        self._write(f"nbtrain: {change.name} {change.old:.4g} -> {change.new:.4g} from epoch "
+                    f"{epoch_fraction(change.epoch, run.epochs)}, batch "
+                    f"{batch_fraction(change.batch + 1, change.steps)}")
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if not self.epoch_lines:

@@ -111,6 +111,8 @@ class Panel:
     batch: tuple[np.ndarray, np.ndarray]
     epochs: tuple[np.ndarray, np.ndarray]
     val: tuple[np.ndarray, np.ndarray]
+    marks: tuple[float, ...] = ()  # where a hyperparameter changed (a steered run)
+    overlay: Any = None  # an earlier run's ((x, train), (x, val)) arrays, drawn faintly
 
 
 class MetricTracker:
@@ -156,6 +158,8 @@ class MetricTracker:
         self._sums: dict = {}  # batch_logs="batch": sums over the epoch
         self._room = 1.0
         self._completed: int | None = None  # the last epoch that ended complete
+        self.marks: tuple[float, ...] = ()  # positions (in epochs) of hyperparameter changes
+        self.overlay: dict[str, Any] = getattr(self, "overlay", {})  # kept across reset()
 
     # -- events ---------------------------------------------------------------------------
 
@@ -284,6 +288,34 @@ class MetricTracker:
             self.epoch = self._completed = epoch
             self.done = 0
 
+    def set_overlay(self, history: Any) -> None:
+        """Draw an earlier run's epoch-level curves (a `keras.callbacks.History`)
+        faintly behind this one's: training values midway through each epoch,
+        validation values at its end, as this run's own are placed."""
+        epochs = np.array(list(getattr(history, "epoch", None) or []), dtype=float)
+        overlay: dict[str, Any] = {}
+        for key, values in (getattr(history, "history", None) or {}).items():
+            try:
+                values = np.array(values, dtype=float)
+            except (TypeError, ValueError):
+                continue
+            if values.ndim != 1 or len(values) != len(epochs):
+                continue
+            is_val = key.startswith("val_")
+            name = key[4:] if is_val else key
+            empty = (np.empty(0), np.empty(0))
+            train, val = overlay.get(name, (empty, empty))
+            if is_val:
+                val = (epochs + 1.0, values)
+            else:
+                train = (epochs + 0.5, values)
+            overlay[name] = (train, val)
+        self.overlay = overlay
+
+    def mark(self, x: float) -> None:
+        """Mark position `x` (in epochs) on every panel: a hyperparameter changed there."""
+        self.marks = (*self.marks, float(x))
+
     # -- reading --------------------------------------------------------------------------
 
     def _metric(self, name: str) -> Metric:
@@ -316,7 +348,8 @@ class MetricTracker:
             if not (len(metric.batch) or len(metric.epochs) or len(metric.val_points)):
                 continue
             out.append(Panel(metric.name, metric.batch.arrays(), metric.epochs.arrays(),
-                             metric.val_points.arrays()))
+                             metric.val_points.arrays(), self.marks,
+                             self.overlay.get(metric.name)))
         return out
 
     def x_range(self, epochs: int | None) -> tuple[float, float]:

@@ -29,7 +29,9 @@ import keras
 from nbtrain.dashboard import failure, notebook
 from nbtrain.dashboard.cell import CellControls
 from nbtrain.dashboard.controls import RunControls
+from nbtrain.dashboard.plotcontrols import PlotControls
 from nbtrain.dashboard.presenter import Presenter
+from nbtrain.dashboard.steering import SteeringControls
 from nbtrain.dashboard.throttle import Throttle
 from nbtrain.run.state import ACTIVE, ENDED, FAILED, FINISHED, RUNNING, STOPPED
 
@@ -139,7 +141,9 @@ class Dashboard(keras.callbacks.Callback):
         self.presenter = Presenter(self._epochs, plot=plot, batch_logs=batch_logs,
                                    capacity=capacity, throttle=throttle)
         self.auto_display = auto_display
+        self.plot_controls = PlotControls.attach(self.presenter) if plot else None
         self.controls: RunControls | None = None
+        self.steering: SteeringControls | None = None  # the learning-rate field (bound runs)
         self.fresh = False  # a plain fit after an ended one: its first epoch starts over
         self._hooks: Any = _Live(self)  # or the text progress outside a notebook
         self._warnings: _WarningCapture | None = None
@@ -246,11 +250,14 @@ class Dashboard(keras.callbacks.Callback):
         self.controls = RunControls(self, run, follows_history)
         _BOUND[id(run)] = self
         self.controls.bind()
+        self.steering = SteeringControls.attach(self, run)
 
     def close(self) -> None:
         """Unbind from the run, stop capturing warnings and close the widgets."""
         if self.controls is not None:
             self.controls.unbind()
+        if self.steering is not None:
+            self.steering.detach()
         self._release_hooks()
         self.view.close()
 

@@ -7,6 +7,12 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from nbtrain.data import is_sequence, sequence_length
+from nbtrain.engine.steering import (
+    HyperparameterChange,
+    assign_hyperparameters,
+    check_hyperparameters,
+    steerable_names,
+)
 
 
 class Position(NamedTuple):
@@ -52,7 +58,7 @@ class HeldMetrics:
 class LoopControls:
     """What a controller may ask of a `FitLoop` (its base class).
 
-    The loop sets `epochs`, `gate`, `state`, `callbacks`, `steps_per_epoch`,
+    The loop sets `model`, `epochs`, `gate`, `state`, `callbacks`, `steps_per_epoch`,
     `train_steps` and `train_stream`.
     """
 
@@ -91,6 +97,24 @@ class LoopControls:
             except Exception:  # noqa: BLE001 - a length the user's code fails to give
                 return None
         return None
+
+    def steerable_names(self) -> list[str]:
+        """The optimizer's hyperparameters that can change while training, sorted
+        (`nbtrain.engine.steering.steerable_names`)."""
+        return steerable_names(getattr(self.model, "optimizer", None))
+
+    def check_hyperparameters(self, values: dict[str, Any]) -> dict[str, float]:
+        """Check a change for `set_hyperparameters` (any thread; raises before any work)."""
+        return check_hyperparameters(getattr(self.model, "optimizer", None), values)
+
+    def set_hyperparameters(self, values: dict[str, float]) -> list[HyperparameterChange]:
+        """Assign checked hyperparameter values now, between two batches (the training
+        thread's gate, or while no pass is in progress); return the changes, placed
+        at the next batch to train."""
+        old = assign_hyperparameters(self.model.optimizer, values)
+        epoch, batch, steps = self.position()
+        return [HyperparameterChange(epoch, batch, steps, name, old[name], value)
+                for name, value in values.items()]
 
     def held_metrics(self) -> HeldMetrics:
         """Keep the metric state, while the loop holds between two batches, to be

@@ -27,8 +27,9 @@ class Coordinator(Protocol):
     is_chief: bool
     task: str
 
-    def gate(self, local: Callable[[], None]) -> Callable[[], None]:
-        """The gate the loop calls before each step, given the Run's own (`Hold.gate`)."""
+    def gate(self, local: Callable[[], None], steering: Any) -> Callable[[], None]:
+        """The gate the loop calls before each step, given the Run's own (`Hold.gate`)
+        and its `RunSteering` (pending hyperparameters, applied before the step)."""
 
     def set_epochs(self, epochs: int, pass_active: bool) -> None:
         """`run.resume(epochs=N)`: make `epochs` the final epoch."""
@@ -65,8 +66,15 @@ class LocalCoordinator:
     def __init__(self, loop: Any):
         self.loop = loop
 
-    def gate(self, local: Callable[[], None]) -> Callable[[], None]:
-        return local
+    def gate(self, local: Callable[[], None], steering: Any) -> Callable[[], None]:
+        apply = steering.apply_pending
+
+        def gate() -> None:
+            local()
+            if steering.pending:  # read without the lock: apply_pending takes it
+                apply()
+
+        return gate
 
     def set_epochs(self, epochs: int, pass_active: bool) -> None:
         self.loop.set_epochs(epochs)

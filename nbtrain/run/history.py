@@ -35,6 +35,22 @@ class RunHistory(keras.callbacks.History):
         if not any(not key.startswith("val_") for key in logs):
             return
         self._entries[int(epoch)] = logs
+        self._rebuild()
+
+    def fill(self, key: str, values: dict[int, float]) -> None:
+        """Give the recorded epochs that lack `key` its value from `values` (by epoch),
+        so a log that appears mid-run (a steered `learning_rate`) lines up with `epoch`.
+
+        Args:
+            key: the log's name.
+            values: epoch to value; epochs not in it are left as they are.
+        """
+        for epoch, logs in self._entries.items():
+            if key not in logs and epoch in values:
+                logs[key] = values[epoch]
+        self._rebuild()
+
+    def _rebuild(self) -> None:
         self.epoch = sorted(self._entries)
         history: dict[str, list] = {}
         for number in self.epoch:

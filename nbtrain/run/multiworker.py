@@ -76,7 +76,8 @@ class WorkerCoordinator:
     """Keeps one worker's `Run` in step with the other workers of its job.
 
     It is the Run's `Coordinator` and, for its `CollectiveGate`, the worker's
-    `LocalControl` (`command`, `epochs`, `wait`, `agreed`).
+    `LocalControl` (`command`, `epochs`, `hyperparameters`, `wait`, `agreed`,
+    `applied`).
 
     Args:
         status: the Run's `RunStatus`.
@@ -105,6 +106,7 @@ class WorkerCoordinator:
         self.collective_gate = CollectiveGate(self.control, loop, self, heartbeat=heartbeat)
         self.heartbeat = self.collective_gate.heartbeat
         self._requested_epochs: int | None = None
+        self.steering: Any = None  # the Run's RunSteering (set with the gate)
         self._decision: tuple[int, int] | None = None  # what the heartbeat thread sends last
         self._beat: threading.Thread | None = None
         self._beat_error: BaseException | None = None
@@ -135,6 +137,18 @@ class WorkerCoordinator:
                 if self.status.state in (PAUSING, PAUSED):
                     self.status.cond.wait(timeout)
 
+    def hyperparameters(self) -> dict[str, float]:
+        """The chief's pending hyperparameter values (none elsewhere)."""
+        steering = self.steering
+        if not self.is_chief or steering is None or not steering.pending:
+            return {}
+        return dict(steering.pending)
+
+    def applied(self, changes: list) -> None:
+        """Every worker applied `changes` at this gate: record them."""
+        if self.steering is not None:
+            self.steering.agreed(changes)
+
     def agreed(self, command: int) -> None:
         """Show the agreed command as the state: on the chief, `'pausing'` becomes
         `'paused'` once every worker holds; the followers follow."""
@@ -160,8 +174,10 @@ class WorkerCoordinator:
 
     # -- the Coordinator protocol --------------------------------------------------------
 
-    def gate(self, local: Callable[[], None]) -> Callable[[], None]:
-        """The `CollectiveGate` (the Run's own gate is not used in a job)."""
+    def gate(self, local: Callable[[], None], steering: Any) -> Callable[[], None]:
+        """The `CollectiveGate` (the Run's own gate is not used in a job); the chief's
+        pending hyperparameters ride in its control words."""
+        self.steering = steering
         return self.collective_gate
 
     def set_epochs(self, epochs: int, pass_active: bool) -> None:

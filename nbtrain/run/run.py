@@ -32,11 +32,12 @@ from nbtrain.run.state import (
     STOPPING,
     State,
 )
+from nbtrain.run.steering import SteerableRun, SteeringLog
 from nbtrain.run.view import RunView
 from nbtrain.run.waiting import Deadline
 
 
-class Run(RunView):
+class Run(RunView, SteerableRun):
     """Training in a background thread, with pause / resume / stop and one History.
 
     The constructor checks every argument in the calling thread (the same clear
@@ -106,16 +107,16 @@ class Run(RunView):
             callbacks = worker_callbacks(callbacks, is_chief(strategy))
         config = fit_config(
             model, x, y, api="fit", batch_size=batch_size, epochs=epochs, verbose=0,
-            callbacks=callbacks, validation_split=validation_split,
-            validation_data=validation_data, shuffle=shuffle, class_weight=class_weight,
-            sample_weight=sample_weight, initial_epoch=initial_epoch,
-            steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
-            validation_batch_size=validation_batch_size, validation_freq=validation_freq,
-            max_queue_size=max_queue_size, workers=workers,
-            use_multiprocessing=use_multiprocessing)
+            callbacks=SteeringLog.before(callbacks, log := SteeringLog()),
+            validation_split=validation_split, validation_data=validation_data,
+            shuffle=shuffle, class_weight=class_weight, sample_weight=sample_weight,
+            initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
+            validation_steps=validation_steps, validation_freq=validation_freq,
+            validation_batch_size=validation_batch_size, max_queue_size=max_queue_size,
+            workers=workers, use_multiprocessing=use_multiprocessing)
         history = RunHistory()
         loop = FitLoop.from_config(config, history=history)
-        super().__init__(model, loop, history, strategy)
+        super().__init__(model, loop, history, strategy, log)
 
     # -- controls -----------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from nbtrain.run.state import (
     STOPPED,
     State,
 )
+from nbtrain.run.steering import RunSteering, SteeringLog
 from nbtrain.run.waiting import Deadline, join, wait_until
 from nbtrain.text import batch_fraction, epoch_fraction
 
@@ -50,9 +51,12 @@ class RunView:
         loop: its `FitLoop` (built, not run yet).
         history: the loop's `RunHistory`.
         strategy: the model's multi-worker strategy, or None.
+        log: the `SteeringLog` among the loop's callbacks (None: steered values
+            are not written into the epoch logs).
     """
 
-    def __init__(self, model: Any, loop: Any, history: RunHistory, strategy: Any):
+    def __init__(self, model: Any, loop: Any, history: RunHistory, strategy: Any,
+                 log: SteeringLog | None = None):
         self._model = model
         self._loop = loop
         self._history = history
@@ -60,7 +64,8 @@ class RunView:
         self._coordinator = make_coordinator(strategy, self._status, loop, self)
         self._passes = PassRunner(self._status, loop, self, self._coordinator)
         self._hold = Hold(self._status, loop, self._passes)
-        loop.set_gate(self._coordinator.gate(self._hold.gate))
+        self._steering = RunSteering(self._status, loop, self, log or SteeringLog())
+        loop.set_gate(self._coordinator.gate(self._hold.gate, self._steering))
         self._closed = False
 
     # -- what the dashboard reads -------------------------------------------------------
@@ -177,7 +182,8 @@ class RunView:
 
     @property
     def callbacks(self) -> list:
-        """The Keras callbacks the loop calls (the user's, the History, any display)."""
+        """The Keras callbacks the loop calls (the steering log first, the user's, the
+        History, any display)."""
         return list(self._loop.callbacks.callbacks)
 
     def add_callback(self, callback: keras.callbacks.Callback) -> None:

@@ -71,4 +71,31 @@ out["single_uneven"] = {"history": h.history, "weights": weights(single)}
 out["evaluate"] = nbtrain.evaluate_generator(uneven, Rows(131, 33))
 out["evaluate_keras"] = uneven.evaluate(x, y, batch_size=32, verbose=0)
 out["predict_shape"] = list(nbtrain.predict_generator(uneven, Rows(131, 33)).shape)
+
+
+class SetLrAtBatch1(keras.callbacks.Callback):
+    """Steers its run to a learning rate of 0.01 after batch 1 of the first epoch."""
+
+    run = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == 1 and not self.run.hyperparameter_changes:
+            self.run.set_learning_rate(0.01)
+
+
+for name, scope in [("steered", strategy.scope()),
+                    ("steered_single", tf.distribute.get_strategy().scope())]:
+    model = build(scope)
+    setter = SetLrAtBatch1()
+    run = setter.run = nbtrain.Run(model, Rows(n_even, 32), epochs=2, shuffle=False,
+                                   callbacks=[setter])
+    run.start()
+    h = run.wait(timeout=120)
+    run.close()
+    per_replica = strategy.experimental_local_results(
+        strategy.run(lambda m=model: tf.identity(m.optimizer.learning_rate.value))
+    ) if name == "steered" else []  # each replica reads its own copy of the variable
+    out[name] = {"history": h.history, "weights": weights(model),
+                 "replica_lrs": [float(v.numpy()) for v in per_replica],
+                 "changes": [list(c) for c in run.hyperparameter_changes]}
 json.dump(out, sys.stdout)

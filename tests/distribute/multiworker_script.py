@@ -2,11 +2,12 @@
 environment), training with `nbtrain.fit` on its shard of a Sequence.
 
 The chief reads commands from stdin, one per line, and calls its Run's
-controls: `pause`, `resume [epochs]`, `stop`, `wait`, `status`, `close`; it
+controls: `pause`, `resume [epochs]`, `stop`, `lr VALUE`, `wait`, `status`, `close`; it
 answers each with a JSON line (`{"event": "ack", ...}`) and reports every batch
 it trains (`{"event": "batch", ...}`).  The other workers only wait.  Every
 worker ends with a JSON line `{"event": "final", ...}`: the (epoch, batch)
-pairs it trained, its state changes, history, weights and error.
+pairs it trained (and the learning rate of each), its state changes, history,
+hyperparameter changes, weights and error.
 
 Usage: `python multiworker_script.py '<options JSON>'` (see OPTIONS).
 """
@@ -79,6 +80,7 @@ class Record(keras.callbacks.Callback):
         super().__init__()
         self.chief = chief
         self.pairs = []
+        self.lrs = []  # the learning rate each batch trained with
         self.epoch = None
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -86,6 +88,7 @@ class Record(keras.callbacks.Callback):
 
     def on_train_batch_begin(self, batch, logs=None):
         self.pairs.append([self.epoch, batch])
+        self.lrs.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
 
     def on_train_batch_end(self, batch, logs=None):
         if self.chief:
@@ -119,6 +122,8 @@ if run.is_chief:
                 ok = run.pause()
             elif command == "resume":
                 ok = run.resume(int(words[1]) if len(words) > 1 else None)
+            elif command == "lr":
+                run.set_learning_rate(float(words[1]))
             elif command == "stop":
                 ok = run.stop()
             elif command == "wait":
@@ -138,7 +143,8 @@ else:
         error = exc
 exception = run.exception or error
 emit(event="final", index=shard.index, chief=run.is_chief, state=run.state, pairs=record.pairs,
-     states=states, history=run.history.history,
+     states=states, history=run.history.history, lrs=record.lrs,
+     changes=[list(change) for change in run.hyperparameter_changes],
      weights=[w.tolist() for w in model.get_weights()],
      error_type=type(exception).__name__ if exception else None,
      error=str(exception) if exception else None, time=time.time())

@@ -52,3 +52,17 @@ def test_batches_that_do_not_divide_by_the_replicas_work(results):
     close(ours["weights"], single["weights"], rtol=0, atol=2e-2)
     assert results["evaluate"] == pytest.approx(results["evaluate_keras"], rel=1e-2)
     assert results["predict_shape"] == [131, 1]
+
+
+def test_a_learning_rate_set_while_training_reaches_every_replica(results):
+    steered, single = results["steered"], results["steered_single"]
+    assert steered["replica_lrs"] == pytest.approx([0.01, 0.01])
+    for changes in (steered["changes"], single["changes"]):
+        ((epoch, batch, steps, name, old, new),) = changes
+        assert (epoch, batch, steps, name, new) == (0, 2, 4, "learning_rate", 0.01)
+        assert old == pytest.approx(0.05)
+    assert steered["history"]["learning_rate"] == pytest.approx([0.01, 0.01])
+    # the replicas trained with the new value: the same weights as one device steered alike,
+    # not those of the run left at 0.05
+    close(steered["weights"], single["weights"], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(steered["weights"][0], results["ours_even"]["weights"][0], atol=1e-4)

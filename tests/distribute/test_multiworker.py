@@ -288,3 +288,33 @@ def test_a_failure_on_the_chief_fails_the_other_worker_at_once_with_its_message(
         assert final["error_type"] == "WorkerLostError"
         assert "worker 0 failed: ValueError: boom at batch 5" in final["error"]
         assert job.exit_codes() == [0, 0], job.logs()
+
+
+def test_a_learning_rate_set_on_the_chief_lands_on_both_workers_at_the_same_batch(tmp_path):
+    # one set while running, one while paused (it lands on the first batch after resume)
+    with Job(tmp_path, epochs=1, slow=0.02, timeout=3.0) as job:
+        job.started()
+        job.at_batch(0, 4)
+        assert job.send("lr 0.01")["error"] is None
+        job.at_batch(0, 12)
+        assert job.send("pause")["ok"] is True
+        held = job.send("status")
+        job.send("lr 0.002")
+        assert job.send("resume")["ok"] is True
+        assert job.send("wait")["state"] == "finished"
+        job.send("close")
+        finals = [job.final(0), job.final(1)]
+        assert job.exit_codes() == [0, 0], job.logs()
+    chief, worker = finals
+    assert chief["pairs"] == worker["pairs"] == every_pair(1, 32)
+    assert chief["lrs"] == worker["lrs"]  # the same value at every batch on both workers
+    rates = [round(lr, 6) for lr in chief["lrs"]]
+    first, second = rates.index(0.01), rates.index(0.002)
+    assert rates == [0.05] * first + [0.01] * (second - first) + [0.002] * (32 - second)
+    assert 5 <= first <= 12 < second
+    changes = [[c[0], c[1], c[3], c[5]] for c in chief["changes"]]
+    assert changes == [[0, first, "learning_rate", 0.01], [0, second, "learning_rate", 0.002]]
+    assert [c[:4] for c in worker["changes"]] == [c[:4] for c in chief["changes"]]
+    assert held["state"] in ("pausing", "paused") and second >= held["trained"]
+    assert chief["history"]["learning_rate"] == worker["history"]["learning_rate"]
+    assert chief["weights"] == worker["weights"]

@@ -122,12 +122,25 @@ def test_only_the_chief_commands_and_positions_must_agree():
     chief, worker = control(True), control(False)
     summed = (chief.encode(PAUSE, 7, IN_PASS, (1, 5, 32))
               + worker.encode(RUN, 3, IN_PASS, (1, 5, 32)))
-    assert chief.decode(summed) == (PAUSE, 7)
-    assert worker.decode(summed.astype(np.float64)) == (PAUSE, 7)  # as a train step sums them
+    assert chief.decode(summed) == (PAUSE, 7, ())
+    assert worker.decode(summed.astype(np.float64)) == (PAUSE, 7, ())  # as a train step sums them
     for other in [(1, 6, 32), (2, 5, 32), (1, 5, 31)]:
         summed = chief.encode(RUN, 0, IN_PASS, (1, 5, 32)) + worker.encode(RUN, 0, IN_PASS, other)
         with pytest.raises(WorkersOutOfStepError, match="out of step"):
             chief.decode(summed)
+
+
+def test_the_chiefs_hyperparameter_changes_travel_exactly_in_the_words():
+    chief, worker = control(True), control(False)
+    steer = ((0, 0.1), (3, 1e-7))
+    summed = (chief.encode(RUN, 0, IN_PASS, (1, 5, 32), steer)
+              + worker.encode(RUN, 0, IN_PASS, (1, 5, 32), ((1, 9.0),)))  # ignored: not the chief
+    agreement = worker.decode(summed.astype(np.float64))  # as a train step sums them
+    assert agreement.steer == steer  # bit for bit
+    alone = control(True, workers=1)
+    assert alone.decode(alone.encode(RUN, 0, IN_PASS, (0, 0, 0))).steer == ()
+    with pytest.raises(ValueError, match="At most 2"):
+        chief.encode(RUN, 0, IN_PASS, (0, 0, 0), ((0, 1.0), (1, 1.0), (2, 1.0)))
 
 
 def test_a_workers_batch_is_split_across_its_own_replicas():

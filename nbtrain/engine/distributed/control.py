@@ -8,7 +8,8 @@ the same batch: a worker that trained one batch more would wait forever in an
 all-reduce its peers never join.
 
 The channel is a sum over the workers of a short vector of *control words*.
-The chief contributes the command (the others zeros); every worker
+The chief contributes the command and any hyperparameter changes (the
+others zeros); every worker
 contributes its position `v` as `(v, v**2)`, and the sums tell whether all
 positions were equal (`sum(v)**2 == n * sum(v**2)`), so workers that drift
 apart fail at once with a clear error instead of timing out.  On its own the
@@ -38,8 +39,12 @@ IN_PASS, BETWEEN_PASSES = 1, 2
 # One collective group of its own: the strategy numbers its groups from 1 upwards.
 _GROUP_KEY = 0x4E420000
 _INSTANCE_KEY = 1
-# command, epochs, then (v, v**2) pairs of phase, epoch, batch, steps
-WORDS = 10
+# Hyperparameter changes one exchange carries (`run.set_hyperparameters`): each is
+# (1 + its index in the optimizer's sorted steerable names, then the float64's bits
+# as two 32-bit halves, exact in the float64 sum a train step makes).
+STEER_SLOTS = 2
+# command, epochs, then (v, v**2) pairs of phase, epoch, batch, steps, then the slots
+WORDS = 10 + 3 * STEER_SLOTS
 _CHECKED = ("phase", "epoch", "batch", "steps per epoch")
 
 
@@ -50,10 +55,13 @@ class Agreement(NamedTuple):
         command: one of `RUN`, `PAUSE`, `STOP` (in a pass) or `WAIT`,
             `RESUME`, `END` (between passes), as the chief sent it.
         epochs: the final epoch the chief asks for (0: no change).
+        steer: the chief's hyperparameter changes, `(index, value)` pairs (the
+            index into the optimizer's sorted steerable names).
     """
 
     command: int
     epochs: int
+    steer: tuple = ()
 
 
 class CollectiveControl:
@@ -105,14 +113,21 @@ class CollectiveControl:
             )
 
     def encode(self, command: int, epochs: int, phase: int,
-               position: tuple[int, int, int]) -> np.ndarray:
-        """The words this worker contributes: the chief's command and epochs
-        (zeros elsewhere), and everyone's phase and `(epoch, batch, steps)`."""
+               position: tuple[int, int, int], steer: tuple = ()) -> np.ndarray:
+        """The words this worker contributes: the chief's command, epochs and
+        hyperparameter changes (`(index, value)` pairs, at most `STEER_SLOTS`;
+        zeros elsewhere), and everyone's phase and `(epoch, batch, steps)`."""
         if not self.is_chief:
-            command = epochs = 0
+            command, epochs, steer = 0, 0, ()
+        if len(steer) > STEER_SLOTS:
+            raise ValueError(f"At most {STEER_SLOTS} hyperparameter changes per exchange.")
         words = [int(command), int(epochs)]
         for value in (phase, *position):
             words += [int(value), int(value) ** 2]
+        for index, value in steer:
+            bits = int(np.array(value, dtype=np.float64).view(np.uint64))
+            words += [int(index) + 1, bits >> 32, bits & 0xFFFFFFFF]
+        words += [0] * (WORDS - len(words))
         return np.array(words, dtype=np.int64)
 
     def decode(self, reduced: Any) -> Agreement:
@@ -133,10 +148,16 @@ class CollectiveControl:
                     "batches per epoch (give each one an nbtrain.ShardedSequence of the same "
                     "Sequence), and only the chief steers training."
                 )
-        return Agreement(summed[0], summed[1])
+        steer = []
+        for slot in range(STEER_SLOTS):
+            index, high, low = summed[10 + 3 * slot: 13 + 3 * slot]
+            if index:
+                bits = np.array((high << 32) | low, dtype=np.uint64)
+                steer.append((index - 1, float(bits.view(np.float64))))
+        return Agreement(summed[0], summed[1], tuple(steer))
 
     def exchange(self, command: int = RUN, epochs: int = 0, phase: int = IN_PASS,
-                 position: tuple[int, int, int] = (0, 0, 0)) -> Agreement:
+                 position: tuple[int, int, int] = (0, 0, 0), steer: tuple = ()) -> Agreement:
         """One exchange on its own; blocks until every worker has made it.
 
         Args:
@@ -144,6 +165,7 @@ class CollectiveControl:
             epochs: the chief's final epoch (ignored elsewhere; 0: no change).
             phase: `IN_PASS` or `BETWEEN_PASSES`.
             position: this worker's `(epoch, batch, steps per epoch)`.
+            steer: the chief's hyperparameter changes (see `encode`).
 
         Returns:
             The `Agreement`, the same on every worker.
@@ -160,7 +182,7 @@ class CollectiveControl:
         """
         import tensorflow as tf
 
-        words = self.encode(command, epochs, phase, position)
+        words = self.encode(command, epochs, phase, position, steer)
         try:
             reduced = self._exchange(tf.constant(words)).numpy()
         except tf.errors.OpError as exc:
@@ -210,5 +232,5 @@ def _summary(error: BaseException) -> str:
     return "collective failed"
 
 
-__all__ = ["BETWEEN_PASSES", "END", "IN_PASS", "PAUSE", "RESUME", "RUN", "STOP", "WAIT", "WORDS",
-           "Agreement", "CollectiveControl"]
+__all__ = ["BETWEEN_PASSES", "END", "IN_PASS", "PAUSE", "RESUME", "RUN", "STEER_SLOTS", "STOP",
+           "WAIT", "WORDS", "Agreement", "CollectiveControl"]

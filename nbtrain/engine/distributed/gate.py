@@ -26,6 +26,7 @@ from nbtrain.engine.distributed.control import (
     IN_PASS,
     PAUSE,
     RUN,
+    STEER_SLOTS,
     STOP,
     Agreement,
     CollectiveControl,
@@ -43,11 +44,18 @@ class LocalControl(Protocol):
     def epochs(self) -> int:
         """The final epoch this worker asks for (only the chief's counts; 0: no change)."""
 
+    def hyperparameters(self) -> dict[str, float]:
+        """Hyperparameter values this worker asks for (only the chief's count; they
+        stay asked for until `applied` reports them)."""
+
     def wait(self, timeout: float) -> None:
         """Block up to `timeout` s, or until `command()` may have changed (chief only)."""
 
     def agreed(self, command: int) -> None:
         """The workers agreed on `command` at this gate (a follower shows it)."""
+
+    def applied(self, changes: list) -> None:
+        """Every worker applied these `HyperparameterChange`s at this gate."""
 
 
 class _Follower:
@@ -59,10 +67,16 @@ class _Follower:
     def epochs(self) -> int:
         return 0
 
+    def hyperparameters(self) -> dict[str, float]:
+        return {}
+
     def wait(self, timeout: float) -> None:
         return None
 
     def agreed(self, command: int) -> None:
+        return None
+
+    def applied(self, changes: list) -> None:
         return None
 
 
@@ -73,11 +87,11 @@ class CollectiveGate:
     (the words the previous train step summed, or an exchange of its own at
     the first gate of a pass): stop raises `Interrupt` (the pass ends as an
     interruption, on every worker at the same batch); pause
-    exchanges heartbeats until the chief resumes or stops; a new final epoch is
-    applied to the loop.  Then it sets the words the next train step carries:
-    the loop's train steps carry this gate's words (`FitLoop.set_carrier`) when
-    the step runner supports it (the compiled steps do), else every gate makes
-    an exchange of its own.
+    exchanges heartbeats until the chief resumes or stops; a new final epoch and
+    the chief's hyperparameter changes are applied to the loop.  Then it sets
+    the words the next train step carries: the loop's train steps carry this
+    gate's words (`FitLoop.set_carrier`) when the step runner supports it (the
+    compiled steps do), else every gate makes an exchange of its own.
 
     Args:
         control: the `CollectiveControl`.
@@ -103,6 +117,7 @@ class CollectiveGate:
         self.heartbeat = heartbeat_interval(control.timeout) if heartbeat is None else heartbeat
         self._outgoing: np.ndarray | None = None  # words for the next train step to carry
         self._carried: Any = None  # the all-reduced words a train step brought back
+        self._names: list[str] | None = None  # the optimizer's steerable hyperparameters
         loop.set_carrier(self)
 
     def reset(self) -> None:
@@ -126,9 +141,30 @@ class CollectiveGate:
         epoch, batch, steps = self.loop.position()
         return epoch, batch, int(steps or 0)
 
+    def _steer(self) -> tuple:
+        """The chief's asked-for hyperparameters as `(index, value)` pairs, at most
+        `STEER_SLOTS` (the rest ride on the next exchanges)."""
+        asked = self.local.hyperparameters()
+        if not asked:
+            return ()
+        if self._names is None:
+            self._names = self.loop.steerable_names()
+        names = self._names
+        pairs = [(names.index(name), value) for name, value in sorted(asked.items())
+                 if name in names]
+        return tuple(pairs[:STEER_SLOTS])
+
+    def _apply_steer(self, steer: tuple) -> None:
+        if not steer:
+            return
+        if self._names is None:
+            self._names = self.loop.steerable_names()
+        changes = self.loop.set_hyperparameters({self._names[i]: v for i, v in steer})
+        self.local.applied(changes)
+
     def _exchange(self) -> Agreement:
         return self.control.exchange(self.local.command(), self.local.epochs(), IN_PASS,
-                                     self._position())
+                                     self._position(), self._steer())
 
     def _apply_epochs(self, epochs: int) -> None:
         loop = self.loop
@@ -144,6 +180,7 @@ class CollectiveGate:
             agreement = self._exchange()
         while True:
             self._apply_epochs(agreement.epochs)
+            self._apply_steer(agreement.steer)
             if agreement.command == STOP:
                 self.local.agreed(STOP)
                 raise Interrupt
@@ -154,7 +191,7 @@ class CollectiveGate:
             agreement = self._exchange()
         self.local.agreed(RUN)
         self._outgoing = self.control.encode(self.local.command(), self.local.epochs(), IN_PASS,
-                                             self._position())
+                                             self._position(), self._steer())
 
 
 __all__ = ["CollectiveGate", "LocalControl"]
