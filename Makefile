@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: lab test setup lint bench clean binder-check notebooks
+.PHONY: lab test test-backends setup lint bench clean binder-check notebooks
 
 $(PY):
 	@$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
@@ -30,7 +30,15 @@ NBVAL := --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cf
 test: $(STAMP)
 	$(PY) -m ruff check nbtrain tests benchmarks tools
 	$(PY) -m pytest tests
+	$(MAKE) --no-print-directory test-backends
 	$(PY) -m pytest $(NBVAL) notebooks
+
+# The backend-neutral tests again under JAX and PyTorch (the test extra installs both):
+# a few minutes each; the browser, distribute and tf.data tests are TensorFlow's.
+BACKEND_TESTS := tests/backends
+test-backends: $(STAMP)
+	KERAS_BACKEND=jax $(PY) -m pytest -q $(BACKEND_TESTS)
+	KERAS_BACKEND=torch $(PY) -m pytest -q $(BACKEND_TESTS)
 
 # Run the notebooks and store their outputs (after changing one).
 notebooks: $(STAMP)
