@@ -35,7 +35,8 @@ test: $(STAMP)
 
 # The backend-neutral tests again under JAX and PyTorch (the test extra installs both):
 # a few minutes each; the browser, distribute and tf.data tests are TensorFlow's.
-BACKEND_TESTS := tests/backends
+BACKEND_TESTS := tests/backends tests/engine/test_interrupt.py tests/test_run_truth.py \
+	tests/test_run_close.py tests/dashboard/test_dashboard_training.py
 test-backends: $(STAMP)
 	KERAS_BACKEND=jax $(PY) -m pytest -q $(BACKEND_TESTS)
 	KERAS_BACKEND=torch $(PY) -m pytest -q $(BACKEND_TESTS)
