@@ -33,11 +33,16 @@ test: $(STAMP)
 	$(MAKE) --no-print-directory test-backends
 	$(PY) -m pytest $(NBVAL) notebooks
 
-# The backend-neutral tests again under JAX and PyTorch (the test extra installs both):
-# a few minutes each; the browser, distribute and tf.data tests are TensorFlow's.
+# Backend-neutral tests again under JAX and PyTorch (installed here, not by `make lab`):
+# a subset, about 1.5 min a backend; the rest of the suite is TensorFlow's.
 BACKEND_TESTS := tests/backends tests/engine/test_interrupt.py tests/test_run_truth.py \
 	tests/test_run_close.py tests/dashboard/test_dashboard_training.py
-test-backends: $(STAMP)
+BACKENDS_STAMP := $(VENV)/.backends-installed
+$(BACKENDS_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test-backends]'
+	touch $(BACKENDS_STAMP)
+
+test-backends: $(BACKENDS_STAMP)
 	KERAS_BACKEND=jax $(PY) -m pytest -q $(BACKEND_TESTS)
 	KERAS_BACKEND=torch $(PY) -m pytest -q $(BACKEND_TESTS)
 
