@@ -258,7 +258,9 @@ class FitLoop(LoopControls):
         """Put the training state back into the model, for whoever looks at it now
         (on JAX it stays outside the model between steps); call it on the training
         thread between two steps: the end of a pass does it, and a gate that holds.
-        The next step takes the model's state again, changes included."""
+        The next step takes the model's state again, changes included, so a
+        controller changing the model between two steps (a learning rate, weights)
+        calls this first, then changes it."""
         self.train_steps.sync()
         self.test_steps.sync()
 
