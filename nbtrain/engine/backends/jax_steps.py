@@ -122,7 +122,11 @@ class JaxSteps(ModelMetricSteps):
         except BaseException:
             # A step that failed before it ran (a trace error) left the state as it
             # was: `sync` writes it back.  One that ran took the buffers (donated).
-            self._state = None if _deleted(state) else state
+            if _deleted(state):
+                self._state = None
+                object.__setattr__(self.model, "_jax_state", None)  # nothing left to sync
+            else:
+                self._state = state
             raise
         self._state = state
         return logs
