@@ -313,3 +313,30 @@ def test_nbtrain_never_imports_tensorflow_on_this_backend():
                          text=True, timeout=240)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+class BadBatchAt(nbtrain.Sequence):
+    """Batches of `x, y`; batch `at` has a feature too many (the step fails on it)."""
+
+    def __init__(self, x, y, at: int):
+        self.x, self.y, self.at = x, y, at
+
+    def __len__(self):
+        return len(self.x) // BATCH
+
+    def __getitem__(self, i):
+        s = slice(i * BATCH, (i + 1) * BATCH)
+        if i == self.at:
+            return np.concatenate([self.x[s], self.x[s, :1]], axis=1), self.y[s]
+        return self.x[s], self.y[s]
+
+
+def test_a_step_that_fails_leaves_the_weights_of_the_batches_before_it():
+    x, y = data()
+    after_3 = model()
+    after_3.fit(x[:3 * BATCH], y[:3 * BATCH], batch_size=BATCH, shuffle=False, verbose=0)
+    trained = model()
+    with pytest.raises(Exception):  # noqa: B017 - each backend words its shape error its own way
+        nbtrain.fit_generator(trained, BadBatchAt(x, y, at=3), shuffle=False, verbose=0,
+                              workers=0)
+    assert_same_weights(trained, after_3)
