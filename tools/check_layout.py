@@ -31,6 +31,8 @@ KNOWN = {
     "_Popen": "multiprocessing's Process factory (nbtrain.data._spawn)",
     "_in_multi_worker_mode": "tf.distribute: whether the strategy spans several workers",
     "_maybe_symbolic_build": "Keras: build the model before the first compiled step",
+    "_symbolic_build": "Keras (JAX, PyTorch): build the model before the first step, as fit does",
+    "_jax_state_synced": "Keras JAX: a callback wrote the state back (engine.backends.jax_steps)",
     "_history": "Keras CallbackList's History (LoopCallbacks is a CallbackList)",
     "_nbtrain_legacy": "a marker on the methods nbtrain.magics adds to keras.Model",
     "_call_flat": "TF ConcreteFunction: the traced step called on flat tensors (engine.steps, checked)",

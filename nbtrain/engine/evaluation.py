@@ -78,6 +78,7 @@ def evaluate_generator(model: Any, generator: Any, steps: int | None = None,
         stream.start()
         logs = evaluate_stream(runner, stream, steps or stream.steps_this_epoch(), cbs)
     finally:
+        runner.sync()  # whatever ended the evaluation, the model holds its state
         stream.stop()
     return _flatten(model, logs)
 

@@ -1,11 +1,13 @@
 """Step runners: how one execution of the train or test step is run.
 
-`StepRunner` is the interface the loop drives; every backend's runner
-implements it.  `CompiledSteps` calls the model's compiled step function (the
-one `model.fit` uses) directly on prepared batches: metrics accumulate in the
-model's own metric objects, logs stay tensors until a callback needs them, and
-`steps_per_execution` is respected.  It is what makes this loop faster than
-`model.fit` on a PyDataset.
+`StepRunner` (in `backends.base`) is the interface the loop drives; every
+backend's runner implements it, and `make_steps` picks one: `CompiledSteps`
+on TensorFlow, `backends.jax_steps.JaxSteps` on JAX,
+`backends.torch_steps.TorchSteps` on PyTorch.  `CompiledSteps` calls the
+model's compiled step function (the one `model.fit` uses) directly on prepared
+batches: metrics accumulate in the model's own metric objects, logs stay
+tensors until a callback needs them, and `steps_per_execution` is respected.
+It is what makes this loop faster than `model.fit` on a PyDataset.
 
 `BatchSteps` uses only the public `train_on_batch` / `test_on_batch` and averages
 the per-batch logs itself, weighted by batch size (Keras 2's BaseLogger).  It
@@ -16,8 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
+from nbtrain.engine.backends.base import ModelMetricSteps, StepRunner, to_tensors
 from nbtrain.engine.batches import batch_size_of
 from nbtrain.engine.callbacks import to_python
 from nbtrain.engine.distributed.replicas import (
@@ -26,67 +27,6 @@ from nbtrain.engine.distributed.replicas import (
     multi_worker_step,
     replicas,
 )
-
-
-class StepRunner:
-    """The interface between the loop and a backend's train or test step.
-
-    The loop (`FitLoop`, `evaluate_stream`) drives a runner this way:
-
-    - `prepare(batch)` once per `(x, y, sample_weight)` batch, on the data
-      worker thread when there is one (it is the enqueuer's transform): the
-      place for anything that does not need the model's step, such as turning
-      NumPy arrays into the backend's tensors and computing what the step call
-      will look up;
-    - `run(items)` on the training thread with `steps_per_execution` prepared
-      items (fewer at the end of an epoch), returning the logs of the last
-      step: a dict of the epoch's running averages, whose values may be backend
-      tensors (callbacks that need numbers get them through
-      `callbacks.to_python`);
-    - `reset()` at the start of an epoch, or `restore(state)` with a
-      `snapshot()` taken when the epoch was interrupted, to continue its
-      averages; `result(last_logs)` at the end of an epoch: the epoch's logs as
-      Python numbers, averaged over its batches weighted by batch size.
-
-    `run` must accept items `prepare` did not make (raw batches), preparing
-    them itself.  Implementations: `CompiledSteps` (Keras 3 on TensorFlow) and
-    `BatchSteps` (any backend, through `train_on_batch`).
-
-    Args:
-        model: a compiled Keras model.
-        mode: `"train"` or `"test"`.
-    """
-
-    steps_per_execution: int = 1
-    """Batches the loop hands to one `run()` call."""
-
-    def __init__(self, model: Any, mode: str):
-        self.model = model
-        self.mode = mode
-
-    def prepare(self, batch: tuple) -> Any:
-        """Make `batch` ready for `run` (any thread).  The default keeps it as it is."""
-        return batch
-
-    def run(self, items: list) -> Any:
-        """Run the step on each item in order; return the last step's logs."""
-        raise NotImplementedError
-
-    def reset(self) -> None:
-        """Start the averages of a new epoch."""
-        raise NotImplementedError
-
-    def result(self, last_logs: Any) -> dict:
-        """The epoch's logs so far, as Python numbers."""
-        raise NotImplementedError
-
-    def snapshot(self) -> Any:
-        """The state of the epoch's averages, for `restore`."""
-        raise NotImplementedError
-
-    def restore(self, state: Any) -> None:
-        """Continue the averages from a `snapshot()`."""
-        raise NotImplementedError
 
 
 def find_step_function(function: Any) -> Any:
@@ -181,22 +121,7 @@ def _takes_flat(function: Any, item: PreparedBatch) -> bool:
         a is b for a, b in zip(expected, item.flat, strict=True))
 
 
-def _to_tensors(value: Any, constant: Any) -> Any:
-    """NumPy leaves of a batch as tensors (`tf.constant`: the same tensor as
-    `tf.convert_to_tensor` gives, without its dispatch)."""
-    if isinstance(value, np.ndarray):
-        return constant(value)
-    if isinstance(value, (list, tuple)):
-        items = [_to_tensors(v, constant) for v in value]
-        if type(value) in (tuple, list):
-            return type(value)(items)
-        return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
-    if isinstance(value, dict):
-        return {k: _to_tensors(v, constant) for k, v in value.items()}
-    return value
-
-
-class CompiledSteps(StepRunner):
+class CompiledSteps(ModelMetricSteps):
     """Runs `model.train_function` or `model.test_function` on lists of batches.
 
     The fast path: `prepare` (on the worker thread) converts a batch to
@@ -296,13 +221,6 @@ class CompiledSteps(StepRunner):
         self.carrier.bring_back(reduced)
         return logs
 
-    @property
-    def steps_per_execution(self) -> int:
-        return int(getattr(self.model, "steps_per_execution", 1) or 1)
-
-    def reset(self) -> None:
-        self.model.reset_metrics()
-
     def prepare(self, batch: tuple) -> PreparedBatch:
         """NumPy leaves as tensors, the signature and the flat tensors: the
         training thread then only calls the traced step.
@@ -310,7 +228,7 @@ class CompiledSteps(StepRunner):
         Runs on a worker thread when there is one, off the training thread's path.
         """
         tf = self._tf
-        batch = _to_tensors(batch, tf.constant)
+        batch = to_tensors(batch, tf.constant)
         leaves = tf.nest.flatten(batch)
         return PreparedBatch(batch, signature(batch, leaves),
                              [leaf for leaf in leaves if isinstance(leaf, tf.Tensor)])
@@ -327,22 +245,6 @@ class CompiledSteps(StepRunner):
         for item in items:
             logs = self._call(item)
         return logs
-
-    def result(self, last_logs: Any) -> dict:
-        """The accumulated logs: the model's metric results (averages over the steps run)."""
-        metrics = self.model.get_metrics_result()
-        if isinstance(last_logs, dict) and set(last_logs) == set(metrics):
-            return to_python(metrics)
-        return to_python(last_logs)
-
-    def snapshot(self) -> list:
-        """The metric state, to continue an average after other work reset it."""
-        return [[v.numpy() for v in m.variables] for m in self.model.metrics]
-
-    def restore(self, state: list) -> None:
-        for metric, values in zip(self.model.metrics, state, strict=True):
-            for variable, value in zip(metric.variables, values, strict=True):
-                variable.assign(value)
 
 
 class BatchSteps(StepRunner):
@@ -388,8 +290,36 @@ class BatchSteps(StepRunner):
         self._sums, self._count = dict(state[0]), state[1]
 
 
+def fast_runner() -> type | None:
+    """The compiled-step runner of the Keras backend in use (None for another backend)."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        return CompiledSteps
+    if backend == "jax":
+        from nbtrain.engine.backends.jax_steps import JaxSteps
+
+        return JaxSteps
+    if backend == "torch":
+        from nbtrain.engine.backends.torch_steps import TorchSteps
+
+        return TorchSteps
+    return None
+
+
 def make_steps(model: Any, mode: str, compiled: bool | None = None) -> StepRunner:
-    """The step runner for `model`: compiled when it applies (or when forced)."""
-    if compiled is None:
-        compiled = CompiledSteps.applies(model)
-    return CompiledSteps(model, mode) if compiled else BatchSteps(model, mode)
+    """The step runner for `model`: the backend's compiled-step runner where it
+    applies (or when forced with `compiled=True`), else `BatchSteps`.
+
+    Args:
+        model: a compiled Keras model.
+        mode: `"train"` or `"test"`.
+        compiled: True forces the backend's fast runner, False `BatchSteps`;
+            None picks the fast runner where its `applies(model)`.
+    """
+    if compiled is not False:
+        fast = fast_runner()
+        if fast is not None and (compiled or fast.applies(model)):
+            return fast(model, mode)
+    return BatchSteps(model, mode)

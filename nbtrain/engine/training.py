@@ -232,6 +232,7 @@ class FitLoop(LoopControls):
             self._interrupted()
             return self.history
         finally:
+            self.sync_model()
             self.close()
         self.end_training()
         return self.history
@@ -252,6 +253,16 @@ class FitLoop(LoopControls):
         if state.batch and state.metrics is None:
             state.metrics = self.train_steps.snapshot()
         self.segments.interrupt()
+
+    def sync_model(self) -> None:
+        """Put the training state back into the model, for whoever looks at it now
+        (on JAX it stays outside the model between steps); call it on the training
+        thread between two steps: the end of a pass does it, and a gate that holds.
+        The next step takes the model's state again, changes included, so a
+        controller changing the model between two steps (a learning rate, weights)
+        calls this first, then changes it."""
+        self.train_steps.sync()
+        self.test_steps.sync()
 
     def end_training(self, logs: dict | None = None) -> None:
         """End the training for the callbacks (`on_train_end`) if one is open.

@@ -59,6 +59,8 @@ class Hold:
                     if status.state == STOPPING:
                         raise Interrupt
                     return
+                if not self.in_gate:
+                    self.loop.sync_model()  # the model holds its state while the loop holds
                 self.in_gate = True
                 status.cond.notify_all()
                 announce = status.state == PAUSING
