@@ -111,6 +111,7 @@ class LoopControls:
         """Assign checked hyperparameter values now, between two batches (the training
         thread's gate, or while no pass is in progress); return the changes, placed
         at the next batch to train."""
+        self.sync_model()  # on JAX the optimizer's variables live outside the model meanwhile
         old = assign_hyperparameters(self.model.optimizer, values)
         epoch, batch, steps = self.position()
         return [HyperparameterChange(epoch, batch, steps, name, old[name], value)

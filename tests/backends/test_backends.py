@@ -340,3 +340,22 @@ def test_a_step_that_fails_leaves_the_weights_of_the_batches_before_it():
         nbtrain.fit_generator(trained, BadBatchAt(x, y, at=3), shuffle=False, verbose=0,
                               workers=0)
     assert_same_weights(trained, after_3)
+
+
+def test_a_learning_rate_set_while_running_takes_effect_at_the_next_batch():
+    """`run.set_learning_rate` from a callback mid-epoch, while the run trains (on
+    JAX the optimizer's variables live outside the model between syncs): from the
+    next batch on the rate is 0, so the weights stay those after batch 4."""
+    x, y = data()
+    after_4 = model()
+    after_4.fit(x[:4 * BATCH], y[:4 * BATCH], batch_size=BATCH, shuffle=False, verbose=0)
+    trained = model()
+    holder: dict = {}
+    steer = Control(0, 3, lambda: holder["run"].set_learning_rate(0.0))
+    run = holder["run"] = nbtrain.fit(trained, x, y, batch_size=BATCH, epochs=2,
+                                      shuffle=False, callbacks=[steer], display=False)
+    history = run.wait(timeout=TIMEOUT)
+    assert steer.done.is_set()
+    assert_same_weights(trained, after_4)
+    assert float(keras.ops.convert_to_numpy(trained.optimizer.learning_rate)) == 0.0
+    assert history.history["learning_rate"][-1] == 0.0
