@@ -179,7 +179,11 @@ def test_the_config_is_frozen_and_documents_every_argument():
     assert isinstance(config, FitConfig)
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.epochs = 3  # type: ignore[misc]
-    fit_params = set(inspect.signature(nbtrain.fit).parameters) - {"display"}
+    # the display's own arguments are documented in nbtrain.fit alone
+    display_params = {"display", "compare_with"}
+    fit_params = set(inspect.signature(nbtrain.fit).parameters) - display_params
     assert fit_params <= set(ARGUMENTS)
+    for name in display_params:
+        assert f"        {name}:" in nbtrain.fit.__doc__, name
     for name in fit_params:
         assert f"        {name}:" in nbtrain.fit.__doc__, name
