@@ -36,6 +36,14 @@ def bound(clock, cell):
     dashboard.close()
 
 
+def start(run, dashboard) -> None:
+    """The bound run starts training: 3 epochs of 50 steps, epoch 0 begun."""
+    run.set("running")
+    dashboard.set_params({"epochs": 3, "steps": 50})
+    dashboard.on_train_begin()
+    dashboard.on_epoch_begin(0)
+
+
 def batches(dashboard, clock, count, start=0, dt=0.1):
     for batch in range(start, start + count):
         clock.advance(dt)
@@ -50,10 +58,7 @@ def shown(widget) -> bool:
 def test_every_part_stays_where_it_was_when_the_run_ends(bound, clock, cell, end):
     run, dashboard = bound
     view = dashboard.view
-    run.set("running")
-    dashboard.set_params({"epochs": 3, "steps": 50})
-    dashboard.on_train_begin()
-    dashboard.on_epoch_begin(0)
+    start(run, dashboard)
     batches(dashboard, clock, 30)
     order = list(view.root.children)
     run.set(end)
@@ -82,10 +87,7 @@ def test_two_dashboards_hide_only_their_own_snapshots(clock):
 def test_no_plot_before_a_first_visible_point(bound, clock):
     run, dashboard = bound
     view = dashboard.view
-    run.set("running")
-    dashboard.set_params({"epochs": 3, "steps": 50})
-    dashboard.on_train_begin()
-    dashboard.on_epoch_begin(0)
+    start(run, dashboard)
     batches(dashboard, clock, 1, dt=5.0)  # one point: a line of one point draws nothing
     dashboard.presenter.update(force=True)
     assert not shown(view.plot) and not view.plot.value and dashboard.png is None
@@ -98,10 +100,7 @@ def test_no_plot_before_a_first_visible_point(bound, clock):
 def test_no_stale_rate_once_paused_or_ended(bound, clock, state):
     run, dashboard = bound
     view = dashboard.view
-    run.set("running")
-    dashboard.set_params({"epochs": 3, "steps": 50})
-    dashboard.on_train_begin()
-    dashboard.on_epoch_begin(0)
+    start(run, dashboard)
     batches(dashboard, clock, 30, dt=0.05)
     assert view.batch_counter.value.endswith(" steps/s")
     assert "ETA" in view.time.value
