@@ -27,6 +27,10 @@ without.  Then a long run (`--long-steps`, 1e5 by default) through
 flat within 5 %.
 
 Run: `.venv/bin/python benchmarks/bench_loop.py [--rounds N] [--steps N] [--long-steps N]`
+
+`bench_loop.py --backend jax|torch|tensorflow` runs `bench_backends.py` instead
+(issue 16): the same MLP per Keras backend, nbtrain against `model.fit(numpy)`,
+`model.fit(PyDataset)` and that backend's bare compiled-step loop.
 """
 
 from __future__ import annotations
@@ -36,7 +40,15 @@ import gc
 import json
 import os
 import statistics
+import sys
 import time
+
+if __name__ == "__main__" and any(a.startswith("--backend") for a in sys.argv[1:]):
+    import runpy  # before Keras is imported: the backend is chosen at import
+
+    runpy.run_path(os.path.join(os.path.dirname(__file__), "bench_backends.py"),
+                   run_name="__main__")
+    raise SystemExit(0)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
