@@ -23,7 +23,9 @@
     call, so worker start-up counts), later epochs, and the sum of the worker
     processes' PSS (/proc/PID/smaps_rollup, sampled during epoch 2).  Goals:
     first epoch no slower than Keras's at every N, later epochs at least 4x
-    faster, worker PSS at most 1.5x Keras's.
+    faster, worker PSS at most 1.5x Keras's.  Keras forks its workers from the
+    TensorFlow-running process, which can deadlock them: a watchdog ends the
+    benchmark with a line saying so when a fit makes no progress for 120 s.
 
 Contenders alternate, round after round; medians and ratios are printed, as
 well as the nbtrain workers' start-up time.
@@ -37,6 +39,7 @@ import argparse
 import itertools
 import os
 import statistics
+import threading
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -369,13 +372,26 @@ def pss_mb(pid: int) -> float:
 
 
 class FitProbe(keras.callbacks.Callback):
-    """Epoch end times from `t0`; during epoch 2, the most PSS the workers had together."""
+    """Epoch end times from `t0`; during epoch 2, the most PSS the workers had together.
+    A watchdog ends the process if no batch ends for `stall` seconds (Keras's
+    forked workers can deadlock), saying which fit hung."""
 
-    def __init__(self, t0: float):
+    def __init__(self, t0: float, label: str, stall: float = 120.0):
         super().__init__()
         self.t0, self.ends, self.pss = t0, [], 0.0
+        self.label, self.stall, self.last = label, stall, time.monotonic()
+        self.done = threading.Event()
+        threading.Thread(target=self._watch, name="bench-watchdog", daemon=True).start()
+
+    def _watch(self):
+        while not self.done.wait(5.0):
+            if time.monotonic() - self.last > self.stall:
+                print(f"    {self.label}: no batch for {self.stall:.0f} s: hung (Keras's forked "
+                      "workers deadlock now and then); benchmark ended", flush=True)
+                os._exit(3)
 
     def on_train_batch_end(self, batch, logs=None):
+        self.last = time.monotonic()
         if len(self.ends) == 1 and batch % 4 == 2:  # epoch 2: not timed
             self.pss = max(self.pss, sum(pss_mb(pid) for pid in child_pids()))
 
@@ -408,7 +424,7 @@ def bench_keras_module(rounds: int) -> None:
                     data = gen.DataGenerator(ids, labels, folder, workers=n,
                                              use_multiprocessing=True)
                     t0 = time.perf_counter()
-                    probe = FitProbe(t0)
+                    probe = FitProbe(t0, f"N={n} round {r + 1} {name}")
                     if name == "nbtrain":
                         nbtrain.fit_generator(model, data, epochs=epochs, workers=n,
                                               use_multiprocessing=True, verbose=0,
@@ -416,6 +432,7 @@ def bench_keras_module(rounds: int) -> None:
                     else:
                         model.fit(data, epochs=epochs, verbose=0, callbacks=[probe])
                     returned = time.perf_counter()
+                    probe.done.set()
                     ends = [t0, *probe.ends]
                     later = [b - a for a, b in zip(ends[2:], ends[3:])]
                     got[name].append((ends[1] - t0, statistics.median(later), probe.pss,
