@@ -135,3 +135,32 @@ def test_an_epoch_hooks_only_callback_sees_every_epoch_and_batches_are_exact():
                       callbacks=[epochs], workers=0).run()
     assert epochs.epochs == [0, 1, 2] and history.epoch == [0, 1, 2]
     assert seq.served == [0, 1, 2, 3, 4, "end"] * 3
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_generator_refilling_one_buffer_trains_on_what_it_yielded(workers):
+    """Generators written for speed fill one preallocated batch and yield it again:
+    each batch is copied when it becomes a tensor, so batches read ahead are not
+    overwritten by the next ones (the tensor owns its data)."""
+    x, y = make_data(64)
+
+    def fresh():
+        while True:
+            for i in range(0, 64, 8):
+                yield x[i:i + 8].copy(), y[i:i + 8].copy()
+
+    def refilled():
+        bx, by = np.empty((8, x.shape[1]), "float32"), np.empty((8, 1), "float32")
+        while True:
+            for i in range(0, 64, 8):
+                bx[...], by[...] = x[i:i + 8], y[i:i + 8]
+                yield bx, by
+
+    weights = []
+    for gen in (fresh, refilled):
+        model = make_model()
+        nbtrain.fit_generator(model, gen(), steps_per_epoch=8, epochs=2, workers=workers,
+                              max_queue_size=6, verbose=0)
+        weights.append(model.get_weights())
+    for a, b in zip(*weights):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
