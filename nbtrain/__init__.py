@@ -5,7 +5,10 @@ background with a live dashboard in Jupyter.
 name that needs them, so `%load_ext nbtrain` is quick.
 """
 
-from nbtrain import kernel_events  # noqa: F401 - in a kernel: clicks reach busy cells
+import sys as _sys
+
+if "ipykernel" in _sys.modules:  # in a kernel: clicks reach busy cells (not in data workers)
+    from nbtrain import kernel_events  # noqa: F401
 from nbtrain.data import (
     GeneratorEnqueuer,
     OrderedEnqueuer,
