@@ -109,7 +109,6 @@ class DashboardView:
                              layout=w.Layout(max_width="100%", display="none"))
         self.root = _classed(w.VBox, "nbtrain-dashboard", children=[
             self.style,
-            self.saver,
             self.header,
             w.HBox([self.epoch_bar, self.epoch_counter]),
             w.HBox([self.batch_bar, self.batch_counter]),
@@ -117,6 +116,7 @@ class DashboardView:
             self.messages,
             self.metrics,
             self.plot,
+            self.saver,  # hidden, last: the visible parts keep their places
         ])
 
     def set_state(self, state: str) -> int:
