@@ -14,8 +14,10 @@ kernel, or rendered where widgets do not run (GitHub, nbviewer, nbconvert),
 shows the final state.  The widget itself is left in its own output: that is
 the only output a front-end without the widget's model cannot draw.  Where it
 can, the live view shows everything itself and its style hides 2 and 3
-(`format.snapshot_css`): a page reloaded before the end never receives the
-updates (Jupyter routes them to the page that ran the cell), only the view.
+(`format.snapshot_css`).  A page reloaded before the end never receives the
+updates (Jupyter routes them to the page that ran the cell), only the widgets:
+there the view's `SnapshotSaver` writes the snapshot into 2 and 3, which carry
+the dashboard's key in their metadata (`snapshot_metadata`) for it to find.
 
 It also holds `choose_display`, the one choice between the dashboard, text
 and nothing.  Nothing here imports ipywidgets or matplotlib, nor any other
@@ -119,44 +121,69 @@ def _shell_ready() -> bool:
     return InteractiveShell.initialized()
 
 
-def show(bundle: dict) -> str | None:
-    """Display a raw mime bundle as a new output of the current cell; return its
-    display id (None where there is nothing to display into)."""
+def show(bundle: dict, metadata: dict | None = None) -> str | None:
+    """Display a raw mime bundle (with the output's `metadata`) as a new output of
+    the current cell; return its display id (None where there is nothing to
+    display into)."""
     if not _shell_ready():
         return None
     from IPython.display import display
 
-    handle = display(bundle, raw=True, display_id=True)
+    handle = display(bundle, raw=True, display_id=True, metadata=metadata)
     return getattr(handle, "display_id", None)
 
 
-def update(display_id: str | None, bundle: dict) -> None:
-    """Replace the output `display_id` with `bundle` (safe from any thread)."""
+def update(display_id: str | None, bundle: dict, metadata: dict | None = None) -> None:
+    """Replace the output `display_id` with `bundle` and `metadata` (safe from any thread)."""
     if display_id is None or not _shell_ready():
         return
     from IPython.display import update_display
 
-    update_display(bundle, display_id=display_id, raw=True)
+    update_display(bundle, display_id=display_id, raw=True, metadata=metadata)
+
+
+def snapshot_metadata(kind: str, key: str | None) -> dict | None:
+    """The metadata that marks an output as the `kind` ("table" or "plot")
+    snapshot of the dashboard `key` (None: no key, no mark).
+
+    The page's half of `SnapshotSaver` finds the outputs it may set by it; the
+    output keeps it in the saved notebook, as any output's metadata.
+
+    Example:
+
+    ```python
+    snapshot_metadata("plot", "3f2a")  # {"nbtrain": {"snapshot": "plot", "key": "3f2a"}}
+    ```
+    """
+    if key is None:
+        return None
+    return {"nbtrain": {"snapshot": kind, "key": key}}
 
 
 @dataclass
 class Outputs:
-    """The display ids of one displayed dashboard: widget, table snapshot, plot snapshot."""
+    """The display ids of one displayed dashboard: widget, table snapshot, plot
+    snapshot, and the dashboard's `key` their metadata carries."""
 
     view: str | None
     table: str | None
     plot: str | None
+    key: str | None = None
 
 
-def show_dashboard(model_id: str, table: dict | None = None, plot: dict | None = None) -> Outputs:
-    """Display a dashboard's three outputs in the current cell (main thread)."""
-    return Outputs(show(widget_bundle(model_id)), show(table or {}), show(plot or {}))
+def show_dashboard(model_id: str, table: dict | None = None, plot: dict | None = None,
+                   key: str | None = None) -> Outputs:
+    """Display a dashboard's three outputs in the current cell (main thread); the
+    snapshot outputs are marked as the dashboard `key`'s (`snapshot_metadata`)."""
+    return Outputs(show(widget_bundle(model_id)),
+                   show(table or {}, snapshot_metadata("table", key)),
+                   show(plot or {}, snapshot_metadata("plot", key)), key)
 
 
 def update_snapshot(outputs: Outputs, table: dict | None, plot: dict | None) -> None:
     """Set (or, with None, empty) the snapshot outputs of a displayed dashboard."""
-    update(outputs.table, table or {})
-    update(outputs.plot, plot or {})
+    update(outputs.table, table or {}, snapshot_metadata("table", outputs.key))
+    update(outputs.plot, plot or {}, snapshot_metadata("plot", outputs.key))
 
 
 def after_cell(callback: Callable[[Any], None]) -> Callable[[], None]:

@@ -104,7 +104,7 @@ class Presenter:
         self.renderer: PlotRenderer | None = None  # made at the first render
         self.state = RUNNING
         self.messages: deque[tuple[str, str]] = deque(maxlen=MAX_MESSAGES)
-        self.snapshot = Snapshot()
+        self.snapshot = Snapshot(self.view.saver)
         self.meter = RateMeter()
         self.lock = threading.RLock()
         self.flush_next = False  # the batch in flight at a state change is shown at once

@@ -1,7 +1,9 @@
 """The dashboard's widgets: built once on the main thread, then only their values change.
 
-Only standard ipywidgets 8 widgets, no custom JavaScript.  Every widget has a
-stable CSS class (`nbtrain-header`, `nbtrain-batch-bar`, ...) so a browser
+Standard ipywidgets 8 widgets, and one invisible custom widget, the
+`SnapshotSaver` (an anywidget: its JavaScript is an inline ES module, no
+build step), which writes the static snapshot into a page reloaded before the
+run ended.  Every widget has a stable CSS class (`nbtrain-header`, `nbtrain-batch-bar`, ...) so a browser
 test can find it.  `set_traits` changes a widget's traits in one message, and
 only when a value really changed, and reports how many messages it sent,
 which is what the throttle's budget counts.
@@ -14,6 +16,7 @@ import uuid
 import ipywidgets as widgets
 
 from nbtrain.dashboard import format as fmt
+from nbtrain.dashboard.saver import SnapshotSaver
 from nbtrain.run.state import PAUSED, PAUSING, RUNNING
 
 PAUSE_TIP = "Pause training after the current batch (Resume goes on with the next one)"
@@ -59,10 +62,14 @@ class DashboardView:
     from the kernel's widget state, shows it all.  Its `style` part (hidden)
     holds a CSS rule that hides this dashboard's static snapshot outputs
     (`key`) wherever the view renders: the snapshot is for where widgets do not.
+    Its `saver` part (hidden) writes the snapshot into the outputs from the
+    page, so a page reloaded before the end saves it too.
 
     Attributes:
         root: the `VBox` to display (CSS class `nbtrain-dashboard`).
-        key: marks this dashboard's snapshot outputs (`format.snapshot_css`).
+        key: marks this dashboard's snapshot outputs (`format.snapshot_css`,
+            `notebook.snapshot_metadata`).
+        saver: the `SnapshotSaver` (CSS class `nbtrain-saver`).
     """
 
     def __init__(self, controls: bool = True):
@@ -70,6 +77,7 @@ class DashboardView:
         self.key = uuid.uuid4().hex[:16]
         self.style = _classed(w.HTML, "nbtrain-style", value=fmt.snapshot_css(self.key),
                               layout=w.Layout(display="none"))
+        self.saver = SnapshotSaver(self.key)
         self.state = _classed(w.HTML, "nbtrain-state", "nbtrain-state-running",
                               value=fmt.state_html(RUNNING))
         self.time = _classed(w.HTML, "nbtrain-time")
@@ -108,6 +116,7 @@ class DashboardView:
             self.messages,
             self.metrics,
             self.plot,
+            self.saver,  # hidden, last: the visible parts keep their places
         ])
 
     def set_state(self, state: str) -> int:

@@ -1,7 +1,8 @@
 """The dashboard's basic flow in Jupyter Notebook 7's own UI (the `notebook`
 package), not only in JupyterLab: it renders and updates, and Pause, Resume,
 Stop and Continue steer the kernel's `Run`; Pause and Stop also while a cell
-waits in `run.wait()`.
+waits in `run.wait()`.  A page reloaded while the run trains, stopped from that
+page, saves the snapshot into the fit cell (the view's `SnapshotSaver`).
 
 Notebook 7 is built from JupyterLab's components (same notebook widgets, same
 widget manager), under its own application and page; its server runs as
@@ -10,10 +11,12 @@ widget manager), under its own application and page; its server runs as
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,6 +42,7 @@ HERE = Path(__file__).resolve().parent
 START = 180_000
 STEPS = 40
 STATUS = re.compile(r"^status\(run\)$")
+WIDGET = "application/vnd.jupyter.widget-view+json"
 
 
 @pytest.fixture(scope="module")
@@ -170,3 +174,69 @@ def test_dashboard_flow_in_notebook7(nb7_page, notebook7, screenshot):
     expect(dashboard.snapshot).to_contain_text("finished")
     expect(dashboard.snapshot_image).to_have_count(1)
     screenshot(dashboard.output_area, "nb7-4-finished")
+
+
+def _saved_fit_outputs(path: Path) -> list[dict]:
+    saved = json.loads(path.read_text())
+    fit = [c for c in saved["cells"] if "nbtrain.fit(" in "".join(c["source"])]
+    assert len(fit) == 1
+    return fit[0]["outputs"]
+
+
+def _snapshot_tables(outputs: list[dict]) -> list[str]:
+    return ["".join(o["data"]["text/html"]) for o in outputs
+            if "nbtrain-snapshot" in "".join(o.get("data", {}).get("text/html", ""))]
+
+
+def wait_saved(path: Path, condition: Any, timeout: float = 30.0) -> list[dict]:
+    """Wait until the notebook on disk has fit-cell outputs satisfying `condition`
+    (Notebook 7 has no tab whose dirty mark a test could wait on)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            outputs = _saved_fit_outputs(path)
+        except (OSError, ValueError):
+            outputs = []
+        if condition(outputs):
+            return outputs
+        if time.monotonic() > deadline:
+            return outputs
+        time.sleep(0.2)  # polling a file: the server writes it, there is no event here
+
+
+def test_a_page_reloaded_while_training_saves_the_snapshot(nb7_page, notebook7):
+    page = nb7_page
+    page.on("dialog", lambda dialog: dialog.accept())  # "leave the page?" on a reload
+    notebook = Notebook7(page, notebook7, "dashboard_test.ipynb").open()
+    notebook.run_all()
+    dashboard = Dashboard(notebook.cell_with("nbtrain.fit("))
+    expect(dashboard.root).to_be_visible(timeout=START)
+    notebook.wait_all_executed(timeout=START)
+    dashboard.wait_plot(timeout=START)
+    dashboard.expect_state("running")
+    path = notebook7.notebooks / "dashboard_test.ipynb"
+
+    notebook.panel.locator(".jp-Notebook").click()
+    page.keyboard.press("Escape")
+    page.keyboard.press("Control+s")
+    outputs = wait_saved(path, lambda outputs: any(WIDGET in o.get("data", {}) for o in outputs))
+    assert any(WIDGET in o.get("data", {}) for o in outputs)
+    assert _snapshot_tables(outputs) == []  # saved while training: empty snapshot outputs
+
+    page.reload()
+    notebook.wait_kernel_idle(timeout=START)
+    dashboard = Dashboard(notebook.cell_with("nbtrain.fit("))
+    expect(dashboard.root).to_be_visible(timeout=60_000)  # restored from the kernel
+    dashboard.wait_advance(dashboard.position())
+    dashboard.stop.click()
+    dashboard.expect_state("stopped", timeout=15_000)
+    expect(dashboard.snapshot).to_be_hidden()  # written into the outputs, hidden by the view
+    expect(dashboard.snapshot).to_have_count(1)
+
+    notebook.panel.locator(".jp-Notebook").click()
+    page.keyboard.press("Escape")
+    page.keyboard.press("Control+s")
+    outputs = wait_saved(path, lambda outputs: len(_snapshot_tables(outputs)) == 1)
+    tables = _snapshot_tables(outputs)
+    assert len(tables) == 1 and "stopped" in tables[0], outputs
+    assert len([o for o in outputs if "image/png" in o.get("data", {})]) == 1

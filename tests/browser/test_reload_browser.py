@@ -5,15 +5,21 @@ A reloaded page loads the notebook as last saved and restores the widgets from
 the kernel; display messages of a cell run by the page before the reload never
 reach it (they are routed to the request that ran the cell).  So the live view
 shows everything itself, in every state, and its style hides the static
-snapshot outputs wherever it renders.  Every reload here follows a save, as
-JupyterLab's autosave or the user's would: a page reloaded before the
-dashboard's output was ever saved has no output to restore.
+snapshot outputs wherever it renders; the view's `SnapshotSaver` writes the
+snapshot into the cell's outputs from the page, so a notebook saved after a
+reload keeps it.  Every reload here follows a save, as JupyterLab's autosave
+or the user's would: a page reloaded before the dashboard's output was ever
+saved has no output to restore.
 
 - `dashboard_test.ipynb`: reload while running, paused, stopped and after the
   end; the controls of the reloaded page steer the run; the badge stays in the
-  header, the rate goes when the run stops, one control trains it on.
-- `dashboard_failure.ipynb`: reload after the failure; the traceback starts at
-  the user's frame; saved after the reload, the file keeps the snapshot.
+  header, the rate goes when the run stops, one control trains it on; the
+  file saved from the reloaded pages has the stopped, then the final snapshot
+  in the fit cell, once.
+- `dashboard_failure.ipynb`: saved before any reload (the kernel's update and
+  the saver's write both reach that page), the file has one snapshot, not
+  two; reload after the failure; the traceback starts at the user's frame;
+  saved after the reload, the file keeps the snapshot.
 """
 
 from __future__ import annotations
@@ -64,6 +70,19 @@ def expect_complete(dashboard: Dashboard, state: str) -> None:
     expect(dashboard.snapshot_image).to_be_hidden()
 
 
+def saved_snapshot(lab, name: str, cell_text: str = "nbtrain.fit(") -> tuple[list[str], int]:
+    """The snapshot tables (`text/html`) and the number of `image/png` outputs of
+    the cell with `cell_text` in the notebook `name` as saved on disk."""
+    saved = json.loads((lab.notebooks / name).read_text())
+    cells = [c for c in saved["cells"] if cell_text in "".join(c["source"])]
+    assert len(cells) == 1, cell_text
+    bundles = [o.get("data", {}) for o in cells[0]["outputs"]]
+    assert len([b for b in bundles if WIDGET in b]) == 1, bundles
+    tables = ["".join(b["text/html"]) for b in bundles if "nbtrain-snapshot" in
+              "".join(b.get("text/html", ""))]
+    return tables, len([b for b in bundles if "image/png" in b])
+
+
 def badge_offset(dashboard: Dashboard) -> float:
     """The badge's height in the dashboard (px from its top edge)."""
     return dashboard.state.bounding_box()["y"] - dashboard.root.bounding_box()["y"]
@@ -112,7 +131,11 @@ def test_reload_while_running_paused_stopped_and_finished(page, lab, screenshot)
     dashboard.expect_state("stopped", timeout=15_000)
 
     # Stopped: one control trains it on, "Resume to epoch 50" (its own final epoch).
+    # The stop happened in a reloaded page, which the kernel's snapshot update
+    # never reaches: the saver wrote it, and the saved file has it.
     dashboard = save_and_reload(notebook)
+    tables, images = saved_snapshot(lab, "dashboard_test.ipynb")
+    assert len(tables) == 1 and "stopped" in tables[0] and images == 1, tables
     expect_complete(dashboard, "stopped")
     expect_no_rate(dashboard)
     expect(dashboard.pause).to_be_disabled()
@@ -138,18 +161,27 @@ def test_reload_while_running_paused_stopped_and_finished(page, lab, screenshot)
     assert abs(badge_after - badge_before) < 2, (badge_before, badge_after)
     screenshot(dashboard.output_area, "reload-4-finished")
 
-    # Reloaded after the end: the final state again.
+    # Saved from this page, reloaded before the end: the fit cell has the final
+    # snapshot (table with the final epoch, plot), once.
+    expect(dashboard.snapshot).to_have_count(1)
+    expect(dashboard.snapshot).to_contain_text(f"epoch {target} / {target}")
+    expect(dashboard.snapshot).to_be_hidden()
+    notebook.save()
+    expect(page.locator(".lm-TabBar-tab.jp-mod-dirty")).to_have_count(0)
+    tables, images = saved_snapshot(lab, "dashboard_test.ipynb")
+    assert len(tables) == 1 and images == 1, tables
+    assert "finished" in tables[0] and f"epoch {target} / {target}" in tables[0]
+
+    # Reloaded after the end: the final state again, and the file keeps it.
     dashboard = save_and_reload(notebook)
     expect_complete(dashboard, "finished")
     expect(dashboard.epoch_counter).to_have_text(f"epoch {target} / {target}")
     expect_no_rate(dashboard)
-    saved = json.loads((lab.notebooks / "dashboard_test.ipynb").read_text())
-    fit = [c for c in saved["cells"] if "nbtrain.fit(" in "".join(c["source"])]
-    assert any(WIDGET in o.get("data", {}) for o in fit[0]["outputs"])
+    tables, images = saved_snapshot(lab, "dashboard_test.ipynb")
+    assert len(tables) == 1 and images == 1 and f"epoch {target} / {target}" in tables[0]
 
-    # This page was reloaded before the end, so the fit cell never got the final
-    # snapshot (Jupyter routes it to the page that ran the cell); displaying the
-    # run again writes one into the new cell, and the saved file keeps it.
+    # Displayed again in a new cell: a second view, with a snapshot of its own
+    # there; the fit cell's is not duplicated.
     notebook.cell_with(STATUS).locator(".jp-InputArea-editor").click()
     page.keyboard.press("Escape")
     page.keyboard.press("b")  # a new cell below, the last one
@@ -170,6 +202,8 @@ def test_reload_while_running_paused_stopped_and_finished(page, lab, screenshot)
     assert len(tables) == 1 and "finished" in tables[0], bundles
     assert f"epoch {target} / {target}" in tables[0]
     assert len([b for b in bundles if "image/png" in b]) == 1
+    tables, images = saved_snapshot(lab, "dashboard_test.ipynb")
+    assert len(tables) == 1 and images == 1
 
 
 def test_reload_after_a_failure_keeps_the_snapshot(page, lab, screenshot):
@@ -182,6 +216,19 @@ def test_reload_after_a_failure_keeps_the_snapshot(page, lab, screenshot):
     notebook.wait_all_executed(timeout=START)
     expect(dashboard.snapshot).to_contain_text("ValueError: deliberate failure in batch 5")
     expect(dashboard.snapshot).to_be_hidden()  # the live view shows it all
+    # This page ran the cell: the kernel's update and the saver's write both
+    # reach it, and set the same outputs; saved, the file has one snapshot.
+    expect(dashboard.snapshot).to_have_count(1)
+    notebook.save()
+    expect(page.locator(".lm-TabBar-tab.jp-mod-dirty")).to_have_count(0)
+    saved = json.loads((lab.notebooks / "dashboard_failure.ipynb").read_text())
+    fit = [c for c in saved["cells"] if "nbtrain.fit(" in "".join(c["source"])][0]
+    marked = [o for o in fit["outputs"] if "nbtrain" in o.get("metadata", {})]
+    assert [o["metadata"]["nbtrain"]["snapshot"] for o in marked] == ["table", "plot"], fit
+    assert len(fit["outputs"]) == len([o for o in fit["outputs"] if o["output_type"] ==
+                                       "stream"]) + 3, fit["outputs"]  # widget, table, plot
+    tables, images = saved_snapshot(lab, "dashboard_failure.ipynb")
+    assert len(tables) == 1 and "failed" in tables[0] and images <= 1, tables  # a plot if drawn
 
     dashboard = save_and_reload(notebook)
     dashboard.expect_state("failed")

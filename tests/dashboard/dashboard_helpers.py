@@ -34,18 +34,21 @@ class CellOutputs:
 
     def __init__(self):
         self.bundles: dict[str, dict] = {}
+        self.metadata: dict[str, dict | None] = {}
         self.order: list[str] = []
         self.updates = 0
 
-    def show(self, bundle):
+    def show(self, bundle, metadata=None):
         display_id = f"id{len(self.order)}"
         self.order.append(display_id)
         self.bundles[display_id] = bundle
+        self.metadata[display_id] = metadata
         return display_id
 
-    def update(self, display_id, bundle):
+    def update(self, display_id, bundle, metadata=None):
         assert display_id in self.bundles
         self.bundles[display_id] = bundle
+        self.metadata[display_id] = metadata
         self.updates += 1
 
     def outputs(self) -> list[dict]:
