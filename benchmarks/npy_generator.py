@@ -40,13 +40,19 @@ class DataGenerator(keras.utils.Sequence):
             np.random.shuffle(self.indexes)
 
 
+def sample_ids(n: int) -> tuple[list[str], dict[str, int]]:
+    """The ids and labels of the `n` samples `write_samples` writes."""
+    ids = [f"id-{i}" for i in range(n)]
+    return ids, {name: i % CLASSES for i, name in enumerate(ids)}
+
+
 def write_samples(folder: str, n: int) -> tuple[list[str], dict[str, int]]:
     """Write `n` random samples as .npy files; return their ids and labels."""
     rng = np.random.default_rng(0)
-    ids = [f"id-{i}" for i in range(n)]
+    ids, labels = sample_ids(n)
     for name in ids:
         np.save(os.path.join(folder, f"{name}.npy"), rng.random(SHAPE, np.float32))
-    return ids, {name: i % CLASSES for i, name in enumerate(ids)}
+    return ids, labels
 
 
 def model() -> keras.Model:
