@@ -3,10 +3,11 @@
 Standard ipywidgets 8 widgets, and one invisible custom widget, the
 `SnapshotSaver` (an anywidget: its JavaScript is an inline ES module, no
 build step), which writes the static snapshot into a page reloaded before the
-run ended.  Every widget has a stable CSS class (`nbtrain-header`, `nbtrain-batch-bar`, ...) so a browser
-test can find it.  `set_traits` changes a widget's traits in one message, and
-only when a value really changed, and reports how many messages it sent,
-which is what the throttle's budget counts.
+run ended.  Every widget has a stable CSS class (`nbtrain-header`,
+`nbtrain-batch-bar`, ...) so a browser test can find it.  `set_traits`
+changes a widget's traits in one message, and only when a value really
+changed, and reports how many messages it sent, which is what the throttle's
+budget counts.
 """
 
 from __future__ import annotations

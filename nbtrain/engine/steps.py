@@ -60,9 +60,9 @@ def host_tensor(array: np.ndarray) -> Any:
     require), handed to TensorFlow through DLPack without a second copy: about
     5 us for a small batch leaf against 40 us for `tf.constant`, which spends
     them in Python on the GIL (measured, TF 2.21, 2 cores; for a 4 MB leaf 0.5
-    ms against 0.7 ms).  `tf.constant` where
-    DLPack cannot carry the array (strings, objects, byte order) and where a
-    GPU is visible (`tf.constant` places the tensor on it).
+    ms against 0.7 ms).  `tf.constant` for what DLPack does not carry here
+    (strings, objects, complex numbers, non-native byte order) and where a GPU
+    is visible (`tf.constant` places the tensor on it).
     """
     import tensorflow as tf
 
