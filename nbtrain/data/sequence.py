@@ -121,6 +121,11 @@ class SequenceCursor:
         self.ensure_started()
         return self.order[self.position :]
 
+    def peek(self) -> int:
+        """The index of the next batch to take (the first of `remaining()`, in O(1))."""
+        self.ensure_started()
+        return self.order[self.position]
+
     def advance(self) -> bool:
         """Mark one batch as taken; at the end of a pass call `on_epoch_end` and
         start the next pass.  Returns True when a new pass began."""

@@ -90,7 +90,7 @@ class DataStream:
             except StopIteration:
                 raise DataExhausted from None
         if self.is_sequence:
-            index = self.cursor.remaining()[0]
+            index = self.cursor.peek()
             item = self.data[index]
             self.cursor.advance()
             return self.transform(item)

@@ -55,6 +55,7 @@ class JaxSteps(ModelMetricSteps):
         self._names = _TRAIN if mode == "train" else _TEST
         self._function: Any = None
         self._on_cpu = jax.default_backend() == "cpu"
+        self._per_call = 1  # the model's steps_per_execution, read when the state is taken
 
     @staticmethod
     def applies(model: Any) -> bool:
@@ -101,6 +102,7 @@ class JaxSteps(ModelMetricSteps):
         # the plain dict, which `run` keeps up to date.
         object.__setattr__(model, "_jax_state", self._holder)
         object.__setattr__(model, "_jax_state_synced", False)
+        self._per_call = int(model.steps_per_execution or 1)
         return state
 
     def run(self, items: list) -> Any:
@@ -109,16 +111,14 @@ class JaxSteps(ModelMetricSteps):
         state = self._state
         if state is None or self.model._jax_state_synced:  # synced since: take it again
             state = self._take_state(items[0])
-        function, holder, names = self._function, self._holder, self._names
+        function = self._function
         batches = iter(items)
-        per_call = self.model.steps_per_execution or 1
+        # Keras's function runs up to steps_per_execution items per call.
+        calls = 1 if len(items) <= self._per_call else -(-len(items) // self._per_call)
         logs = None
         try:
-            # Keras's function runs up to steps_per_execution items per call.
-            for _ in range(1 if len(items) <= per_call else -(-len(items) // per_call)):
+            for _ in range(calls):
                 logs, state = function(state, batches)
-                for name, value in zip(names, state):
-                    holder[name] = value
         except BaseException:
             # A step that failed before it ran (a trace error) left the state as it
             # was: `sync` writes it back.  One that ran took the buffers (donated).
@@ -126,10 +126,16 @@ class JaxSteps(ModelMetricSteps):
                 self._state = None
                 object.__setattr__(self.model, "_jax_state", None)  # nothing left to sync
             else:
-                self._state = state
+                self._keep(state)
             raise
-        self._state = state
+        self._keep(state)
         return logs
+
+    def _keep(self, state: tuple) -> None:
+        """Hold `state` as the current one, in the model's `_jax_state` too (what
+        Keras's `jax_state_sync` writes back when a callback reads `self.model`)."""
+        self._state = state
+        self._holder.update(zip(self._names, state))
 
     def sync(self) -> None:
         """Write the state back into the model (Keras's `jax_state_sync`)."""
