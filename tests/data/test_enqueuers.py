@@ -62,6 +62,18 @@ def test_cursor_is_shared_so_a_new_enqueuer_continues_at_the_next_batch():
     assert [e for e, _ in rest] == [0, 0, 1, 1]
 
 
+def test_cursor_peek_names_the_next_batch_of_a_shuffled_pass_and_the_next_pass():
+    seq = Numbers(5)
+    cursor = SequenceCursor(seq, shuffle=True, seed=1)
+    taken = []
+    for _ in range(12):
+        assert cursor.peek() == cursor.remaining()[0]
+        taken.append(cursor.peek())
+        cursor.advance()
+    assert sorted(taken[:5]) == sorted(taken[5:10]) == list(range(5))
+    assert seq.epoch_ends == 2 and taken[:5] != taken[5:10]
+
+
 class Failing(Numbers):
     def __getitem__(self, i):
         if i == 3:
