@@ -102,7 +102,7 @@ class JaxSteps(ModelMetricSteps):
         # the plain dict, which `run` keeps up to date.
         object.__setattr__(model, "_jax_state", self._holder)
         object.__setattr__(model, "_jax_state_synced", False)
-        self._per_call = int(model.steps_per_execution or 1)
+        self._per_call = self.steps_per_execution
         return state
 
     def run(self, items: list) -> Any:
@@ -114,7 +114,7 @@ class JaxSteps(ModelMetricSteps):
         function = self._function
         batches = iter(items)
         # Keras's function runs up to steps_per_execution items per call.
-        calls = 1 if len(items) <= self._per_call else -(-len(items) // self._per_call)
+        calls = -(-len(items) // self._per_call)
         logs = None
         try:
             for _ in range(calls):
