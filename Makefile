@@ -7,6 +7,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 export TF_CPP_MIN_LOG_LEVEL ?= 3
+# Python caches the bytecode of what it imports (in __pycache__, here mostly the venv's):
+# with PYTHONDONTWRITEBYTECODE set in the environment, every process compiled TensorFlow
+# and Keras again, 24 s an `import keras` here against 10 s from the cache, paid by every
+# test process, kernel and worker.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: lab test test-backends setup lint bench clean binder-check notebooks
 
@@ -27,11 +32,16 @@ setup: $(STAMP)
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg \
 	--nbval-cell-timeout 300
 
+# Two pytest workers (pytest-xdist): the browser tests, about half the time, run in one
+# (tests/conftest.py groups them), every other test file, and every notebook, goes whole
+# to whichever worker is free.
+XDIST := -n 2 --dist loadgroup
+
 test: $(STAMP)
 	$(PY) -m ruff check nbtrain tests benchmarks tools
-	$(PY) -m pytest tests
+	$(PY) -m pytest $(XDIST) tests
 	$(MAKE) --no-print-directory test-backends
-	$(PY) -m pytest $(NBVAL) notebooks
+	$(PY) -m pytest -n 2 --dist loadfile $(NBVAL) notebooks
 
 # Backend-neutral tests again under JAX and PyTorch (installed here, not by `make lab`):
 # a subset, about 1.5 min a backend; the rest of the suite is TensorFlow's.
@@ -46,8 +56,8 @@ $(BACKENDS_STAMP): $(STAMP)
 	touch $(BACKENDS_STAMP)
 
 test-backends: $(BACKENDS_STAMP)
-	KERAS_BACKEND=jax $(PY) -m pytest -q $(BACKEND_TESTS)
-	KERAS_BACKEND=torch $(PY) -m pytest -q $(BACKEND_TESTS)
+	KERAS_BACKEND=jax $(PY) -m pytest -q $(XDIST) $(BACKEND_TESTS)
+	KERAS_BACKEND=torch $(PY) -m pytest -q $(XDIST) $(BACKEND_TESTS)
 
 # Run the notebooks and store their outputs (after changing one).
 notebooks: $(STAMP)
@@ -61,8 +71,9 @@ binder-check:
 	$(PYTHON) -m venv $(BINDER_VENV)
 	$(BINDER_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(BINDER_VENV)/bin/python -m pip install --quiet --no-compile -r binder/requirements.txt
-	$(BINDER_VENV)/bin/python -m pip install --quiet --no-compile pytest pytest-timeout nbval ipykernel
-	$(BINDER_VENV)/bin/pytest $(NBVAL) notebooks
+	$(BINDER_VENV)/bin/python -m pip install --quiet --no-compile pytest pytest-timeout \
+	    pytest-xdist nbval ipykernel
+	$(BINDER_VENV)/bin/pytest -n 2 --dist loadfile $(NBVAL) notebooks
 
 # make lab: JupyterLab on notebooks/quickstart.ipynb at http://$(IP):$(PORT) (the next free
 # port if that one is taken); it prints the URL with its token.  On Linux without a display

@@ -1,4 +1,5 @@
-"""Shared test set-up: quiet TensorFlow, and no thread may outlive a test."""
+"""Shared test set-up: quiet TensorFlow, no thread may outlive a test, and the groups
+`make test` hands to its two pytest-xdist workers (`--dist loadgroup`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,18 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import pytest  # noqa: E402
+
+BROWSER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "browser") + os.sep
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """One xdist group a test file, and one for all the browser tests: each of them
+    starts a JupyterLab, a kernel and Chromium, and their latencies are measured against
+    limits, so two at once on a 2-core machine would measure each other."""
+    for item in items:
+        path = str(item.path)
+        group = "browser" if path.startswith(BROWSER) else path
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(autouse=True)

@@ -159,6 +159,9 @@ class MakeLab:
                 log.write(text)
                 log.flush()
                 pending += text
+                # the prompt has no newline, but a log line may follow it in the same read
+                if CONFIRM in pending:
+                    self._confirm_asked.set()
                 *lines, pending = pending.split("\n")
                 self.lines += [line + "\n" for line in lines]
                 for line in lines:
@@ -168,8 +171,6 @@ class MakeLab:
                         self.url, self.token = match[0], match[2]
                         self.port = int(match[1])
                         self._url_printed.set()
-                if CONFIRM in pending:
-                    self._confirm_asked.set()
         self.lines.append(pending)
         self._url_printed.set()  # end of output: everything holding the terminal has exited
         self._confirm_asked.set()
