@@ -33,15 +33,16 @@ NBVAL := --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cf
 	--nbval-cell-timeout 300
 
 # Two pytest workers (pytest-xdist): the browser tests, about half the time, run in one
-# (tests/conftest.py groups them), every other test file, and every notebook, goes whole
-# to whichever worker is free.
+# (tests/conftest.py groups them), every other test file goes whole to whichever is free.
+# The notebooks run one at a time: two nbval kernels started at once can pick the same
+# ports (jupyter_client chooses them in each process), and one dies at start (seen once).
 XDIST := -n 2 --dist loadgroup
 
 test: $(STAMP)
 	$(PY) -m ruff check nbtrain tests benchmarks tools
 	$(PY) -m pytest $(XDIST) tests
 	$(MAKE) --no-print-directory test-backends
-	$(PY) -m pytest -n 2 --dist loadfile $(NBVAL) notebooks
+	$(PY) -m pytest $(NBVAL) notebooks
 
 # Backend-neutral tests again under JAX and PyTorch (installed here, not by `make lab`):
 # a subset, about 1.5 min a backend; the rest of the suite is TensorFlow's.
@@ -71,9 +72,8 @@ binder-check:
 	$(PYTHON) -m venv $(BINDER_VENV)
 	$(BINDER_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(BINDER_VENV)/bin/python -m pip install --quiet --no-compile -r binder/requirements.txt
-	$(BINDER_VENV)/bin/python -m pip install --quiet --no-compile pytest pytest-timeout \
-	    pytest-xdist nbval ipykernel
-	$(BINDER_VENV)/bin/pytest -n 2 --dist loadfile $(NBVAL) notebooks
+	$(BINDER_VENV)/bin/python -m pip install --quiet --no-compile pytest pytest-timeout nbval ipykernel
+	$(BINDER_VENV)/bin/pytest $(NBVAL) notebooks
 
 # make lab: JupyterLab on notebooks/quickstart.ipynb at http://$(IP):$(PORT) (the next free
 # port if that one is taken); it prints the URL with its token.  On Linux without a display
