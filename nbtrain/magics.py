@@ -172,15 +172,6 @@ def legacy_off() -> None:
     legacy.disable()
 
 
-def _step_fraction(run: Any) -> str:
-    """The step column: a run past its last epoch shows that epoch complete
-    (`64/64`, not the `0/64` of an epoch that will not come)."""
-    batch, steps = run.batch, run.steps
-    if steps and not batch and run.epoch >= run.epochs > 0:
-        batch = steps
-    return batch_fraction(batch, steps)
-
-
 def runs_table(runs: dict[str, Any]) -> tuple[str, str]:
     """Plain-text and HTML tables of runs: name, state, epoch, step and latest metrics."""
     header = ["run", "state", "epoch", "step", "metrics"]
@@ -193,7 +184,8 @@ def runs_table(runs: dict[str, Any]) -> tuple[str, str]:
                 logs[key] = values[-1]
         metrics = ", ".join(f"{k}={v:.4g}" for k, v in logs.items() if isinstance(v, (int, float)))
         rows.append([name, str(run.state), epoch_fraction(run.epoch, run.epochs),
-                     _step_fraction(run), metrics or "-"])
+                     batch_fraction(run.batch, run.steps, run.epoch >= run.epochs > 0),
+                     metrics or "-"])
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     text = "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()
                      for r in [header, *rows])

@@ -47,15 +47,21 @@ def epoch_fraction(epoch: int, epochs: int) -> str:
     return f"{min(epoch + 1, epochs)}/{epochs}"
 
 
-def batch_fraction(batch: int, steps: int | None) -> str:
+def batch_fraction(batch: int, steps: int | None, past_last_epoch: bool = False) -> str:
     """`13/100`: batches trained of the epoch's steps (`?` when unknown).
+
+    With `past_last_epoch` (every epoch done: `epoch >= epochs`), the last epoch
+    shows complete, `100/100`, not the `0/100` of an epoch that will not come.
 
     Example:
 
     ```python
-    batch_fraction(13, None)   # -> "13/?"
+    batch_fraction(13, None)                     # -> "13/?"
+    batch_fraction(0, 100, past_last_epoch=True)  # -> "100/100"
     ```
     """
+    if past_last_epoch and steps and not batch:
+        batch = steps
     return f"{batch}/{steps if steps else '?'}"
 
 

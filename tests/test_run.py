@@ -1053,6 +1053,15 @@ def test_text_status_lines(capsys):
     assert repr(run) == "<nbtrain.Run stopped epoch 1/2 batch 2/4>"
 
 
+def test_repr_of_a_finished_run_shows_its_last_epoch_complete():
+    run, _, _ = make_run(Ids(4), epochs=2)
+    assert repr(run) == "<nbtrain.Run created epoch 1/2 batch 0/4>"
+    run.start()
+    run.wait(timeout=TIMEOUT)
+    assert (run.epoch, run.batch) == (2, 0)  # past the last epoch, at no batch of a third
+    assert repr(run) == "<nbtrain.Run finished epoch 2/2 batch 4/4>"
+
+
 def test_import_nbtrain_stays_light():
     code = ("import sys, nbtrain, nbtrain.data; assert 'tensorflow' not in sys.modules; "
             "assert 'keras' not in sys.modules; assert {'fit', 'Run'} <= set(dir(nbtrain)); "

@@ -151,8 +151,9 @@ class RunView:
         return isinstance(self._status.exception, WorkerLost)
 
     def __repr__(self) -> str:
-        return (f"<nbtrain.Run {self.state} epoch {epoch_fraction(self.epoch, self.epochs)}"
-                f" batch {batch_fraction(self.batch, self.steps)}>")
+        epoch, epochs = self.epoch, self.epochs
+        batch = batch_fraction(self.batch, self.steps, epoch >= epochs > 0)
+        return f"<nbtrain.Run {self.state} epoch {epoch_fraction(epoch, epochs)} batch {batch}>"
 
     # -- listeners and callbacks --------------------------------------------------------
 
