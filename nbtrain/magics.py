@@ -184,7 +184,7 @@ def runs_table(runs: dict[str, Any]) -> tuple[str, str]:
                 logs[key] = values[-1]
         metrics = ", ".join(f"{k}={v:.4g}" for k, v in logs.items() if isinstance(v, (int, float)))
         rows.append([name, str(run.state), epoch_fraction(run.epoch, run.epochs),
-                     batch_fraction(run.batch, run.steps, run.epoch >= run.epochs > 0),
+                     batch_fraction(run.batch, run.steps, run.epoch, run.epochs),
                      metrics or "-"])
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     text = "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()

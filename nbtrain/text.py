@@ -47,20 +47,21 @@ def epoch_fraction(epoch: int, epochs: int) -> str:
     return f"{min(epoch + 1, epochs)}/{epochs}"
 
 
-def batch_fraction(batch: int, steps: int | None, past_last_epoch: bool = False) -> str:
+def batch_fraction(batch: int, steps: int | None, epoch: int = 0, epochs: int = 0) -> str:
     """`13/100`: batches trained of the epoch's steps (`?` when unknown).
 
-    With `past_last_epoch` (every epoch done: `epoch >= epochs`), the last epoch
-    shows complete, `100/100`, not the `0/100` of an epoch that will not come.
+    Given the run's `epoch` and `epochs`: past the last epoch (`epoch >= epochs`),
+    the last epoch shows complete, `100/100`, not the `0/100` of an epoch that
+    will not come.
 
     Example:
 
     ```python
-    batch_fraction(13, None)                     # -> "13/?"
-    batch_fraction(0, 100, past_last_epoch=True)  # -> "100/100"
+    batch_fraction(13, None)         # -> "13/?"
+    batch_fraction(0, 100, 5, 5)     # -> "100/100"
     ```
     """
-    if past_last_epoch and steps and not batch:
+    if steps and not batch and epoch >= epochs > 0:
         batch = steps
     return f"{batch}/{steps if steps else '?'}"
 

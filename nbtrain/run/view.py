@@ -152,7 +152,7 @@ class RunView:
 
     def __repr__(self) -> str:
         epoch, epochs = self.epoch, self.epochs
-        batch = batch_fraction(self.batch, self.steps, epoch >= epochs > 0)
+        batch = batch_fraction(self.batch, self.steps, epoch, epochs)
         return f"<nbtrain.Run {self.state} epoch {epoch_fraction(epoch, epochs)} batch {batch}>"
 
     # -- listeners and callbacks --------------------------------------------------------
