@@ -24,6 +24,17 @@ def pytest_collection_modifyitems(items) -> None:
         item.add_marker(pytest.mark.xdist_group(group))
 
 
+@pytest.fixture(scope="module")
+def ipython():
+    """One real IPython shell (and its history thread) for the module; at the end it
+    is no longer the process's shell, so `get_ipython()` in later modules, under
+    pytest-xdist in any order, finds none, as in a plain interpreter."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    yield InteractiveShell.instance()
+    InteractiveShell.clear_instance()
+
+
 @pytest.fixture(autouse=True)
 def no_leaked_threads():
     """Every thread a test starts must be joined by the code under test."""

@@ -10,13 +10,6 @@ import keras
 import pytest
 from helpers import RecordingSequence, batch_generator, make_data, make_model
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
-
-
-@pytest.fixture(scope="module")
-def ipython():
-    """One IPython shell (and its history thread) for the module."""
-    return InteractiveShell.instance()
 
 
 @pytest.fixture

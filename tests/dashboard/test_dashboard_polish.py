@@ -16,7 +16,6 @@ import threading
 import numpy as np
 import pytest
 from dashboard_helpers import FakeRun
-from IPython.core.interactiveshell import InteractiveShell
 
 from nbtrain.dashboard import failure
 from nbtrain.dashboard import format as fmt
@@ -148,11 +147,6 @@ def test_a_run_that_only_resumes_resumes_with_the_toggle(bound):
 
 
 # -- tracebacks ----------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def ipython():
-    return InteractiveShell.instance()
 
 
 def test_traceback_of_a_thread_pool_starts_at_the_cell(ipython):
