@@ -5,6 +5,12 @@
 next render the throttle allows while training (so the rendering budget
 holds), at once while paused or ended, and an ended run's snapshot is written
 again with it: a saved notebook keeps the last choice.
+
+The dropdowns' option values are their labels (strings): in ipywidgets 8 a
+`Dropdown` whose value is None has no selection (index None), and the page
+shows it blank, so "auto" cannot be None there; `SCALES` and `SMOOTHING` map
+each label to what `PlotOptions` takes.  The metrics are toggle buttons, one
+per metric that exists (added as metrics appear), never free text.
 """
 
 from __future__ import annotations
@@ -13,9 +19,13 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from nbtrain.run.state import FAILED
+
 SMOOTHING = (("auto", None), ("off", 0.0), ("0.6", 0.6), ("0.8", 0.8), ("0.9", 0.9),
              ("0.95", 0.95))
+"""The smoothing dropdown: label -> `PlotOptions.smoothing`."""
 SCALES = (("auto", None), ("linear", False), ("log", True))
+"""The y-scale dropdown: label -> `PlotOptions.log_y`."""
 
 
 class PlotOptions:
@@ -45,42 +55,51 @@ class PlotOptions:
         renderer.smoothing = self.smoothing
 
 
+def _dropdown(choices: tuple, description: str, css: str, width: str) -> widgets.Dropdown:
+    labels = [label for label, _ in choices]
+    return widgets.Dropdown(options=labels, value=labels[0], description=description,
+                            style={"description_width": "initial"}, _dom_classes=(css,),
+                            layout=widgets.Layout(width=width))
+
+
 class PlotControls:
     """The plot's controls of one dashboard (CSS class `nbtrain-plot-controls`).
 
+    Hidden (its room kept) until the first plot is shown; not shown at all for
+    a failed run.
+
     Args:
-        presenter: the dashboard's `Presenter` (its `plot_options`, `replot`).
+        presenter: the dashboard's `Presenter` (its `plot_options`, `replot`,
+            `tracker` and `view.plot`).
 
     Attributes:
-        scale: y scale (`nbtrain-plot-scale`): auto, linear, log.
-        smoothing: (`nbtrain-plot-smoothing`): auto, off or a weight.
-        metrics: comma-separated metric names, empty for all (`nbtrain-plot-metrics`).
+        scale: y scale (`nbtrain-plot-scale`): "auto", "linear", "log".
+        smoothing: (`nbtrain-plot-smoothing`): "auto", "off" or a weight ("0.6" ...).
+        metrics: a row of toggle buttons (`nbtrain-plot-metrics`), one per metric
+            (`nbtrain-plot-metric`), pressed when its panel is drawn.
 
     Example:
 
     ```python
     controls = PlotControls.attach(dashboard.presenter)   # what Dashboard does
-    controls.scale.value = True                           # log y
+    controls.scale.value = "log"
+    controls.toggles["accuracy"].value = False            # hide the accuracy panel
     ```
     """
 
     def __init__(self, presenter: Any):
         self.presenter = presenter
-        style = {"description_width": "initial"}
-        self.scale = widgets.Dropdown(options=SCALES, value=None, description="y",
-                                      style=style, layout=widgets.Layout(width="120px"))
-        self.smoothing = widgets.Dropdown(options=SMOOTHING, value=None, description="smoothing",
-                                          style=style, layout=widgets.Layout(width="160px"))
-        self.metrics = widgets.Text(value="", placeholder="all", description="metrics",
-                                    continuous_update=False, style=style,
-                                    layout=widgets.Layout(width="240px"))
-        for widget, css in ((self.scale, "nbtrain-plot-scale"),
-                            (self.smoothing, "nbtrain-plot-smoothing"),
-                            (self.metrics, "nbtrain-plot-metrics")):
-            widget.add_class(css)
+        self.scale = _dropdown(SCALES, "y", "nbtrain-plot-scale", "130px")
+        self.smoothing = _dropdown(SMOOTHING, "smoothing", "nbtrain-plot-smoothing", "160px")
+        self.toggles: dict[str, widgets.ToggleButton] = {}
+        self.metrics = widgets.HBox([], _dom_classes=("nbtrain-plot-metrics",),
+                                    layout=widgets.Layout(margin="0 0 0 8px"))
+        for widget in (self.scale, self.smoothing):
             widget.observe(self._changed, names="value")
-        self.box = widgets.HBox([self.scale, self.smoothing, self.metrics])
-        self.box.add_class("nbtrain-plot-controls")
+        self.box = widgets.HBox([self.scale, self.smoothing, self.metrics],
+                                _dom_classes=("nbtrain-plot-controls",),
+                                layout=widgets.Layout(visibility="hidden"))
+        presenter.view.plot.observe(self._plotted, names="value")
 
     @classmethod
     def attach(cls, presenter: Any) -> PlotControls:
@@ -92,13 +111,55 @@ class PlotControls:
         root.children = (*rows[:at], controls.box, *rows[at:])
         return controls
 
+    @property
+    def shown(self) -> bool:
+        """The controls are visible (a plot exists and the run did not fail)."""
+        layout = self.box.layout
+        return layout.visibility != "hidden" and layout.display != "none"
+
+    def show_for(self, state: str) -> None:
+        """The run's state changed: no plot controls for a failed run."""
+        self.box.layout.display = "none" if state == FAILED else None
+
+    def _plotted(self, change: Any) -> None:
+        """A plot image was shown (under the presenter's lock): show the controls,
+        and a toggle for each metric that has appeared since."""
+        if not change["new"]:
+            return
+        if self.box.layout.visibility == "hidden":
+            self.box.layout.visibility = None
+        names = [metric.name for metric in self.presenter.tracker.ordered()]
+        new = [name for name in names if name not in self.toggles]
+        if not new:
+            return
+        for name in new:
+            toggle = widgets.ToggleButton(
+                value=True, description=name, tooltip=f"Show the {name} panel",
+                _dom_classes=("nbtrain-plot-metric",),
+                layout=widgets.Layout(width="auto", height="24px", margin="2px 2px"))
+            toggle.observe(self._toggled, names="value")
+            self.toggles[name] = toggle
+        self.metrics.children = tuple(self.toggles.values())
+        self._set_metrics()
+
+    def _toggled(self, change: Any) -> None:
+        if not any(toggle.value for toggle in self.toggles.values()):
+            change["owner"].value = True  # the last panel shown stays: an empty plot says nothing
+            return
+        with self.presenter.lock:
+            self._set_metrics()
+        self.presenter.replot()
+
+    def _set_metrics(self) -> None:
+        chosen = tuple(name for name, toggle in self.toggles.items() if toggle.value)
+        self.presenter.plot_options.metrics = (
+            None if len(chosen) == len(self.toggles) else chosen)
+
     def _changed(self, _change: Any) -> None:
         options = self.presenter.plot_options
-        names = tuple(n.strip() for n in self.metrics.value.split(",") if n.strip())
         with self.presenter.lock:
-            options.log_y = self.scale.value
-            options.smoothing = self.smoothing.value
-            options.metrics = names or None
+            options.log_y = dict(SCALES)[self.scale.value]
+            options.smoothing = dict(SMOOTHING)[self.smoothing.value]
         self.presenter.replot()
 
 

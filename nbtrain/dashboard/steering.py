@@ -1,10 +1,18 @@
 """`SteeringControls`: the dashboard's learning-rate field, bound to a Run.
 
 It shows the optimizer's learning rate now, and a field with an Apply button
-(enabled while the run is running, pausing or paused) that calls
-`run.set_learning_rate`; the value takes effect before the next batch.  Every
-change (from the field, from code, from `%nbtrain lr`) updates the shown
-value (with where it landed) and marks its position on the plot.
+that calls `run.set_learning_rate`.  The value is pending until the loop
+applies it, before the next batch: while running that is at once, while
+paused at Resume, while stopped or finished (or not started) when training
+goes on.  A note at the end of the row says which: "pending: from the next
+batch", then where it landed ("applied from epoch 3, batch 12"), or what was
+wrong with the entry (a text that is not a number, a refused value); the
+next success clears an error.  Every change (from the field, from code, from
+`%nbtrain lr`) updates the shown value and marks its position on the plot.
+
+The row is shown while the run can still train (any state but an ended run
+that allows nothing: a failed run, a closed one); it keeps its width, so the
+field and Apply do not move when the note changes.
 
 Clicks arrive on the main thread; changes arrive on the training thread
 through the Run's steering listener, and only set widget values.
@@ -12,34 +20,60 @@ through the Run's steering listener, and only set widget values.
 
 from __future__ import annotations
 
+import html
+import math
 from typing import Any, Callable
 
 import ipywidgets as widgets
 
 from nbtrain.dashboard.view import set_traits
-from nbtrain.run.state import PAUSED, PAUSING, RUNNING
+from nbtrain.run.state import CREATED, ENDED, PAUSED, PAUSING, RUNNING, STOPPING
 
-_APPLICABLE = (RUNNING, PAUSING, PAUSED)
+PENDING = "pending: from the next batch"
+"""The note while an applied value waits for the loop (running or paused)."""
+_GOES_ON = {CREATED: ", when training starts"}
+_TRAINING = (RUNNING, PAUSING, PAUSED, STOPPING)
 
 
-def _classed(cls: type, css: str, **traits: Any) -> widgets.DOMWidget:
-    widget = cls(**traits)
-    widget.add_class(css)
-    return widget
+def _classed(cls: type, *classes: str, **traits: Any) -> widgets.DOMWidget:
+    return cls(_dom_classes=classes, **traits)
+
+
+def lr_text(lr: float | None) -> str:
+    """A learning rate as a person writes it (`0.001`, not float32's `0.00100000004`)."""
+    return "—" if lr is None else f"{float(lr):.6g}"
+
+
+def parse_rate(text: str) -> float:
+    """The number in the field's `text`.
+
+    Raises:
+        ValueError: the text is not a number (a message for the user).
+    """
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise ValueError(f"“{text.strip()}” is not a number: write it as 0.001 or 3e-4") from None
+    if not math.isfinite(value):
+        raise ValueError(f"the learning rate must be a finite number, not {text.strip()}")
+    return value
 
 
 class SteeringControls:
     """The learning-rate display and field of one dashboard.
 
     Args:
-        dashboard: the `Dashboard` (its `presenter` and `message`).
+        dashboard: the `Dashboard` (its `presenter`).
         run: the `nbtrain.Run` it steers.
 
     Attributes:
         box: the widgets (CSS class `nbtrain-steering`), a row below the controls.
         current: the learning rate shown (`nbtrain-lr-current`).
-        value: the field (`nbtrain-lr-value`).
+        value: the field, a text (`nbtrain-lr-value`).
         apply: the button (`nbtrain-lr-apply`).
+        note: what became of the last entry (`nbtrain-lr-note`, with
+            `nbtrain-lr-pending`, `nbtrain-lr-applied` or `nbtrain-lr-error`).
+        pending: the value applied from the field that the loop has not taken yet.
 
     Example:
 
@@ -52,20 +86,27 @@ class SteeringControls:
         self.dashboard = dashboard
         self.presenter = dashboard.presenter
         self.run = run
+        self.pending: float | None = None
+        self._state = CREATED
+        self._applied = ""  # the last "applied from ..." note (an error hides it until fixed)
         lr = run.learning_rate
         self.current = _classed(widgets.HTML, "nbtrain-lr-current", value=_current_html(lr),
-                                layout=widgets.Layout(margin="0 12px 0 4px"))
-        self.value = _classed(widgets.FloatText, "nbtrain-lr-value", value=lr or 0.0,
-                              description="set to", step=None,
-                              layout=widgets.Layout(width="160px"),
+                                layout=widgets.Layout(width="190px", margin="0 4px 0 4px"))
+        self.value = _classed(widgets.Text, "nbtrain-lr-value", value=lr_text(lr),
+                              description="set to", continuous_update=False,
+                              placeholder="e.g. 3e-4",
+                              layout=widgets.Layout(width="170px"),
                               style={"description_width": "initial"})
         self.apply = _classed(widgets.Button, "nbtrain-lr-apply", description="Apply",
-                              icon="check", disabled=True,
+                              icon="check",
                               tooltip="Set the learning rate from the next batch",
                               layout=widgets.Layout(width="90px"))
+        self.note = _classed(widgets.HTML, "nbtrain-lr-note", value="",
+                             layout=widgets.Layout(margin="0 0 0 8px"))
         self.box = _classed(widgets.HBox, "nbtrain-steering",
-                            children=[self.current, self.value, self.apply])
+                            children=[self.current, self.value, self.apply, self.note])
         self.apply.on_click(self._on_apply_click)
+        self.value.observe(self._on_edit, names="value")
         self._removers: list[Callable[[], None]] = []
 
     @classmethod
@@ -98,10 +139,18 @@ class SteeringControls:
         self._removers = []
 
     def on_run_state(self, run: Any, old: str | None, new: str) -> None:
-        """Listener: Apply is enabled while the run is running, pausing or paused."""
-        enabled = new in _APPLICABLE and "stop" in run.allowed_actions()
+        """Listener: the row shows while the run can train again (every state but an
+        ended run that allows nothing); a pending note says when it will apply."""
+        try:
+            allowed = run.allowed_actions()
+        except Exception:  # noqa: BLE001 - a run without the method
+            allowed = set()
+        shown = new not in ENDED or bool(allowed)
         with self.presenter.lock:
-            set_traits(self.apply, disabled=not enabled)
+            self._state = new
+            set_traits(self.box.layout, display=None if shown else "none")
+            if self.pending is not None:
+                self._set_note("pending", self._pending_text())
 
     def on_steered(self, run: Any, change: Any) -> None:
         """Steering listener (training thread): show the value, mark the plot."""
@@ -110,22 +159,66 @@ class SteeringControls:
             presenter.tracker.mark(change.x)
             presenter.changed()
             if change.name == "learning_rate":
-                where = f"from epoch {change.epoch + 1}, batch {change.batch + 1}"
-                sent = set_traits(self.current, value=_current_html(change.new, where))
+                self.pending = None
+                where = f"applied from epoch {change.epoch + 1}, batch {change.batch + 1}"
+                self._applied = where
+                sent = set_traits(self.current, value=_current_html(change.new))
+                sent += self._set_note("applied", where)
                 presenter.throttle.spent(sent, presenter.throttle.clock())
+
+    # -- the field (main thread) ----------------------------------------------------------
+
+    def _on_edit(self, change: Any) -> None:
+        """Enter or leaving the field: say at once if the entry is not a number."""
+        try:
+            parse_rate(change["new"])
+        except ValueError as exc:
+            with self.presenter.lock:
+                self._set_note("error", str(exc))
+            return
+        with self.presenter.lock:
+            if "nbtrain-lr-error" in self.note._dom_classes:
+                self._restore_note()
 
     def _on_apply_click(self, _button: Any) -> None:
         try:
-            self.run.set_learning_rate(self.value.value)
-        except Exception as exc:  # a bad value, or the run ended meanwhile
-            self.dashboard.message(f"{type(exc).__name__}: {exc}")
+            value = parse_rate(self.value.value)
+        except ValueError as exc:
+            with self.presenter.lock:
+                self._set_note("error", str(exc))
+            return
+        with self.presenter.lock:  # pending before the request: the loop may take it at once
+            before, self.pending = self.pending, value
+            self._set_note("pending", self._pending_text())
+        try:
+            self.run.set_learning_rate(value)
+        except Exception as exc:  # a refused value, a run that cannot train any more
+            with self.presenter.lock:
+                if self.pending == value:
+                    self.pending = before
+                self._set_note("error", f"{type(exc).__name__}: {exc}")
+
+    def _pending_text(self) -> str:
+        if self._state in _TRAINING:
+            return PENDING
+        return PENDING + _GOES_ON.get(self._state, ", when training goes on (Resume, Continue)")
+
+    def _restore_note(self) -> int:
+        if self.pending is not None:
+            return self._set_note("pending", self._pending_text())
+        return self._set_note("applied" if self._applied else "", self._applied)
+
+    def _set_note(self, kind: str, text: str) -> int:
+        classes = ("nbtrain-lr-note", f"nbtrain-lr-{kind}") if kind else ("nbtrain-lr-note",)
+        color = {"error": "#c62828", "pending": "#8d6e00"}.get(kind, "#555")
+        value = (f"<span style='color:{color};white-space:nowrap'>{html.escape(text)}</span>"
+                 if text else "")
+        return set_traits(self.note, value=value, _dom_classes=classes)
 
 
-def _current_html(lr: float | None, where: str = "") -> str:
-    shown = "—" if lr is None else f"{lr:.4g}"
-    since = f" <small style='white-space:nowrap'>({where})</small>" if where else ""
+def _current_html(lr: float | None) -> str:
     return (f"<span style='white-space:nowrap' title='the optimizer&#39;s learning rate "
-            f"now'>learning rate <b>{shown}</b>{since}</span>")
+            f"now'>learning rate <b>{lr_text(lr)}</b></span>")
 
 
-__all__ = ["SteeringControls"]
+__all__ = ["PENDING", "SteeringControls", "lr_text", "parse_rate"]

@@ -18,10 +18,17 @@ import ipywidgets as widgets
 
 from nbtrain.dashboard import format as fmt
 from nbtrain.dashboard.saver import SnapshotSaver
-from nbtrain.run.state import PAUSED, PAUSING, RUNNING
+from nbtrain.run.state import CREATED, PAUSED, PAUSING, RUNNING, STOPPING
 
 PAUSE_TIP = "Pause training after the current batch (Resume goes on with the next one)"
 RESUME_TIP = "Resume training with the next batch"
+LIVE = frozenset({CREATED, RUNNING, PAUSING, PAUSED, STOPPING})
+"""States whose controls row keeps its place even while no control can act."""
+CONTROLS_HEIGHT = "36px"
+"""The controls row's height, kept while no button shows (no jump of what is below)."""
+PLOT_HEIGHT = 212
+"""Pixels kept for the plot before its first image: one row of panels
+(`PlotRenderer`'s default figure: (2.3 + 0.35) in at 80 dpi)."""
 CONTINUE_TIPS = {
     "resume": "Resume the stopped run with its next batch and train to this final epoch",
     "continue": "Train the ended run on, from where it ended, to this final epoch",
@@ -50,6 +57,11 @@ def set_traits(widget: widgets.Widget, **traits) -> int:
         for key, value in changed.items():
             setattr(widget, key, value)
     return 1
+
+
+def _show(widget: widgets.DOMWidget, shown: bool) -> int:
+    """Show or hide (`display: none`) a widget; return the messages sent."""
+    return set_traits(widget.layout, display=None if shown else "none")
 
 
 class DashboardView:
@@ -103,11 +115,12 @@ class DashboardView:
         self.controls = _classed(
             w.HBox, "nbtrain-controls",
             children=[self.pause, self.stop, self.continue_, self.continue_epochs],
-            layout=w.Layout(display=None if controls else "none"))
+            layout=w.Layout(display=None if controls else "none", min_height=CONTROLS_HEIGHT))
         self.messages = _classed(w.HTML, "nbtrain-messages")
         self.metrics = _classed(w.HTML, "nbtrain-metrics")
         self.plot = _classed(w.Image, "nbtrain-plot", format="png",  # shown once drawn
-                             layout=w.Layout(max_width="100%", display="none"))
+                             layout=w.Layout(max_width="100%", visibility="hidden",
+                                             height=f"{PLOT_HEIGHT}px"))
         self.root = _classed(w.VBox, "nbtrain-dashboard", children=[
             self.style,
             self.header,
@@ -121,27 +134,42 @@ class DashboardView:
         ])
 
     def set_state(self, state: str) -> int:
-        """Show a run state: the badge, its colour, its CSS class `nbtrain-state-<state>`.
-        (The bars take the state's style with the next update of their values.)"""
+        """Show a run state: the badge, its colour, its CSS class `nbtrain-state-<state>`,
+        and the bars in the badge's colour."""
         classes = tuple(c for c in self.state._dom_classes if not c.startswith("nbtrain-state-"))
-        return set_traits(self.state, value=fmt.state_html(state),
+        sent = set_traits(self.state, value=fmt.state_html(state),
                           _dom_classes=(*classes, f"nbtrain-state-{state}"))
+        color = fmt.STATE_COLORS.get(state)
+        for bar in (self.epoch_bar, self.batch_bar):
+            sent += set_traits(bar.style, bar_color=color)
+        return sent
 
     def set_plot(self, png: bytes) -> int:
-        """Show a new plot image (the plot is hidden until its first image)."""
+        """Show a new plot image (before its first image the plot's room is kept, empty)."""
         self.plot.value = png
-        return 1 + set_traits(self.plot.layout, display=None)
+        return 1 + set_traits(self.plot.layout, visibility=None, height=None, display=None)
+
+    def keep_plot_room(self, keep: bool) -> int:
+        """Keep the empty plot's room (a run that trains) or give it up (a run that
+        ended before its first plot, or a dashboard without plots); a plot already
+        drawn stays."""
+        if self.plot.value:
+            return 0
+        return set_traits(self.plot.layout, display=None if keep else "none")
 
     def set_controls(self, allowed: frozenset[str] | set[str], state: str,
                      continue_to: int | None = None) -> int:
-        """Enable the controls whose action is legal (`allowed`, from `Run.allowed_actions`).
+        """Show the controls whose action is legal (`allowed`, from `Run.allowed_actions`);
+        the others are hidden, not greyed.
 
         One control per action a user means: the Pause button toggles a pause
         (Resume while pausing or paused); a stopped or finished run has one
         control to train on, "Resume to epoch N" after a stop (N: the run's own
         final epoch, so it is the plain resume, at the next batch) and
         "Continue to epoch N" after the end.  A run that allows a resume but no
-        continue (a lost data worker) resumes with the toggle.
+        continue (a lost data worker) resumes with the toggle.  The row keeps
+        its height while the run lives (created, stopping: no button), and goes
+        once the run has ended with nothing left to do (failed, closed).
         """
         can_continue = "continue" in allowed
         resume = "resume" in allowed
@@ -149,23 +177,25 @@ class DashboardView:
         if "pause" in allowed:
             sent = set_traits(self.pause, description="Pause", icon="pause", disabled=False,
                               tooltip=PAUSE_TIP)
-        elif toggle_resume:
-            sent = set_traits(self.pause, description="Resume", icon="play",
-                              disabled=not resume, tooltip=RESUME_TIP)
+        elif toggle_resume and resume:
+            sent = set_traits(self.pause, description="Resume", icon="play", disabled=False,
+                              tooltip=RESUME_TIP)
         else:
             sent = set_traits(self.pause, description="Pause", icon="pause", disabled=True,
                               tooltip=PAUSE_TIP)
+        sent += _show(self.pause, not self.pause.disabled)
         sent += set_traits(self.stop, disabled="stop" not in allowed)
-        display = None if can_continue else "none"
+        sent += _show(self.stop, "stop" in allowed)
         kind = "resume" if resume else "continue"  # stopped: both; finished: continue only
-        sent += set_traits(self.continue_epochs.layout, display=display)
-        sent += set_traits(self.continue_.layout, display=display)
+        sent += _show(self.continue_epochs, can_continue)
+        sent += _show(self.continue_, can_continue)
         sent += set_traits(self.continue_, disabled=not can_continue,
                            description=kind.capitalize(), icon="play" if kind == "resume"
                            else "forward", tooltip=CONTINUE_TIPS[kind])
         sent += set_traits(self.continue_epochs, tooltip=CONTINUE_TIPS[kind])
         if can_continue and continue_to is not None:
             sent += set_traits(self.continue_epochs, min=1, value=continue_to)
+        sent += _show(self.controls, bool(allowed) or state in LIVE)
         return sent
 
     def close(self) -> None:

@@ -142,6 +142,7 @@ class Dashboard(keras.callbacks.Callback):
                                    capacity=capacity, throttle=throttle)
         self.auto_display = auto_display
         self.plot_controls = PlotControls.attach(self.presenter) if plot else None
+        self.view.keep_plot_room(plot)
         self.controls: RunControls | None = None
         self.steering: SteeringControls | None = None  # the learning-rate field (bound runs)
         self.fresh = False  # a plain fit after an ended one: its first epoch starts over
@@ -315,6 +316,10 @@ class Dashboard(keras.callbacks.Callback):
                 self._warnings.release()  # a failed pass never reaches on_train_end
                 self._warnings = None
             self.presenter.set_state(state)
+            # the plot's room is kept while the run trains; no plot controls on a failure
+            self.view.keep_plot_room(self.plot and state not in ENDED)
+            if self.plot_controls is not None:
+                self.plot_controls.show_for(state)
 
     def _epochs(self) -> int | None:
         epochs = (self.params or {}).get("epochs")

@@ -1,5 +1,6 @@
-"""The live plot's controls: y scale, smoothing and metrics, drawn at once while paused or
-ended, and kept in the static snapshot."""
+"""The live plot's controls: y scale and smoothing dropdowns that always show their value,
+a toggle per metric that exists, drawn at once while paused or ended, and kept in the
+static snapshot."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dashboard_helpers import FakeRun
 from test_dashboard_widget import train
 
 from nbtrain.dashboard.plot import PlotRenderer
+from nbtrain.dashboard.plotcontrols import SCALES, SMOOTHING
 from nbtrain.dashboard.throttle import Throttle
 from nbtrain.dashboard.tracker import MetricTracker
 from nbtrain.dashboard.widget import Dashboard
@@ -37,6 +39,38 @@ def test_the_renderer_takes_a_scale_and_a_smoothing_weight():
     assert ax.get_yscale() == "linear"
 
 
+def selected(dropdown) -> tuple:
+    """What the page shows: the selected index and its label (ipywidgets 8 sends only
+    `index`; None is an empty select)."""
+    return dropdown.index, dropdown.options[dropdown.index] if dropdown.index is not None else None
+
+
+def test_every_dropdown_shows_its_value_auto_too(clock):
+    dashboard = Dashboard(throttle=Throttle(clock=clock), auto_display=False)
+    try:
+        controls = dashboard.plot_controls
+        assert selected(controls.scale) == (0, "auto")
+        assert selected(controls.smoothing) == (0, "auto")
+        assert controls.scale.get_state()["index"] == 0  # what the page receives
+        controls.scale.value = "log"
+        controls.smoothing.value = "off"
+        assert (dashboard.presenter.plot_options.log_y,
+                dashboard.presenter.plot_options.smoothing) == (True, 0.0)
+        controls.scale.value = "auto"  # chosen again: still shown, not blank
+        controls.smoothing.value = "auto"
+        assert selected(controls.scale) == (0, "auto") == selected(controls.smoothing)
+        assert (dashboard.presenter.plot_options.log_y,
+                dashboard.presenter.plot_options.smoothing) == (None, None)
+        assert [label for label, _ in SCALES] == list(controls.scale.options)
+        assert [label for label, _ in SMOOTHING] == list(controls.smoothing.options)
+    finally:
+        dashboard.close()
+
+
+def titles(dashboard) -> list[str]:
+    return [ax.get_title(loc="left") for ax in dashboard.renderer.figure.axes]
+
+
 def test_the_controls_redraw_while_paused_and_the_snapshot_keeps_the_last_choice(clock, cell):
     run = FakeRun(epochs=2)
     dashboard = Dashboard.for_run(run, throttle=Throttle(clock=clock))
@@ -44,24 +78,53 @@ def test_the_controls_redraw_while_paused_and_the_snapshot_keeps_the_last_choice
         controls = dashboard.plot_controls
         rows = dashboard.view.root.children
         assert rows[rows.index(dashboard.view.plot) - 1] is controls.box
+        assert not controls.shown and controls.toggles == {}  # no plot yet
         run.set("running")
         train(dashboard, clock, epochs=1, end=False)
         run.set("paused")
-        assert [ax.get_title(loc="left") for ax in dashboard.renderer.figure.axes] == [
-            "loss", "acc"]
-        controls.metrics.value = "loss"  # paused: drawn at once
-        assert [ax.get_title(loc="left") for ax in dashboard.renderer.figure.axes] == ["loss"]
-        controls.scale.value = True
+        assert controls.shown
+        assert titles(dashboard) == ["loss", "acc"]
+        # one toggle per metric that exists, pressed: its panel is drawn
+        assert {name: t.value for name, t in controls.toggles.items()} == {
+            "loss": True, "acc": True}
+        assert all("nbtrain-plot-metric" in t._dom_classes for t in controls.metrics.children)
+        controls.toggles["acc"].value = False  # paused: drawn at once
+        assert titles(dashboard) == ["loss"]
+        controls.toggles["loss"].value = False  # the last one shown stays
+        assert controls.toggles["loss"].value and titles(dashboard) == ["loss"]
+        controls.scale.value = "log"
         assert dashboard.renderer.figure.axes[0].get_yscale() == "log"
         run.set("running")
         train(dashboard, clock, epochs=2, start=1)
         run.set("finished")
         before = base64.b64decode(cell.outputs()[2]["image/png"])
-        controls.scale.value = False  # ended: the snapshot is written again
+        controls.scale.value = "linear"  # ended: the snapshot is written again
         after = base64.b64decode(cell.outputs()[2]["image/png"])
         assert after != before and after == dashboard.png
         assert dashboard.renderer is None  # let go again
-        controls.metrics.value = "nope"  # no such metric: every panel, not an empty plot
+        controls.toggles["acc"].value = True  # every panel again
         assert base64.b64decode(cell.outputs()[2]["image/png"]) == dashboard.png != after
+        assert dashboard.presenter.plot_options.metrics is None
+    finally:
+        dashboard.close()
+
+
+def test_a_metric_that_appears_later_gets_its_toggle_and_is_drawn(clock, cell):
+    run = FakeRun(epochs=3)
+    dashboard = Dashboard.for_run(run, throttle=Throttle(clock=clock))
+    try:
+        controls = dashboard.plot_controls
+        run.set("running")
+        train(dashboard, clock, epochs=1, end=False)
+        run.set("paused")
+        controls.toggles["acc"].value = False
+        run.set("running")
+        dashboard.on_epoch_begin(1)
+        for batch in range(50):
+            clock.advance(0.1)
+            dashboard.on_train_batch_end(batch, {"loss": 0.5, "acc": 0.6, "gain": 2.0})
+        run.set("paused")
+        assert list(controls.toggles) == ["loss", "acc", "gain"]
+        assert controls.toggles["gain"].value and titles(dashboard) == ["loss", "gain"]
     finally:
         dashboard.close()

@@ -10,16 +10,19 @@ hides its static snapshot where it renders."""
 from __future__ import annotations
 
 import concurrent.futures
+import io
 import re
 import threading
 
 import numpy as np
 import pytest
 from dashboard_helpers import FakeRun
+from PIL import Image
 
 from nbtrain.dashboard import failure
 from nbtrain.dashboard import format as fmt
 from nbtrain.dashboard.throttle import Throttle
+from nbtrain.dashboard.view import PLOT_HEIGHT
 from nbtrain.dashboard.widget import Dashboard
 
 
@@ -89,10 +92,36 @@ def test_no_plot_before_a_first_visible_point(bound, clock):
     start(run, dashboard)
     batches(dashboard, clock, 1, dt=5.0)  # one point: a line of one point draws nothing
     dashboard.presenter.update(force=True)
-    assert not shown(view.plot) and not view.plot.value and dashboard.png is None
+    assert view.plot.layout.visibility == "hidden" and shown(view.plot)  # its room kept
+    assert not view.plot.value and dashboard.png is None
+    assert not dashboard.plot_controls.shown  # nothing to control yet
     batches(dashboard, clock, 20, start=1, dt=5.0)
     dashboard.presenter.update(force=True)
-    assert shown(view.plot) and view.plot.value == dashboard.png
+    assert view.plot.layout.visibility is None and view.plot.value == dashboard.png
+    assert dashboard.plot_controls.shown
+    # the room kept is the height of the first plot (one row of panels): nothing moves
+    assert Image.open(io.BytesIO(dashboard.png)).size[1] == PLOT_HEIGHT
+
+
+def test_a_run_that_ends_before_its_first_plot_gives_up_the_plots_room(bound, clock):
+    run, dashboard = bound
+    start(run, dashboard)
+    run.set("stopped")
+    assert not shown(dashboard.view.plot) and not dashboard.plot_controls.shown
+    run.resume()
+    assert shown(dashboard.view.plot)  # training again: the room is back
+
+
+def test_a_failed_run_shows_no_plot_controls(bound, clock):
+    run, dashboard = bound
+    start(run, dashboard)
+    batches(dashboard, clock, 30, dt=0.1)
+    dashboard.presenter.update(force=True)
+    assert dashboard.plot_controls.shown
+    run.exception = _catch(lambda: 1 / 0)
+    run.set("failed")
+    assert not dashboard.plot_controls.shown
+    assert not shown(dashboard.view.controls)  # and no run controls: nothing can act
 
 
 @pytest.mark.parametrize("state", ["paused", "stopped", "finished"])
@@ -120,8 +149,9 @@ def test_one_control_trains_a_stopped_or_finished_run_on(bound):
     assert (view.pause.description, view.pause.disabled) == ("Resume", False)
     assert not shown(view.continue_)
     run.set("stopped")
-    # the toggle only pauses; "Resume to epoch 3" is the one way on, at the next batch
+    # the toggle only pauses: hidden; "Resume to epoch 3" is the one way on, at the next batch
     assert (view.pause.description, view.pause.disabled) == ("Pause", True)
+    assert not shown(view.pause) and not shown(view.stop) and shown(view.continue_)
     assert (view.continue_.description, view.continue_epochs.value) == ("Resume", 3)
     assert "next batch" in view.continue_.tooltip
     view.continue_.click()

@@ -1,19 +1,25 @@
-"""The dashboard's learning-rate field on a real Run: Apply enabled while running or
-paused, the value reaching the optimizer at the next batch, the change shown, marked
-on the plot and printed by the text status."""
+"""The dashboard's learning-rate field on a real Run: Apply in every state but a failed
+run's, the value pending until the optimizer has it at the next batch, then shown where
+it landed, a bad entry explained, the change marked on the plot and printed by the text
+status."""
 
 from __future__ import annotations
 
+import html
 import io
+import re
 import threading
+from collections import deque
 from dataclasses import replace
 
 import keras
 import numpy as np
 import pytest
+from dashboard_helpers import FakeRun
 from helpers import make_data, make_model
 
 from nbtrain.dashboard.plot import MARK_COLOR, PlotRenderer
+from nbtrain.dashboard.steering import lr_text, parse_rate
 from nbtrain.dashboard.text import TextStatus
 from nbtrain.dashboard.tracker import MetricTracker
 from nbtrain.dashboard.widget import Dashboard
@@ -39,7 +45,15 @@ class HoldAt(keras.callbacks.Callback):
             self.run.pause()
 
 
-def test_apply_sets_the_learning_rate_while_paused_and_the_change_is_shown(cell):
+def note(steering) -> tuple[str, str]:
+    """The note's kind (pending, applied, error) and its text."""
+    kinds = [c[len("nbtrain-lr-"):] for c in steering.note._dom_classes
+             if c != "nbtrain-lr-note"]
+    text = re.sub(r"<[^>]+>", "", steering.note.value)
+    return (kinds[0] if kinds else ""), html.unescape(text)
+
+
+def test_apply_while_paused_is_pending_until_resume_then_shown_where_it_landed(cell):
     x, y = make_data(64)
     hold = HoldAt()
     run = Run(make_model(optimizer=keras.optimizers.SGD(0.1)), x, y, batch_size=8, epochs=1,
@@ -53,19 +67,33 @@ def test_apply_sets_the_learning_rate_while_paused_and_the_change_is_shown(cell)
         rows = dashboard.view.root.children
         assert rows[rows.index(dashboard.view.controls) + 1] is steering.box
         assert "learning rate <b>0.1</b>" in steering.current.value
-        assert steering.apply.disabled  # created: nothing to apply to yet
+        assert steering.value.value == "0.1"
+        assert shown(steering.box) and shown(steering.apply)  # created: a rate may be set
         run.start()
         assert paused.wait(TIMEOUT)
-        assert not steering.apply.disabled  # paused: Apply works
-        steering.value.value = 0.004
+        steering.value.value = "0.004"
         steering.apply.click()  # the kernel runs click handlers on the main thread
+        assert note(steering) == ("pending", "pending: from the next batch")
+        assert steering.pending == 0.004
         run.resume()
         run.wait(TIMEOUT)
         assert hold.lrs == [0.1] * 4 + [0.004] * 4
         assert "learning rate <b>0.004</b>" in steering.current.value
-        assert "from epoch 1, batch 5" in steering.current.value
+        assert note(steering) == ("applied", "applied from epoch 1, batch 5")
+        assert steering.pending is None
         assert dashboard.tracker.marks == (0.5,)  # batch 4 of 8
-        assert steering.apply.disabled  # finished
+        # finished: the rate can still be set; it applies when training goes on
+        assert shown(steering.box) and shown(steering.apply)
+        steering.value.value = "3e-4"
+        steering.apply.click()
+        assert note(steering) == ("pending", "pending: from the next batch, when training "
+                                  "goes on (Resume, Continue)")
+        assert run.hyperparameter_changes[-1].new == 0.004  # not yet
+        run.resume(epochs=2)
+        run.wait(TIMEOUT)
+        assert hold.lrs[8:] == [0.0003] * 8
+        assert note(steering) == ("applied", "applied from epoch 2, batch 1")
+        assert f"learning rate <b>{lr_text(3e-4)}</b>" in steering.current.value
     finally:
         if run.state in ("running", "paused", "pausing"):
             run.stop()
@@ -74,18 +102,62 @@ def test_apply_sets_the_learning_rate_while_paused_and_the_change_is_shown(cell)
         run.close()
 
 
-def test_a_bad_value_in_the_field_is_a_message_not_an_error(cell):
+def test_a_bad_entry_is_explained_kept_and_cleared_by_the_next_success(cell):
     x, y = make_data(64)
-    run = Run(make_model(), x, y, batch_size=8, epochs=1, workers=0)
+    run = Run(make_model(optimizer="adam"), x, y, batch_size=8, epochs=1, workers=0)
     dashboard = Dashboard.for_run(run)
     try:
-        dashboard.steering.value.value = -1.0
-        dashboard.steering.apply.click()
-        assert any("learning_rate" in text and ">= 0" in text for _, text in dashboard.messages)
-        assert run.hyperparameter_changes == []
+        steering = dashboard.steering
+        assert "learning rate <b>0.001</b>" in steering.current.value
+        assert steering.value.value == "0.001"  # Adam's float32 default, as a person writes it
+        steering.value.value = "abc"  # Enter or leaving the field: explained at once
+        assert note(steering) == ("error", "“abc” is not a number: write it as 0.001 or 3e-4")
+        assert steering.value.value == "abc"  # not silently reverted
+        steering.apply.click()
+        assert note(steering)[0] == "error" and run.hyperparameter_changes == []
+        steering.value.value = "-1"
+        steering.apply.click()
+        kind, text = note(steering)
+        assert kind == "error" and "learning_rate" in text and ">= 0" in text, text
+        assert steering.pending is None and dashboard.messages == deque()
+        steering.value.value = "0.01"
+        steering.apply.click()  # the next success clears the error
+        assert note(steering) == ("pending", "pending: from the next batch, when training starts")
+        assert steering.pending == 0.01
     finally:
         dashboard.close()
         run.close()
+
+
+def test_the_field_follows_the_run_a_failed_run_has_none(cell):
+    run = FakeRun(epochs=2)
+    run.learning_rate = 0.001
+    run.set_learning_rate = lambda value: None
+    run.add_steering_listener = lambda fn: (lambda: None)
+    dashboard = Dashboard.for_run(run)
+    try:
+        steering = dashboard.steering
+        for state in ("running", "paused", "stopping", "stopped", "finished"):
+            run.set(state)
+            assert shown(steering.box) and shown(steering.apply), state
+        run.set("failed")
+        assert not shown(steering.box)  # nothing can train again
+        run.ACTIONS = {**FakeRun.ACTIONS, "failed": {"resume"}}  # one that can resume
+        run.set("failed")
+        assert shown(steering.box)
+    finally:
+        dashboard.close()
+
+
+def test_the_learning_rate_reads_as_written():
+    assert [lr_text(v) for v in (np.float32(0.001), 0.1, None)] == ["0.001", "0.1", "—"]
+    assert parse_rate(" 3e-4 ") == 3e-4
+    with pytest.raises(ValueError, match="not a number"):
+        parse_rate("0,001")
+
+
+def shown(widget) -> bool:
+    return widget.layout.display != "none"
 
 
 def test_the_plot_marks_where_a_hyperparameter_changed():

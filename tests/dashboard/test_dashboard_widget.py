@@ -17,6 +17,7 @@ from PIL import Image
 from nbtrain.dashboard import format as fmt
 from nbtrain.dashboard import notebook
 from nbtrain.dashboard.throttle import Throttle
+from nbtrain.dashboard.view import PLOT_HEIGHT
 from nbtrain.dashboard.widget import Dashboard, display_run
 
 CLASSES = ["nbtrain-dashboard", "nbtrain-header", "nbtrain-state", "nbtrain-epoch-bar",
@@ -131,16 +132,22 @@ def test_progress_table_and_time(make, clock):
 
 def test_callback_mode_ends_finished_and_shows_no_controls(make, clock):
     dashboard = make()
-    assert dashboard.view.plot.layout.display == "none"  # no empty image before a plot
+    plot = dashboard.view.plot.layout
+    # no empty image before a plot, but its room is kept: nothing below it moves at the first
+    assert (plot.visibility, plot.height, plot.display) == ("hidden", f"{PLOT_HEIGHT}px", None)
     train(dashboard, clock)
-    assert dashboard.view.plot.layout.display is None and dashboard.view.plot.value
+    assert (plot.visibility, plot.height, plot.display) == (None, None, None)
+    assert dashboard.view.plot.value
     view = dashboard.view
     assert dashboard.state == "finished"
     assert view.controls.layout.display == "none"
     assert view.epoch_counter.value == "epoch 2 / 2"
     assert (view.epoch_bar.value, view.batch_bar.value) == (2, 50)
     assert view.epoch_bar.bar_style == "success"
+    # the bars in the badge's colour
     assert fmt.STATE_COLORS["finished"] in view.state.value
+    assert view.epoch_bar.style.bar_color == view.batch_bar.style.bar_color == (
+        fmt.STATE_COLORS["finished"])
     assert view.time.value.startswith("elapsed 0:01") and "ETA" not in view.time.value
     assert dashboard.png is not None
 
@@ -246,13 +253,20 @@ def test_final_values_are_pushed_on_pause_and_end_whatever_the_throttle(make, cl
     assert renders >= 2  # the plot too, at pause and at the end
 
 
+def usable(widget) -> bool:
+    """Shown and enabled; a control that cannot act is hidden (and disabled), not greyed."""
+    shown = widget.layout.display != "none"
+    assert shown != widget.disabled, (widget.description, shown, widget.disabled)
+    return shown
+
+
 def controls(dashboard):
     view = dashboard.view
     return {
-        "toggle": (view.pause.description, not view.pause.disabled),
-        "stop": not view.stop.disabled,
-        "continue": (view.continue_.layout.display != "none" and not view.continue_.disabled,
-                     view.continue_epochs.layout.display != "none"),
+        "row": view.controls.layout.display != "none",
+        "toggle": (view.pause.description, usable(view.pause)),
+        "stop": usable(view.stop),
+        "continue": (usable(view.continue_), view.continue_epochs.layout.display != "none"),
     }
 
 
@@ -263,20 +277,22 @@ def test_buttons_enabled_only_when_legal(make, cell):
     run.add_callback(dashboard)
     dashboard.bind(run)
     assert dashboard.view.controls.layout.display is None
-    assert controls(dashboard) == {"toggle": ("Pause", False), "stop": False,
-                                   "continue": (False, False)}  # created
+    # created: no button yet, the row's room kept for the ones to come
+    assert controls(dashboard) == {"row": True, "toggle": ("Pause", False), "stop": False,
+                                   "continue": (False, False)}
+    assert dashboard.view.controls.layout.min_height
     run.set("running")
-    assert controls(dashboard) == {"toggle": ("Pause", True), "stop": True,
+    assert controls(dashboard) == {"row": True, "toggle": ("Pause", True), "stop": True,
                                    "continue": (False, False)}
     run.set("paused")
-    assert controls(dashboard) == {"toggle": ("Resume", True), "stop": True,
+    assert controls(dashboard) == {"row": True, "toggle": ("Resume", True), "stop": True,
                                    "continue": (False, False)}
     run.set("stopping")
-    assert controls(dashboard) == {"toggle": ("Pause", False), "stop": False,
+    assert controls(dashboard) == {"row": True, "toggle": ("Pause", False), "stop": False,
                                    "continue": (False, False)}
     run.set("stopped")
     # one control trains a stopped run on: "Resume to epoch 3" (the toggle only pauses)
-    assert controls(dashboard) == {"toggle": ("Pause", False), "stop": False,
+    assert controls(dashboard) == {"row": True, "toggle": ("Pause", False), "stop": False,
                                    "continue": (True, True)}
     assert dashboard.view.continue_epochs.value == 3  # stopped early: the same target
     assert dashboard.view.continue_.description == "Resume"
@@ -284,13 +300,18 @@ def test_buttons_enabled_only_when_legal(make, cell):
     run.set("running")
     run.epoch = 3
     run.set("finished")
-    assert controls(dashboard) == {"toggle": ("Pause", False), "stop": False,
+    assert controls(dashboard) == {"row": True, "toggle": ("Pause", False), "stop": False,
                                    "continue": (True, True)}
     assert dashboard.view.continue_epochs.value == 6  # finished: as many epochs again
     assert dashboard.view.continue_.description == "Continue"
     assert "ended run on" in dashboard.view.continue_epochs.tooltip
+    run.set("failed")  # nothing to do: no controls at all
+    assert controls(dashboard) == {"row": False, "toggle": ("Pause", False), "stop": False,
+                                   "continue": (False, False)}
+    # a failed run that can resume (a lost data worker): the toggle resumes it
+    run.ACTIONS = {**FakeRun.ACTIONS, "failed": {"resume"}}
     run.set("failed")
-    assert controls(dashboard) == {"toggle": ("Pause", False), "stop": False,
+    assert controls(dashboard) == {"row": True, "toggle": ("Resume", True), "stop": False,
                                    "continue": (False, False)}
 
 
