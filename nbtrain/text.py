@@ -2,12 +2,24 @@
 
 - `format_duration`: `m:ss` / `h:mm:ss` (the text progress, the dashboard);
 - `epoch_fraction`, `batch_fraction`: the `2/5` and `13/100` of a position
-  (`repr(run)`, the text status, `%nbtrain status`).
+  (`repr(run)`, the text status, `%nbtrain status`);
+- `format_number`, `number_format`: the one way nbtrain's own displays write a
+  metric value (the dashboard's table and rate, its snapshot, the text status,
+  `%nbtrain status`): at least 4 significant digits, and the same decimals for
+  values shown side by side (a metric's column);
+- `format_learning_rate`, `as_written`: a learning rate as a person writes it
+  (`0.001`, `3e-4`), without the float32 noise of the optimizer's variable
+  (`0.0010000000474974513`).
+
+Keras's own progress bar (`verbose=1`, `nbtrain.engine.progress`) keeps
+Keras's format (`0.3850`, `2.5000e-04`): it prints what `model.fit` prints.
 """
 
 from __future__ import annotations
 
 import math
+import struct
+from collections.abc import Iterable
 
 
 def format_duration(seconds: float | None) -> str:
@@ -66,4 +78,123 @@ def batch_fraction(batch: int, steps: int | None, epoch: int = 0, epochs: int = 
     return f"{batch}/{steps if steps else '?'}"
 
 
-__all__ = ["batch_fraction", "epoch_fraction", "format_duration"]
+DIGITS = 4
+"""Significant digits a metric value shows (at least)."""
+
+_SMALL, _LARGE = 1e-4, 1e5  # outside [_SMALL, _LARGE) a column is written 1.234e-05
+
+
+def number_format(values: Iterable[float | None], digits: int = DIGITS) -> str:
+    """The format spec (`".4f"`, `".3e"`) that writes each of `values` with at least
+    `digits` significant digits and all of them with the same decimals, so a
+    column lines up at its decimal point.
+
+    Fixed decimals, set by the smallest value, while every value lies in
+    [1e-4, 1e5); else scientific notation, `digits` significant digits each.
+    None, zero and non-finite values do not count.
+
+    Example:
+
+    ```python
+    number_format([2.302585, 0.4123])   # -> ".4f": "2.3026", "0.4123"
+    number_format([0.0123, 0.00098])    # -> ".7f": "0.0123000", "0.0009800"
+    number_format([3e-6, 0.5])          # -> ".3e"
+    ```
+    """
+    sizes = [abs(v) for v in values if v is not None and math.isfinite(v) and v != 0]
+    if not sizes:
+        return f".{max(digits - 1, 0)}f"
+    small, large = min(sizes), max(sizes)
+    if small < _SMALL or large >= _LARGE:
+        return f".{max(digits - 1, 0)}e"
+    # a value in [1, 10) has one digit before the point; each decade below adds one
+    return f".{max(digits - 1 - math.floor(math.log10(small)), 0)}f"
+
+
+def format_number(value: float | None, spec: str | None = None) -> str:
+    """A metric value as nbtrain's displays write it; `–` for none.
+
+    Args:
+        value: the number (None: unknown).
+        spec: a format from `number_format` shared by the values shown beside
+            it (default: the value's own, `number_format([value])`).
+
+    Example:
+
+    ```python
+    format_number(0.123456)          # -> "0.1235"
+    format_number(12345.6)           # -> "12346"
+    format_number(1.0, ".4f")        # -> "1.0000"
+    format_number(float("nan"))      # -> "nan"
+    ```
+    """
+    if value is None:
+        return "–"
+    value = float(value)
+    if not math.isfinite(value):
+        return str(value)
+    return format(value, spec or number_format([value]))
+
+
+def _float32(value: float) -> float:
+    return struct.unpack("f", struct.pack("f", value))[0]
+
+
+def as_written(value: float) -> float:
+    """`value` without float32 noise: the shortest decimal that is the same float32
+    (`0.0010000000474974513` -> `0.001`); a value that is no float32 is returned as is.
+
+    A number field shows this, not the optimizer variable's `0.00100000004`.
+
+    Example:
+
+    ```python
+    as_written(float(numpy.float32(0.001)))   # -> 0.001
+    ```
+    """
+    value = float(value)
+    if not math.isfinite(value) or value == 0:
+        return value
+    try:
+        single = _float32(value)
+    except OverflowError:
+        return value
+    if single != value:
+        return value  # a float64 the user wrote: its repr is already the shortest
+    for precision in range(1, 10):
+        shortest = float(f"{value:.{precision}g}")
+        if _float32(shortest) == single:
+            return shortest
+    return value
+
+
+def format_learning_rate(value: float | None) -> str:
+    """A learning rate as a person writes it: `0.001`, `0.01`, `3e-4`, `2.5e-5`
+    (positional from 0.001 up, else a short exponent; float32 noise removed).
+
+    Example:
+
+    ```python
+    format_learning_rate(0.0010000000474974513)   # -> "0.001"
+    format_learning_rate(0.0003)                   # -> "3e-4"
+    format_learning_rate(None)                     # -> "–"
+    ```
+    """
+    if value is None:
+        return "–"
+    value = as_written(value)
+    if not math.isfinite(value) or value == 0:
+        return str(value) if value else "0"
+    if 1e-3 <= abs(value) < 1e6:
+        text = repr(value)
+        return text[:-2] if text.endswith(".0") else text
+    for precision in range(17):  # the fewest digits that are still this value
+        text = f"{value:.{precision}e}"
+        if float(text) == value:
+            break
+    mantissa, exponent = text.split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+__all__ = ["DIGITS", "as_written", "batch_fraction", "epoch_fraction", "format_duration",
+           "format_learning_rate", "format_number", "number_format"]
