@@ -5,8 +5,16 @@ and functions defined in `__main__` (a Jupyter kernel, a script) work in the
 workers.  A generator object itself cannot be pickled; a generator that has
 not started yet is rebuilt in each worker from its function and initial
 arguments, also where it sits inside the object sent (a wrapper's attribute,
-a closure).  Exceptions come back with the worker's traceback text attached as
-their `__cause__`, as `concurrent.futures.ProcessPoolExecutor` does.
+a closure); so is a lock (each worker gets a new one).  Exceptions come back
+with the worker's traceback text attached as their `__cause__`, as
+`concurrent.futures.ProcessPoolExecutor` does.
+
+One pickler serves the up-front check (`check_picklable`) and the real send
+(`dumps`, which `shm.write_blob` uses), so what the check accepts is what is
+sent.  What cannot be pickled is reported as `Unpicklable`, naming the part of
+the object that cannot (`MySequence.file`, `threadsafe_iter.it`): the first
+part that fails on its own, found by pickling the object's parts one by one
+(`locate`), each with the objects above it left out.
 """
 
 from __future__ import annotations
@@ -91,7 +99,7 @@ def _pickler_class() -> type:
                 state = inspect.getgeneratorstate(obj)
                 if state != "GEN_CREATED":
                     raise TypeError(
-                        f"it holds the generator {obj.__name__!r}, which is "
+                        f"the generator {obj.__name__!r} is "
                         f"{state.lower().replace('gen_', '')}: a generator that has started "
                         "cannot be copied"
                     )
@@ -103,6 +111,35 @@ def _pickler_class() -> type:
     return Pickler
 
 
+class Unpicklable(TypeError):
+    """An object cannot be sent to a worker process.
+
+    Attributes:
+        path: the part of the object that cannot be pickled, as an expression
+            from the object's class name (`NumpyArrayIterator.file`,
+            `Wrapper.items[2]`, `make_batches(path=...)`: an argument of a generator).
+        error: what pickling that part raised.
+    """
+
+    def __init__(self, path: str, error: BaseException):
+        self.path = path
+        self.error = error
+        super().__init__(f"`{path}` cannot be pickled ({type(error).__name__}: {error})")
+
+
+def _pickle(obj: Any, file: Any, protocol: int = 5, buffer_callback: Any = None,
+            skip: frozenset = frozenset()) -> None:
+    """Pickle `obj` into `file` with nbtrain's pickler; objects whose id is in
+    `skip` are written as references, not pickled (see `locate`)."""
+    pickler = _pickler_class()(file, protocol=protocol, buffer_callback=buffer_callback)
+    if skip:
+        def persistent_id(value: Any) -> Any:
+            return "above" if id(value) in skip else None
+
+        pickler.persistent_id = persistent_id
+    pickler.dump(obj)
+
+
 def dumps(obj: Any, protocol: int = 5, buffer_callback: Any = None) -> bytes:
     """Pickle `obj` by value for a worker process (cloudpickle, plus not-yet-started
     generators and locks anywhere inside it, rebuilt fresh in the worker).
@@ -112,6 +149,9 @@ def dumps(obj: Any, protocol: int = 5, buffer_callback: Any = None) -> bytes:
         protocol: pickle protocol.
         buffer_callback: receives out-of-band buffers (protocol 5).
 
+    Raises:
+        Unpicklable: naming the part of `obj` that cannot be pickled.
+
     Example:
 
     ```python
@@ -119,10 +159,17 @@ def dumps(obj: Any, protocol: int = 5, buffer_callback: Any = None) -> bytes:
     iterator = pickle.loads(payload)                    # a fresh copy, its own lock
     ```
     """
+    try:
+        return _dumps(obj, protocol, buffer_callback)
+    except Exception as exc:  # noqa: BLE001 - told with the part that fails
+        raise locate(obj, exc) from exc
+
+
+def _dumps(obj: Any, protocol: int = 5, buffer_callback: Any = None) -> bytes:
     import io
 
     buffer = io.BytesIO()
-    _pickler_class()(buffer, protocol=protocol, buffer_callback=buffer_callback).dump(obj)
+    _pickle(obj, buffer, protocol, buffer_callback)
     return buffer.getvalue()
 
 
@@ -132,12 +179,123 @@ class _Discard:
 
 
 def check_picklable(obj: Any) -> None:
-    """Pickle `obj` the way `dumps` would, into nothing: raise what pickling raises.
+    """Pickle `obj` the way `dumps` would, into nothing.
 
     Array buffers are taken out of band and never copied, so checking a large
     dataset costs about as much as walking its attributes.
+
+    Raises:
+        Unpicklable: naming the part of `obj` that cannot be pickled.
     """
-    _pickler_class()(_Discard(), protocol=5, buffer_callback=lambda _: None).dump(obj)
+    try:
+        _pickle(obj, _Discard(), buffer_callback=lambda _: None)
+    except Exception as exc:  # noqa: BLE001 - told with the part that fails
+        raise locate(obj, exc) from exc
+
+
+def _fails(obj: Any, skip: frozenset) -> BaseException | None:
+    try:
+        _pickle(obj, _Discard(), buffer_callback=lambda _: None, skip=skip)
+    except Exception as exc:  # noqa: BLE001 - that is the answer
+        return exc
+    return None
+
+
+def _state_parts(state: Any) -> list[tuple[str, Any]]:
+    if isinstance(state, tuple) and len(state) == 2 and all(
+            s is None or isinstance(s, dict) for s in state):
+        return [p for s in state if s for p in _state_parts(s)]
+    if isinstance(state, dict):
+        return [(f".{k}" if isinstance(k, str) and k.isidentifier() else f"[{k!r}]", v)
+                for k, v in state.items()]
+    return [] if state is None else [(" (its state)", state)]
+
+
+def _parts(obj: Any) -> list[tuple[str, Any]]:
+    """The parts of `obj` as pickle sees them, each with the text naming it."""
+    if isinstance(obj, dict):
+        return [(f"[{k!r}]", v) for k, v in obj.items()]
+    if isinstance(obj, (list, tuple)):
+        return [(f"[{i}]", v) for i, v in enumerate(obj)]
+    if isinstance(obj, (set, frozenset)):
+        return [(" (an element)", v) for v in obj]
+    if inspect.isgenerator(obj):
+        if inspect.getgeneratorstate(obj) != "GEN_CREATED":
+            return []
+        function, args, kwargs = _call_of(obj)
+        names = obj.gi_code.co_varnames
+        return ([(f"({n}=...)", v) for n, v in zip(names, args)]
+                + [(f"({n}=...)", v) for n, v in kwargs.items()]
+                + [(" (its function)", function)])
+    if isinstance(obj, types.MethodType):
+        return [(".__self__", obj.__self__), (".__func__", obj.__func__)]
+    if isinstance(obj, types.FunctionType):
+        code = obj.__code__
+        cells = zip(code.co_freevars, obj.__closure__ or ())
+        parts = [(f" (closure variable {n!r})", c.cell_contents) for n, c in cells
+                 if c.cell_contents is not c]
+        parts += [(f" (global {n!r})", obj.__globals__[n]) for n in code.co_names
+                  if n in obj.__globals__ and not inspect.ismodule(obj.__globals__[n])]
+        return parts + [(".__defaults__", obj.__defaults__)] if obj.__defaults__ else parts
+    if isinstance(obj, type) or inspect.ismodule(obj) or callable(obj) and not hasattr(
+            obj, "__dict__"):
+        return []
+    try:
+        reduced = obj.__reduce_ex__(5)
+    except Exception:  # noqa: BLE001 - a leaf: nothing inside to blame
+        return []
+    if not isinstance(reduced, tuple):
+        return []
+    parts = _state_parts(reduced[2]) if len(reduced) > 2 else []
+    if len(reduced) > 3 and reduced[3] is not None:
+        parts += [(f"[{i}]", v) for i, v in enumerate(reduced[3])]
+    if len(reduced) > 4 and reduced[4] is not None:
+        parts += [(f"[{k!r}]", v) for k, v in reduced[4]]
+    args = reduced[1] if len(reduced) > 1 and isinstance(reduced[1], tuple) else ()
+    parts += [(f" (argument {i} of its constructor)", v) for i, v in enumerate(args)
+              if not isinstance(v, type)]
+    return parts + [(f" (its class {type(obj).__qualname__})", type(obj))]
+
+
+def locate(obj: Any, error: BaseException, root: str | None = None) -> Unpicklable:
+    """What part of `obj` cannot be pickled, given the `error` pickling it raised.
+
+    Goes down from `obj` to the first part that fails to pickle on its own,
+    each part pickled with the objects above it left out (so a method or a
+    generator that refers back to its owner is not blamed for the owner), to
+    the deepest such part.
+
+    Args:
+        obj: the object that failed to pickle.
+        error: what pickling it raised.
+        root: how to name `obj` in the path (default: its class name).
+
+    Example:
+
+    ```python
+    locate(sequence, exc).path   # 'MySequence.file'
+    ```
+    """
+    path = root or type(obj).__name__
+    above = {id(obj)}
+    for _ in range(50):
+        try:
+            parts = _parts(obj)
+        except Exception:  # noqa: BLE001 - a part that cannot be listed is the answer
+            break
+        for suffix, part in parts:
+            if id(part) in above:
+                continue
+            failed = _fails(part, frozenset(above))
+            if failed is not None:
+                obj, error, path = part, failed, path + suffix
+                above.add(id(part))
+                break
+        else:
+            break
+    if isinstance(error, Unpicklable):
+        return error
+    return Unpicklable(path, error)
 
 
 def generator_payload(generator: Any) -> bytes:
@@ -149,15 +307,17 @@ def generator_payload(generator: Any) -> bytes:
     closure) are rebuilt fresh in each worker.
 
     Raises:
-        TypeError: the generator has started or the iterator cannot be pickled.
+        TypeError: the generator has started or the iterator cannot be pickled
+            (naming the part that cannot).
     """
     if inspect.isgenerator(generator) and inspect.getgeneratorstate(generator) == "GEN_CREATED":
         try:
-            return dumps(("call", *_call_of(generator)))
-        except Exception as exc:  # noqa: BLE001 - reported with the fix
+            return _dumps(("call", *_call_of(generator)))
+        except Exception as exc:  # noqa: BLE001 - told with the part that fails
+            where = locate(generator, exc, generator.__name__)
             raise TypeError(
                 f"The generator {generator.__name__!r} cannot be sent to worker processes: "
-                f"its arguments or closure cannot be pickled ({exc}). {_USE_THREADS}"
+                f"its arguments or closure cannot be pickled ({where}). {_USE_THREADS}"
             ) from exc
     if inspect.isgenerator(generator):
         state = inspect.getgeneratorstate(generator).lower().replace("gen_", "")
@@ -166,11 +326,12 @@ def generator_payload(generator: Any) -> bytes:
             f"it is {state}, and a generator that has started cannot be copied. {_USE_THREADS}"
         )
     try:
-        return dumps(("iter", generator))
-    except Exception as exc:  # noqa: BLE001 - reported with the fix
+        return _dumps(("iter", generator))
+    except Exception as exc:  # noqa: BLE001 - told with the part that fails
+        where = locate(generator, exc)
         raise TypeError(
             f"The iterator {type(generator).__name__!r} cannot be sent to worker processes: "
-            f"it cannot be pickled ({exc}). {_USE_THREADS}"
+            f"{where}. {_USE_THREADS}"
         ) from exc
 
 

@@ -69,7 +69,8 @@ class ProcessSequencePool(WorkerGroup):
     does not hold up the rest.
 
     Args:
-        sequence: the Sequence to read; pickled by value (cloudpickle).
+        sequence: the Sequence to read; pickled by value (`pickling.dumps`:
+            cloudpickle, with locks and not-yet-started generators rebuilt).
         workers: number of worker processes.
         transform: applied in the parent to each batch as it arrives, on the
             thread that receives the batches (off the consumer's path).
@@ -139,9 +140,9 @@ class ProcessSequencePool(WorkerGroup):
         except Exception as exc:  # noqa: BLE001 - reported with the fix
             raise TypeError(
                 f"{type(self.sequence).__name__} cannot be sent to worker processes: "
-                f"pickling it failed ({type(exc).__name__}: {exc}). Make it picklable "
-                "(no open files, locks or generators in its attributes), or use "
-                "use_multiprocessing=False to read it on threads."
+                f"{exc}. Make it picklable (no open files, started generators or other "
+                "live resources in its attributes), or use use_multiprocessing=False to "
+                "read it on threads."
             ) from exc
         self._states[key] = (segment, set())
         return key

@@ -365,16 +365,21 @@ class SlotReader:
 
 
 def write_blob(name: str, obj: Any, what: str | None = None) -> Segment:
-    """Pickle `obj` by value (cloudpickle, protocol 5 with out-of-band buffers)
-    into a new segment `name`; return the segment (close and unlink it later).
-    `what` names it in the error when /dev/shm is full.
+    """Pickle `obj` by value (`nbtrain.data.pickling.dumps`, the pickler the
+    up-front check uses: cloudpickle, locks and not-yet-started generators
+    rebuilt in the reader; protocol 5 with out-of-band buffers) into a new
+    segment `name`; return the segment (close and unlink it later).  `what`
+    names it in the error when /dev/shm is full.
 
     Layout: [8-byte header size][header: stream size, buffer offsets][stream][buffers].
+
+    Raises:
+        nbtrain.data.pickling.Unpicklable: naming the part of `obj` that cannot be pickled.
     """
-    import cloudpickle
+    from nbtrain.data.pickling import dumps as dumps_by_value
 
     buffers: list[pickle.PickleBuffer] = []
-    stream = cloudpickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
+    stream = dumps_by_value(obj, protocol=5, buffer_callback=buffers.append)
     raws = [b.raw() for b in buffers]
     layout, offset = [], _align(len(stream))
     for raw in raws:

@@ -368,18 +368,19 @@ def check_fresh_generator(generator: Any, name: str) -> None:
 
 
 def check_sendable(sequence: Any, name: str) -> None:
-    """With worker processes, a Sequence travels by value: refuse one that cannot."""
+    """With worker processes, a Sequence travels by value: refuse one that cannot,
+    naming the attribute that cannot be pickled (locks and not-yet-started
+    generators in it are rebuilt in each worker, as `shm.write_blob` sends them)."""
     from nbtrain.data.pickling import check_picklable
 
     try:
-        check_picklable(sequence)
+        check_picklable(sequence)  # the pickler that sends it: what passes here is sent
     except Exception as exc:
         raise TypeError(
             f"`{name}` ({type(sequence).__name__}) cannot be sent to worker processes: "
-            f"pickling it failed ({type(exc).__name__}: {exc}). Make it picklable (no open "
-            "files, started generators or other live resources in its attributes; open "
-            "them lazily in `__getitem__`), or use use_multiprocessing=False to read it on "
-            "threads."
+            f"{exc}. Make it picklable (no open files, started generators or other live "
+            "resources in its attributes; open them lazily in `__getitem__`), or use "
+            "use_multiprocessing=False to read it on threads."
         ) from exc
 
 

@@ -280,13 +280,33 @@ def test_a_dataset_that_fails_to_load_in_the_worker_fails_its_first_batch():
         enqueuer.stop()
 
 
-def test_an_unpicklable_sequence_is_a_type_error_before_any_process_starts():
+def test_an_unpicklable_sequence_is_a_type_error_naming_the_attribute_before_any_process_starts(
+        tmp_path):
     sequence = Numbered(5)
-    sequence.lock = threading.Lock()
-    enqueuer = OrderedEnqueuer(sequence, use_multiprocessing=True)
-    with pytest.raises(TypeError, match="use_multiprocessing=False"):
-        enqueuer.start(workers=2)
+    with open(tmp_path / "log.txt", "w") as log:
+        sequence.files = {"log": log}  # a file open for writing cannot be pickled
+        enqueuer = OrderedEnqueuer(sequence, use_multiprocessing=True)
+        with pytest.raises(TypeError, match="use_multiprocessing=False") as info:
+            enqueuer.start(workers=2)
+    assert "`Numbered.files['log']` cannot be pickled" in str(info.value)
     assert not enqueuer.is_running()
+
+
+def test_locks_and_fresh_generators_in_a_sequence_are_sent_as_new_ones():
+    def batches():  # a generator the sequence holds but never starts
+        yield from range(3)
+
+    sequence = Numbered(4)
+    sequence.lock, sequence.state = threading.Lock(), {"cond": threading.RLock()}
+    sequence.pending = batches()
+    enqueuer = OrderedEnqueuer(sequence, use_multiprocessing=True)
+    enqueuer.start(workers=2)
+    try:
+        got = read(enqueuer.get(), 4)
+    finally:
+        enqueuer.stop()
+    assert [int(b[0][0, 0]) for b in got] == [0, 1, 2, 3]
+    assert not sequence.lock.locked() and list(sequence.pending) == [0, 1, 2]
 
 
 def test_nested_structures_round_trip_through_shared_memory():
