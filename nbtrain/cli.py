@@ -1,7 +1,8 @@
 """`nbtrain` console commands.
 
-`nbtrain demo` trains a small model on generated data in the terminal with the
-text progress bar: the headless smoke test of the main job.
+`nbtrain demo` trains a small model on generated data in the terminal, shown as
+nbtrain shows a run outside a notebook (its states, what Ctrl-C does, Keras's
+progress bar): the headless smoke test of the main job.
 """
 
 from __future__ import annotations
@@ -10,9 +11,17 @@ import argparse
 import os
 import sys
 
+INTERRUPTED = 130
+"""`nbtrain demo`'s exit status after a Ctrl-C (a shell's 128 + SIGINT)."""
+
+CTRL_C_HINT = "Ctrl-C stops it; the history is kept"
+
 
 def demo(epochs: int = 3, workers: int = 1, processes: bool = False) -> int:
-    """Train a small classifier on generated data with `nbtrain.fit_generator`.
+    """Train a small classifier on generated data in a background `nbtrain.Run`,
+    shown in the terminal as nbtrain shows a run outside a notebook: its states
+    (`nbtrain.dashboard.text.TextStatus`, here with what Ctrl-C does) and
+    Keras's progress bar.
 
     Args:
         epochs: epochs to train.
@@ -20,13 +29,18 @@ def demo(epochs: int = 3, workers: int = 1, processes: bool = False) -> int:
         processes: use worker processes instead of threads.
 
     Returns:
-        0 when the final training accuracy beats chance, else 1.
+        0 when the final training accuracy beats chance, 1 when it does not,
+        `INTERRUPTED` after a Ctrl-C (the run stopped, its history kept).
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # nbtrain is imported (this module is in it): TensorFlow's start-up lines are held
+    # back (nbtrain.tf_startup) when Keras imports it now.
     import keras
     import numpy as np
 
     import nbtrain
+    from nbtrain.dashboard.text import TextStatus
+    from nbtrain.engine.progress import TextProgress
 
     class Blobs(nbtrain.Sequence):
         """Two Gaussian blobs in 8 dimensions, in batches of 32."""
@@ -50,10 +64,19 @@ def demo(epochs: int = 3, workers: int = 1, processes: bool = False) -> int:
         keras.layers.Dense(1, activation="sigmoid"),
     ])
     model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
-    history = nbtrain.fit_generator(
-        model, Blobs(), epochs=epochs, validation_data=Blobs(512, seed=1), workers=workers,
-        use_multiprocessing=processes, verbose=1,
-    )
+    run = nbtrain.Run(model, Blobs(), epochs=epochs, validation_data=Blobs(512, seed=1),
+                      workers=workers, use_multiprocessing=processes)
+    TextStatus.for_run(run, epoch_lines=False, hint=CTRL_C_HINT)
+    run.add_callback(TextProgress(verbose=1))
+    try:
+        history = run.start().wait()
+    except KeyboardInterrupt:  # wait() stopped the run: say what it kept
+        kept = len(run.history.epoch)
+        print(f"nbtrain demo: interrupted; the history keeps {kept} complete "
+              f"epoch{'' if kept == 1 else 's'}", flush=True)
+        return INTERRUPTED
+    finally:
+        run.close()
     accuracy = history.history["accuracy"][-1]  # epochs >= 1: argparse checked it
     print(f"final accuracy {accuracy:.3f} after {len(history.epoch)} epochs")
     return 0 if accuracy > 0.6 else 1

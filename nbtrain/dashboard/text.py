@@ -30,6 +30,9 @@ class TextStatus(keras.callbacks.Callback):
         stream: where to write (default `sys.stdout`, looked up at each write).
         epoch_lines: also write a line per epoch (False when Keras's own
             progress display shows the epochs).
+        hint: announce the first start too, with this text after the state
+            (e.g. what Ctrl-C does where the caller waits in `run.wait()`);
+            None: the first start is not announced.
 
     Example:
 
@@ -40,24 +43,27 @@ class TextStatus(keras.callbacks.Callback):
     ```
     """
 
-    def __init__(self, run: Any, stream: TextIO | None = None, epoch_lines: bool = True):
+    def __init__(self, run: Any, stream: TextIO | None = None, epoch_lines: bool = True,
+                 hint: str | None = None):
         super().__init__()
         self.run = run
         self._stream = stream
         self.epoch_lines = epoch_lines
+        self.hint = hint
         self._lock = threading.Lock()
 
     @classmethod
     def for_run(cls, run: Any, stream: TextIO | None = None,
-                epoch_lines: bool = True) -> TextStatus:
+                epoch_lines: bool = True, hint: str | None = None) -> TextStatus:
         """Make a TextStatus and attach it to `run` (a listener and a callback).
 
         Args:
             run: the run, not yet started.
             stream: where to write (default `sys.stdout`).
             epoch_lines: also write a line per epoch.
+            hint: announce the first start, followed by this text.
         """
-        status = cls(run, stream, epoch_lines)
+        status = cls(run, stream, epoch_lines, hint)
         run.add_listener(status.on_state)
         if hasattr(run, "add_steering_listener"):
             run.add_steering_listener(status.on_steered)
@@ -81,10 +87,14 @@ class TextStatus(keras.callbacks.Callback):
         return text
 
     def on_state(self, run: Any, old: str, new: str) -> None:
-        """Listener: one line per change of state (the first start is not announced)."""
+        """Listener: one line per change of state (the first start only with a `hint`,
+        e.g. `nbtrain: running at epoch 1/3, batch 0/128 - Ctrl-C stops it`)."""
         if old == CREATED:
+            if self.hint:
+                self._write(f"{self.describe()} - {self.hint}")
             return
-        self._write(self.describe())
+        # Beside Keras's progress bar, whose line is open while an epoch runs: a line of its own.
+        self._write(("" if self.epoch_lines else "\n") + self.describe())
 
     def on_steered(self, run: Any, change: Any) -> None:
         """Steering listener: a line per hyperparameter change, e.g.
