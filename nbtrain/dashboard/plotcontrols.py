@@ -89,7 +89,7 @@ class PlotControls:
 
     def __init__(self, presenter: Any):
         self.presenter = presenter
-        self.scale = _dropdown(SCALES, "y", "nbtrain-plot-scale", "130px")
+        self.scale = _dropdown(SCALES, "y scale", "nbtrain-plot-scale", "150px")
         self.smoothing = _dropdown(SMOOTHING, "smoothing", "nbtrain-plot-smoothing", "160px")
         self.toggles: dict[str, widgets.ToggleButton] = {}
         self.metrics = widgets.HBox([], _dom_classes=("nbtrain-plot-metrics",),

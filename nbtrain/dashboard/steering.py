@@ -28,10 +28,13 @@ import ipywidgets as widgets
 
 from nbtrain.dashboard.view import set_traits
 from nbtrain.run.state import CREATED, ENDED, PAUSED, PAUSING, RUNNING, STOPPING
+from nbtrain.text import format_learning_rate
 
 PENDING = "pending: from the next batch"
 """The note while an applied value waits for the loop (running or paused)."""
 _GOES_ON = {CREATED: ", when training starts"}
+GOES_ON = ", when training goes on"
+"""Added to `PENDING` while the run is stopped or finished (Resume or Continue applies it)."""
 _TRAINING = (RUNNING, PAUSING, PAUSED, STOPPING)
 
 
@@ -41,7 +44,7 @@ def _classed(cls: type, *classes: str, **traits: Any) -> widgets.DOMWidget:
 
 def lr_text(lr: float | None) -> str:
     """A learning rate as a person writes it (`0.001`, not float32's `0.00100000004`)."""
-    return "—" if lr is None else f"{float(lr):.6g}"
+    return "—" if lr is None else format_learning_rate(lr)
 
 
 def parse_rate(text: str) -> float:
@@ -90,19 +93,21 @@ class SteeringControls:
         self._state = CREATED
         self._applied = ""  # the last "applied from ..." note (an error hides it until fixed)
         lr = run.learning_rate
+        fixed = {"flex": "0 0 auto"}  # a long note never squeezes the field or Apply
         self.current = _classed(widgets.HTML, "nbtrain-lr-current", value=_current_html(lr),
-                                layout=widgets.Layout(width="190px", margin="0 4px 0 4px"))
+                                layout=widgets.Layout(width="165px", margin="0 4px 0 4px",
+                                                      **fixed))
         self.value = _classed(widgets.Text, "nbtrain-lr-value", value=lr_text(lr),
-                              description="set to", continuous_update=False,
+                              description="set to", continuous_update=True,
                               placeholder="e.g. 3e-4",
-                              layout=widgets.Layout(width="170px"),
+                              layout=widgets.Layout(width="170px", **fixed),
                               style={"description_width": "initial"})
         self.apply = _classed(widgets.Button, "nbtrain-lr-apply", description="Apply",
                               icon="check",
                               tooltip="Set the learning rate from the next batch",
-                              layout=widgets.Layout(width="90px"))
+                              layout=widgets.Layout(width="90px", **fixed))
         self.note = _classed(widgets.HTML, "nbtrain-lr-note", value="",
-                             layout=widgets.Layout(margin="0 0 0 8px"))
+                             layout=widgets.Layout(margin="0 0 0 8px", flex="1 1 auto"))
         self.box = _classed(widgets.HBox, "nbtrain-steering",
                             children=[self.current, self.value, self.apply, self.note])
         self.apply.on_click(self._on_apply_click)
@@ -156,7 +161,7 @@ class SteeringControls:
         """Steering listener (training thread): show the value, mark the plot."""
         presenter = self.presenter
         with presenter.lock:
-            presenter.tracker.mark(change.x)
+            presenter.tracker.mark(change)  # its place, and the learning-rate panel's label
             presenter.changed()
             if change.name == "learning_rate":
                 self.pending = None
@@ -169,12 +174,13 @@ class SteeringControls:
     # -- the field (main thread) ----------------------------------------------------------
 
     def _on_edit(self, change: Any) -> None:
-        """Enter or leaving the field: say at once if the entry is not a number."""
+        """Every keystroke (the field syncs each one, so that Apply always reads what
+        it shows): an entry corrected to a number clears the error of the last one.
+        An entry that is not a number is explained at Apply (not while it is typed:
+        "3e-" is on its way to "3e-4")."""
         try:
             parse_rate(change["new"])
-        except ValueError as exc:
-            with self.presenter.lock:
-                self._set_note("error", str(exc))
+        except ValueError:
             return
         with self.presenter.lock:
             if "nbtrain-lr-error" in self.note._dom_classes:
@@ -201,7 +207,7 @@ class SteeringControls:
     def _pending_text(self) -> str:
         if self._state in _TRAINING:
             return PENDING
-        return PENDING + _GOES_ON.get(self._state, ", when training goes on (Resume, Continue)")
+        return PENDING + _GOES_ON.get(self._state, GOES_ON)
 
     def _restore_note(self) -> int:
         if self.pending is not None:
@@ -221,4 +227,4 @@ def _current_html(lr: float | None) -> str:
             f"now'>learning rate <b>{lr_text(lr)}</b></span>")
 
 
-__all__ = ["PENDING", "SteeringControls", "lr_text", "parse_rate"]
+__all__ = ["GOES_ON", "PENDING", "SteeringControls", "lr_text", "parse_rate"]

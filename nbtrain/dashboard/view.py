@@ -128,8 +128,8 @@ class DashboardView:
             w.HBox([self.batch_bar, self.batch_counter]),
             self.controls,
             self.messages,
+            self.plot,  # above the table: the table's room for the epochs to come is last
             self.metrics,
-            self.plot,
             self.saver,  # hidden, last: the visible parts keep their places
         ])
 

@@ -294,6 +294,33 @@ _POSITION_JS = """(root) => {
 }"""
 
 
+# Records the dashboard's height at every change of it or of the state badge, with the
+# state then: [[height px, state, ms], ...] (a ResizeObserver and a MutationObserver).
+_HEIGHTS_JS = """(root) => {
+    const badge = root.querySelector('.nbtrain-state');
+    const log = [];
+    const read = () => {
+        const state = (/nbtrain-state-(\\w+)/.exec(badge.className) || [])[1] || '';
+        const height = Math.round(root.getBoundingClientRect().height);
+        const last = log[log.length - 1];
+        if (!last || last[0] !== height || last[1] !== state) {
+            log.push([height, state, performance.now()]);
+        }
+    };
+    new ResizeObserver(read).observe(root);
+    new MutationObserver(read).observe(badge, {attributes: true, attributeFilter: ['class']});
+    read();
+    return log;
+}"""
+
+# Every <select> of the plot controls: [selectedIndex, the selected option's text].
+_SELECTS_JS = """(root) => [...root.querySelectorAll('.nbtrain-plot-controls select')].map(
+    (select) => [select.selectedIndex,
+                 select.selectedIndex < 0 ? '' : select.options[select.selectedIndex].text])"""
+
+ENDED = ("stopped", "finished", "failed")
+
+
 @dataclass(frozen=True)
 class Position:
     """Where a dashboard says the run is: 1-based epoch, batches done of `steps`."""
@@ -423,6 +450,13 @@ class Dashboard:
         self.metrics = self.root.locator(".nbtrain-metrics")
         self.plot = self.root.locator("img.nbtrain-plot")
         self.messages = self.root.locator(".nbtrain-messages")
+        self.plot_controls = self.root.locator(".nbtrain-plot-controls")
+        self.metric_toggles = self.root.locator(".nbtrain-plot-metric")
+        self.steering = self.root.locator(".nbtrain-steering")
+        self.lr_current = self.root.locator(".nbtrain-lr-current")
+        self.lr_field = self.root.locator(".nbtrain-lr-value input")
+        self.lr_apply = self.root.locator("button.nbtrain-lr-apply")
+        self.lr_note = self.root.locator(".nbtrain-lr-note")
         self.pause = self.root.locator("button.nbtrain-pause")
         self.stop = self.root.locator("button.nbtrain-stop")
         self.continue_epochs = self.root.locator(".nbtrain-continue-epochs input")
@@ -484,6 +518,39 @@ class Dashboard:
                 return [[...seen], (performance.now() - start) / 1000];
             }}""", [self.root.element_handle(), seconds * 1000])
         return set(seen), elapsed
+
+    def watch_height(self) -> Any:
+        """Start recording the dashboard's height with the state at each change (a
+        handle for `heights`)."""
+        return self.page.evaluate_handle(_HEIGHTS_JS, self.root.element_handle())
+
+    @staticmethod
+    def heights(watch: Any) -> list[tuple[int, str]]:
+        """What `watch_height` recorded so far: (height px, state) at each change."""
+        return [(int(h), state) for h, state, _ in watch.json_value()]
+
+    @staticmethod
+    def heights_while_training(records: list[tuple[int, str]]) -> list[set[int]]:
+        """The heights seen in each stretch of the run between two ends (a stretch
+        ends at a stopped, finished or failed state): one height each if nothing jumped."""
+        stretches: list[set[int]] = [set()]
+        for height, state in records:
+            if state in ENDED:
+                if stretches[-1]:
+                    stretches.append(set())
+            else:
+                stretches[-1].add(height)
+        return [s for s in stretches if s]
+
+    def selects(self) -> list[tuple[int, str]]:
+        """Each plot-control dropdown as the page shows it: (selectedIndex, text)."""
+        return [tuple(x) for x in self.root.evaluate(_SELECTS_JS)]
+
+    def epoch_rows(self) -> Any:
+        """The per-epoch table's rows of completed epochs (not the epoch in progress,
+        not the note of earlier epochs)."""
+        return self.metrics.locator(
+            "table tbody tr:not(.nbtrain-running):not(.nbtrain-table-note)")
 
     def wait_plot(self, timeout: float = 30_000) -> dict:
         """Wait for a decoded plot image with a non-zero size on the page; return its sizes."""

@@ -3,7 +3,9 @@
 - `dashboard_test.ipynb` (a run of about 20 steps/s, slow enough to watch):
   the dashboard renders, updates from the training thread while no cell runs,
   and its Pause/Resume, Stop and Continue buttons steer the kernel's `Run`;
-- `dashboard_failure.ipynb`: a run whose data raises shows the error;
+  only the controls that can act show; every plot dropdown shows its value;
+  the table has a row per epoch; the height does not change while it trains;
+- `dashboard_failure.ipynb`: a run whose data raises shows the error, and no controls;
 - `notebooks/quickstart.ipynb`: after the run, saving through the UI writes
   the static snapshot (PNG plot and metric table) into the `.ipynb`, and the
   notebook reopened from disk shows it.
@@ -76,6 +78,10 @@ def test_live_dashboard_and_controls(page, lab, screenshot):
     notebook.wait_all_executed(timeout=START)
     assert Status.parse(notebook.outputs_text(status_cell)).state == "running"
     dashboard.expect_state("running")
+    # Every part's view is on the page (the learning-rate row is the last one added):
+    # from here on the dashboard keeps its height until the run ends.
+    expect(dashboard.lr_field).to_be_visible(timeout=START)
+    watch = dashboard.watch_height()
     expect(dashboard.header).to_be_visible()
     expect(dashboard.state).to_have_text("running")
     expect(dashboard.header).to_contain_text("elapsed")
@@ -86,14 +92,28 @@ def test_live_dashboard_and_controls(page, lab, screenshot):
     table = dashboard.metrics.locator("table.nbtrain-table")
     expect(table).to_be_visible(timeout=START)
     for name in ("loss", "accuracy"):
-        expect(table.locator("tbody tr", has_text=name)).to_have_count(1)
+        expect(table.locator("thead th", has_text=name)).not_to_have_count(0)
     plot = dashboard.wait_plot(timeout=START)
     assert min(plot["natural"]) > 0 and min(plot["shown"]) > 0, plot
     dashboard.wait_new_plot(dashboard.plot_source())  # redrawn as training goes on
     expect(dashboard.pause).to_be_enabled()
     expect(dashboard.pause).to_have_text("Pause")
     expect(dashboard.stop).to_be_enabled()
-    expect(dashboard.continue_).to_be_hidden()
+    expect(dashboard.continue_).to_be_hidden()  # what cannot act is hidden, not greyed
+
+    # The plot's controls: every dropdown shows its value ("auto" chosen again too),
+    # a toggle per metric.
+    expect(dashboard.plot_controls).to_be_visible()
+    assert dashboard.selects() == [(0, "auto"), (0, "auto")], dashboard.selects()
+    expect(dashboard.metric_toggles).to_have_count(2)
+    expect(dashboard.metric_toggles.first).to_have_text("loss")
+    scale = dashboard.plot_controls.locator(".nbtrain-plot-scale select")
+    scale.select_option("log")
+    notebook.run_cell(status_cell)  # the kernel has had the change, and answered it
+    assert dashboard.selects() == [(2, "log"), (0, "auto")], dashboard.selects()
+    scale.select_option("auto")
+    notebook.run_cell(status_cell)
+    assert dashboard.selects() == [(0, "auto"), (0, "auto")], dashboard.selects()
 
     # Updates from the training thread reach the page while no cell is executing.
     expect(notebook.indicator).to_have_attribute("data-status", "idle")
@@ -130,8 +150,12 @@ def test_live_dashboard_and_controls(page, lab, screenshot):
     # Stop: the state says stopped (the snapshot takes over), "continue" is enabled.
     dashboard.stop.click()
     dashboard.expect_state("stopped", timeout=15_000)
+    stretches = dashboard.heights_while_training(dashboard.heights(watch))
+    assert len(stretches) == 1 and len(stretches[0]) == 1, (
+        f"the dashboard's height changed while training: {dashboard.heights(watch)}")
     expect(dashboard.snapshot).to_contain_text("stopped")
-    expect(dashboard.stop).to_be_disabled()
+    expect(dashboard.stop).to_be_hidden()
+    expect(dashboard.pause).to_be_hidden()
     expect(dashboard.continue_).to_be_visible()
     expect(dashboard.continue_).to_be_enabled()
     expect(dashboard.continue_epochs).to_be_visible()
@@ -152,12 +176,18 @@ def test_live_dashboard_and_controls(page, lab, screenshot):
     expect(dashboard.batch_counter).to_contain_text(f"batch {STEPS}/{STEPS}")
     expect(dashboard.snapshot).to_contain_text("finished")
     expect(dashboard.snapshot).to_contain_text(f"epoch {target} / {target}")
-    expect(dashboard.snapshot.locator("table.nbtrain-table tbody tr")).to_have_count(2)
+    # the per-epoch table: a row per epoch, in the live view and in the snapshot
+    expect(dashboard.epoch_rows()).to_have_count(min(target, 10))
+    expect(dashboard.snapshot.locator(
+        "table.nbtrain-table tbody tr:not(.nbtrain-table-note)")).to_have_count(target)
     expect(dashboard.snapshot_image).to_have_count(1)
     expect(dashboard.continue_).to_be_enabled()
     finished = Status.parse(notebook.run_cell(status_cell))
     assert (finished.state, finished.epoch, finished.epochs, finished.history) == (
         "finished", target, target, target), finished
+    records = dashboard.heights(watch)
+    assert all(len(heights) == 1 for heights in dashboard.heights_while_training(records)), (
+        f"the dashboard's height changed while training: {records}")
     screenshot(dashboard.output_area, "4-finished")
     assert_only_in(notebook, fit_cell)
 
@@ -174,9 +204,10 @@ def test_failed_run_shows_the_error(page, lab, screenshot):
     error = dashboard.snapshot.locator("pre")
     expect(error).to_contain_text("Traceback")
     expect(error).to_contain_text("ValueError: deliberate failure in batch 5")
-    expect(dashboard.pause).to_be_disabled()
-    expect(dashboard.stop).to_be_disabled()
-    expect(dashboard.continue_).to_be_hidden()
+    # nothing can act on a failed run: no controls at all (hidden, not greyed)
+    for control in (dashboard.pause, dashboard.stop, dashboard.continue_,
+                    dashboard.plot_controls, dashboard.steering):
+        expect(control).to_be_hidden()
     notebook.wait_all_executed(timeout=START)
     failed = Status.parse(notebook.run_cell(notebook.cell_with(STATUS)))
     assert (failed.state, failed.exception) == ("failed", "ValueError"), failed
@@ -201,8 +232,8 @@ def test_quickstart_saved_with_its_snapshot(page, lab, screenshot):
     expect(dashboard.snapshot).to_contain_text("finished")
     expect(dashboard.snapshot).to_be_hidden()
     for name in ("loss", "accuracy"):
-        expect(dashboard.metrics.locator("tbody tr", has_text=name)).to_have_count(1)
-        expect(dashboard.snapshot.locator("tbody tr", has_text=name)).to_have_count(1)
+        expect(dashboard.metrics.locator("thead th", has_text=name)).not_to_have_count(0)
+        expect(dashboard.snapshot.locator("thead th", has_text=name)).not_to_have_count(0)
     expect(dashboard.snapshot_image).to_have_count(1)
     expect(dashboard.snapshot_image).to_be_hidden()
     assert_only_in(notebook, fit_cell)
@@ -236,7 +267,7 @@ def test_quickstart_saved_with_its_snapshot(page, lab, screenshot):
     notebook = Notebook(page, lab, "quickstart.ipynb").open()
     dashboard = Dashboard(notebook.cell_with("nbtrain.fit("))
     expect(dashboard.snapshot).to_contain_text("finished")
-    expect(dashboard.snapshot.locator("tbody tr", has_text="loss")).to_have_count(1)
+    expect(dashboard.snapshot.locator("thead th", has_text="loss")).not_to_have_count(0)
     image = dashboard.snapshot_image
     expect(image).to_be_visible()
     assert image.evaluate("(img) => img.naturalWidth * img.getBoundingClientRect().height") > 0

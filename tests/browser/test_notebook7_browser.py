@@ -1,8 +1,10 @@
 """The dashboard's basic flow in Jupyter Notebook 7's own UI (the `notebook`
 package), not only in JupyterLab: it renders and updates, and Pause, Resume,
 Stop and Continue steer the kernel's `Run`; Pause and Stop also while a cell
-waits in `run.wait()`.  A page reloaded while the run trains, stopped from that
-page, saves the snapshot into the fit cell (the view's `SnapshotSaver`).
+waits in `run.wait()`; every dropdown shows its value, the learning rate reads
+as written, the height holds while it trains, the table has a row per epoch.
+A page reloaded while the run trains, stopped from that page, saves the
+snapshot into the fit cell (the view's `SnapshotSaver`).
 
 Notebook 7 is built from JupyterLab's components (same notebook widgets, same
 widget manager), under its own application and page; its server runs as
@@ -110,17 +112,24 @@ def test_dashboard_flow_in_notebook7(nb7_page, notebook7, screenshot):
     expect(dashboard.root).to_be_visible(timeout=START)
     notebook.wait_all_executed(timeout=START)
     dashboard.expect_state("running")
+    expect(dashboard.lr_field).to_be_visible(timeout=START)  # every part is on the page
+    watch = dashboard.watch_height()
     expect(dashboard.batch_counter).to_contain_text(f"/{STEPS}", timeout=START)
     for bar in (dashboard.epoch_bar, dashboard.batch_bar):
         expect(bar).to_be_visible()
     table = dashboard.metrics.locator("table.nbtrain-table")
     expect(table).to_be_visible(timeout=START)
-    expect(table.locator("tbody tr", has_text="loss")).to_have_count(1)
+    expect(table.locator("thead th", has_text="loss")).not_to_have_count(0)
     plot = dashboard.wait_plot(timeout=START)
     assert min(plot["natural"]) > 0 and min(plot["shown"]) > 0, plot
     expect(dashboard.pause).to_be_enabled()
     expect(dashboard.stop).to_be_enabled()
     expect(dashboard.continue_).to_be_hidden()
+    # Every dropdown shows its value; the learning rate reads as written (Adam's default).
+    expect(dashboard.plot_controls).to_be_visible()
+    assert dashboard.selects() == [(0, "auto"), (0, "auto")], dashboard.selects()
+    expect(dashboard.lr_field).to_have_value("0.001")
+    expect(dashboard.lr_current).to_have_text("learning rate 0.001")
     # Updates from the training thread reach the page while no cell runs.
     dashboard.wait_advance(dashboard.wait_advance(dashboard.position()))
     screenshot(dashboard.output_area, "nb7-1-running")
@@ -159,6 +168,10 @@ def test_dashboard_flow_in_notebook7(nb7_page, notebook7, screenshot):
           + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in latencies.items()))
     assert max(latencies.values()) < 0.5, latencies
     dashboard.expect_state("stopped")
+    records = dashboard.heights(watch)
+    stretches = dashboard.heights_while_training(records)
+    assert len(stretches) == 1 and len(stretches[0]) == 1, (
+        f"the dashboard's height changed while training: {records}")
     expect(dashboard.snapshot).to_contain_text("stopped")
     expect(dashboard.continue_).to_be_enabled()
     screenshot(dashboard.output_area, "nb7-3-stopped")
@@ -173,6 +186,7 @@ def test_dashboard_flow_in_notebook7(nb7_page, notebook7, screenshot):
     expect(dashboard.epoch_counter).to_have_text(f"epoch {target} / {target}")
     expect(dashboard.snapshot).to_contain_text("finished")
     expect(dashboard.snapshot_image).to_have_count(1)
+    expect(dashboard.epoch_rows()).to_have_count(min(target, 10))  # a row per epoch
     screenshot(dashboard.output_area, "nb7-4-finished")
 
 

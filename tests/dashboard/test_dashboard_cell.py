@@ -98,6 +98,8 @@ def test_stop_ends_a_plain_model_fit_early_with_its_history(dashboard, events):
     assert len(history.epoch) == 1  # stopped in the first epoch's third batch
     assert dashboard.state == "stopped"
     assert dashboard.view.pause.disabled and dashboard.view.stop.disabled
+    # the call returned: nothing can act, so no controls at all (hidden, not greyed)
+    assert dashboard.view.controls.layout.display == "none"
     assert events.calls == ["poll"] * 3
 
 
@@ -111,6 +113,9 @@ def test_stop_while_paused_releases_the_hold(dashboard, events):
     batches(dashboard, 1)
     assert model.stop_training is True
     assert dashboard.state == "stopping"
+    view = dashboard.view  # stopping: no button can act; the row keeps its room
+    assert [view.pause.layout.display, view.stop.layout.display] == ["none", "none"]
+    assert view.controls.layout.display is None and view.controls.layout.min_height
     dashboard.on_train_end()
     assert dashboard.state == "stopped"
 

@@ -86,8 +86,7 @@ def test_apply_while_paused_is_pending_until_resume_then_shown_where_it_landed(c
         assert shown(steering.box) and shown(steering.apply)
         steering.value.value = "3e-4"
         steering.apply.click()
-        assert note(steering) == ("pending", "pending: from the next batch, when training "
-                                  "goes on (Resume, Continue)")
+        assert note(steering) == ("pending", "pending: from the next batch, when training goes on")
         assert run.hyperparameter_changes[-1].new == 0.004  # not yet
         run.resume(epochs=2)
         run.wait(TIMEOUT)
@@ -110,11 +109,15 @@ def test_a_bad_entry_is_explained_kept_and_cleared_by_the_next_success(cell):
         steering = dashboard.steering
         assert "learning rate <b>0.001</b>" in steering.current.value
         assert steering.value.value == "0.001"  # Adam's float32 default, as a person writes it
-        steering.value.value = "abc"  # Enter or leaving the field: explained at once
+        steering.value.value = "abc"
+        steering.apply.click()
         assert note(steering) == ("error", "“abc” is not a number: write it as 0.001 or 3e-4")
         assert steering.value.value == "abc"  # not silently reverted
-        steering.apply.click()
-        assert note(steering)[0] == "error" and run.hyperparameter_changes == []
+        assert run.hyperparameter_changes == [] and steering.pending is None
+        steering.value.value = "1e-"  # typing on: no new error while it is not a number yet
+        assert note(steering)[0] == "error"
+        steering.value.value = "1e-3"  # a number again: the error goes
+        assert note(steering) == ("", "")
         steering.value.value = "-1"
         steering.apply.click()
         kind, text = note(steering)
