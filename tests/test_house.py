@@ -1,5 +1,6 @@
 """The seams of the layout: run states and their transitions, the one wait helper,
-the shared text, the one display choice, the rate meter, and the layout check."""
+the shared text, the one display choice, and the layout check (the rate meter:
+tests/dashboard/test_dashboard_rate.py)."""
 
 from __future__ import annotations
 
@@ -89,20 +90,6 @@ def test_one_display_choice(monkeypatch):
         notebook.choose_display("yes")
     monkeypatch.setattr(notebook, "in_notebook", lambda: True)
     assert notebook.choose_display() == notebook.DASHBOARD
-
-
-def test_rate_meter():
-    from nbtrain.dashboard.presenter import RateMeter
-
-    meter = RateMeter()
-    assert meter.measure(0.0, 0) is None  # the first call marks the start
-    meter.set_active(True, now=0.0)
-    assert meter.measure(0.0, 0) is None
-    assert meter.measure(1.0, 50) == 50.0
-    assert meter.measure(2.0, 150) == pytest.approx(0.6 * 50 + 0.4 * 100)
-    meter.set_active(False, now=3.0)
-    assert meter.elapsed_at(10.0) == 3.0
-    assert meter.measure(11.0, 999, active=False) == pytest.approx(70.0)  # kept while stopped
 
 
 def test_layout_has_no_cycle_no_large_class_no_private_reach():

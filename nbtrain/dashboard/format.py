@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
-from nbtrain.dashboard.tracker import Metric
+from nbtrain.dashboard.tracker import best_direction
 from nbtrain.run.state import FAILED, FINISHED, PAUSED, PAUSING, RUNNING, STOPPED, STOPPING
-from nbtrain.text import format_duration
+from nbtrain.text import format_duration, format_number, number_format
 
 TEXT_FALLBACK = "nbtrain dashboard"
 """The `text/plain` of the live view: the same on every run (nbval compares it)."""
@@ -33,25 +35,16 @@ BAR_STYLES = {FINISHED: "success", FAILED: "danger", STOPPED: "warning",
               STOPPING: "warning", PAUSING: "info", PAUSED: "info"}
 """The progress bars' `bar_style` for each state (running: the default)."""
 
-_CELL = "padding:2px 10px;text-align:right;font-variant-numeric:tabular-nums"
-_HEAD = "padding:2px 10px;text-align:right;border-bottom:1px solid #ccc"
+LIVE_ROWS = 10
+"""Completed epochs the live table shows (the latest); the snapshot shows them all."""
 
+ROW_PX = 22
+"""The height of a table row, in pixels (the live table reserves its room with it)."""
 
-def format_value(value: float | None) -> str:
-    """A metric value with 4 significant digits; `–` for none.
-
-    Example:
-
-    ```python
-    format_value(0.123456)  # -> "0.1235"
-    format_value(None)      # -> "–"
-    ```
-    """
-    if value is None:
-        return "–"
-    if not math.isfinite(value):
-        return str(value)
-    return f"{value:.4g}"
+_CELL = (f"padding:2px 10px;line-height:{ROW_PX - 4}px;text-align:right;white-space:nowrap;"
+         "font-variant-numeric:tabular-nums")
+_HEAD = f"padding:2px 10px;line-height:{ROW_PX - 5}px;text-align:right;border-bottom:1px solid #ccc"
+_RUNNING = "color:#757575;font-style:italic"
 
 
 def state_html(state: str) -> str:
@@ -78,50 +71,181 @@ def batch_text(done: int, steps: int | None, rate: float | None) -> str:
     """`batch 12/50 · 812 steps/s`."""
     text = f"batch {done}/{steps if steps else '?'}"
     if rate:
-        text += f" · {rate:.3g} steps/s" if rate < 100 else f" · {rate:.0f} steps/s"
+        text += f" · {format_number(rate, number_format([rate], digits=3))} steps/s"
     return text
 
 
-def _best(metric: Metric) -> str:
-    if metric.best is None:
+@dataclass
+class EpochTable:
+    """The metric table: a row per epoch (epoch, time, each metric and its
+    validation value), the completed epochs oldest first, then, while one is
+    under way, the epoch in progress with its averages so far.
+
+    Every value of a metric (its training and validation columns, every row)
+    has the same decimals (`nbtrain.text.number_format`).
+
+    Attributes:
+        columns: `("epoch", "time", "loss", "val_loss", ...)`.
+        rows: one tuple of strings per row, in `columns` order.
+        running: the last row is the epoch in progress (not complete).
+        best: `(row, column)` of each metric's best epoch value (validation if
+            there is one), for completed epochs, when there are two or more.
+    """
+
+    columns: tuple[str, ...] = ()
+    rows: list[tuple[str, ...]] = field(default_factory=list)
+    running: bool = False
+    best: set[tuple[int, int]] = field(default_factory=set)
+
+    def __bool__(self) -> bool:
+        return bool(self.rows)
+
+
+def _metric_keys(logs: Sequence[dict[str, float]]) -> list[str]:
+    """The table's metric columns: the loss first, then in the order they appear,
+    each training metric followed by its validation one; no learning rate."""
+    seen: dict[str, None] = {}
+    for values in logs:
+        for key in values:
+            seen.setdefault(key, None)
+    names: dict[str, None] = {}
+    for key in seen:
+        name = key[4:] if key.startswith("val_") else key
+        if best_direction(name) is not None:
+            names.setdefault(name, None)
+    ordered = sorted(names, key=lambda name: name != "loss")
+    keys = []
+    for name in ordered:
+        keys += [k for k in (name, f"val_{name}") if k in seen]
+    return keys
+
+
+def _epoch_time(seconds: float | None) -> str:
+    """An epoch's time: `0.84 s` under 10 s, else `m:ss` / `h:mm:ss`."""
+    if seconds is None or seconds < 0:
         return "–"
-    where = f"epoch {metric.best_epoch}" + (", val" if metric.best_is_val else "")
-    return f"{format_value(metric.best)} ({where})"
+    if seconds < 10:
+        return f"{seconds:.2f} s" if seconds < 1 else f"{seconds:.1f} s"
+    return format_duration(seconds)
 
 
-TABLE_COLUMNS = ("metric", "last", "epoch avg", "val", "best")
+def epoch_table(tracker: Any) -> EpochTable:
+    """The table of a `MetricTracker`: its recorded epochs (`epoch_logs`, their
+    `epoch_times`) and the epoch in progress (its metrics' `epoch_avg`, the
+    running averages), if a batch of it is done and it is not recorded yet.
+
+    Example:
+
+    ```python
+    table = epoch_table(tracker)
+    table.columns   # ('epoch', 'time', 'loss', 'val_loss')
+    table.rows      # [('1', '1.2 s', '0.4123', '0.3987'), ('2 so far', '0.40 s', '0.3012', '')]
+    ```
+    """
+    done = sorted(tracker.epoch_logs.items())
+    running: dict[str, float] = {}
+    if tracker.done > 0 and tracker.epoch not in tracker.epoch_logs:
+        running = {m.name: m.epoch_avg for m in tracker.metrics.values()
+                   if m.last is not None and m.epoch_avg is not None}
+    keys = _metric_keys([values for _, values in done] + [running])
+    if not keys:
+        return EpochTable()
+    specs = {}
+    for key in keys:
+        name = key.removeprefix("val_")
+        values = [v.get(k) for _, v in done for k in (name, f"val_{name}")]
+        specs[key] = number_format([*values, running.get(name)])
+    rows = [(str(epoch + 1), _epoch_time(tracker.epoch_times.get(epoch)),
+             *(format_number(values[k], specs[k]) if k in values else "" for k in keys))
+            for epoch, values in done]
+    table = EpochTable(("epoch", "time", *keys), rows)
+    if len(done) >= 2:
+        for name in dict.fromkeys(k.removeprefix("val_") for k in keys):
+            key = f"val_{name}" if f"val_{name}" in keys else name
+            scored = [(v[key], i) for i, (_, v) in enumerate(done)
+                      if key in v and math.isfinite(v[key])]
+            if scored:
+                pick = min if best_direction(name) == "min" else max
+                table.best.add((pick(scored)[1], keys.index(key) + 2))
+    if running:
+        clock, began = tracker.clock, tracker.epoch_began
+        seconds = clock() - began if clock is not None and began is not None else None
+        rows.append((f"{tracker.epoch + 1} so far", _epoch_time(seconds),
+                     *(format_number(running[k], specs[k]) if k in running else ""
+                       for k in keys)))
+        table.running = True
+    return table
 
 
-def table_rows(metrics: Iterable[Metric]) -> list[tuple[str, str, str, str, str]]:
-    """One row of strings per metric, in `TABLE_COLUMNS` order."""
-    return [(m.name, format_value(m.last), format_value(m.epoch_avg), format_value(m.val),
-             _best(m)) for m in metrics]
+def _shown(table: EpochTable, limit: int | None) -> tuple[range, int]:
+    """The rows shown (the running one and the latest `limit` completed) and how
+    many earlier ones are not."""
+    completed = len(table.rows) - table.running
+    hidden = max(completed - limit, 0) if limit is not None else 0
+    return range(hidden, len(table.rows)), hidden
 
 
-def table_html(rows: Sequence[Sequence[str]]) -> str:
-    """The metric table as HTML (also the snapshot's `text/html`)."""
-    if not rows:
+def table_html(table: EpochTable, limit: int | None = LIVE_ROWS,
+               reserve: int | None = None) -> str:
+    """The metric table as HTML (`table.nbtrain-table`; also the snapshot's).
+
+    Args:
+        table: from `epoch_table`.
+        limit: the completed epochs shown (the latest; a line says how many are
+            not); None: all, in a box that scrolls past `LIVE_ROWS` rows.
+        reserve: rows to keep room for from the start (the epochs the run will
+            have), so the dashboard does not grow while it trains.
+    """
+    shown, hidden = _shown(table, limit)
+    room = ""
+    if reserve:
+        rows = min(reserve, (limit if limit is not None else LIVE_ROWS) + 1)
+        note = 1 if limit is not None and reserve > limit + 1 else 0
+        room = f"min-height:{(rows + note + 1) * ROW_PX + 2}px;"
+    if limit is None and len(table.rows) > LIVE_ROWS + 1:
+        room += f"max-height:{(LIVE_ROWS + 2) * ROW_PX}px;overflow-y:auto;"
+    if not table:
+        return f'<div class="nbtrain-table-box" style="{room}"></div>' if room else ""
+    head = "".join(f'<th style="{_HEAD}{";text-align:left" if i == 0 else ""}">'
+                   f"{html.escape(c)}</th>" for i, c in enumerate(table.columns))
+    body = []
+    if hidden:
+        body.append(f'<tr class="nbtrain-table-note"><td colspan="{len(table.columns)}" '
+                    f'style="{_CELL};text-align:left;{_RUNNING}">⋮ {hidden} earlier epoch'
+                    f'{"s" if hidden > 1 else ""} (the History has them all)</td></tr>')
+    last = len(table.rows) - 1
+    for r in shown:
+        running = table.running and r == last
+        cells = []
+        for c, cell in enumerate(table.rows[r]):
+            style = _CELL + (";text-align:left" if c == 0 else "")
+            attrs = ""
+            if (r, c) in table.best:
+                style += ";font-weight:bold"
+                attrs = ' title="best"'
+            cells.append(f'<td style="{style}"{attrs}>{html.escape(cell)}</td>')
+        row = (' class="nbtrain-running" style="' + _RUNNING + '" title="the epoch in '
+               'progress: averages of its batches so far"') if running else ""
+        body.append(f"<tr{row}>{''.join(cells)}</tr>")
+    return (f'<div class="nbtrain-table-box" style="{room}">'
+            f'<table class="nbtrain-table" style="border-collapse:collapse">'
+            f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
+
+
+def table_text(table: EpochTable, limit: int | None = LIVE_ROWS) -> str:
+    """The metric table as aligned plain text (the latest `limit` completed epochs
+    and the one in progress; None: all)."""
+    if not table:
         return ""
-    head = "".join(f'<th style="{_HEAD}{";text-align:left" if i == 0 else ""}">{c}</th>'
-                   for i, c in enumerate(TABLE_COLUMNS))
-    body = "".join(
-        "<tr>" + "".join(
-            f'<td style="{_CELL}{";text-align:left;font-weight:bold" if i == 0 else ""}">'
-            f"{html.escape(cell)}</td>" for i, cell in enumerate(row)) + "</tr>"
-        for row in rows)
-    return (f'<table class="nbtrain-table" style="border-collapse:collapse">'
-            f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
-
-
-def table_text(rows: Sequence[Sequence[str]]) -> str:
-    """The metric table as aligned plain text."""
-    if not rows:
-        return ""
-    table = [TABLE_COLUMNS, *rows]
-    widths = [max(len(r[i]) for r in table) for i in range(len(TABLE_COLUMNS))]
-    return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                               for i, (c, w) in enumerate(zip(r, widths, strict=True))).rstrip()
-                     for r in table)
+    shown, hidden = _shown(table, limit)
+    lines = [table.columns, *(table.rows[r] for r in shown)]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(table.columns))]
+    text = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                      for i, (c, w) in enumerate(zip(line, widths, strict=True))).rstrip()
+            for line in lines]
+    if hidden:
+        text.insert(1, f"... {hidden} earlier epoch{'s' if hidden > 1 else ''}")
+    return "\n".join(text)
 
 
 def messages_html(messages: Sequence[tuple[str, str]]) -> str:
@@ -129,7 +253,9 @@ def messages_html(messages: Sequence[tuple[str, str]]) -> str:
     `"error"`'s text may span lines (a traceback)."""
     parts = []
     for level, text in messages:
-        if level == "error":
+        if level == "failure":  # a failed run's report: its HTML made by dashboard.failure
+            parts.append(getattr(text, "html", "") or f"<pre>{html.escape(text)}</pre>")
+        elif level == "error":
             parts.append('<pre style="color:#c62828;white-space:pre-wrap;margin:4px 0">'
                          f"{html.escape(text)}</pre>")
         else:
@@ -139,7 +265,8 @@ def messages_html(messages: Sequence[tuple[str, str]]) -> str:
 
 def messages_text(messages: Sequence[tuple[str, str]]) -> str:
     """Warnings and errors as plain text."""
-    return "\n".join(text if level == "error" else f"warning: {text}" for level, text in messages)
+    return "\n".join(text if level in ("error", "failure") else f"warning: {text}"
+                     for level, text in messages)
 
 
 def snapshot_class(key: str) -> str:
@@ -162,18 +289,19 @@ def snapshot_css(key: str) -> str:
             f"{child},{child}+.jp-OutputArea-child{{display:none!important}}</style>")
 
 
-def snapshot_html(state: str, progress: str, rows: Sequence[Sequence[str]],
+def snapshot_html(state: str, progress: str, table: EpochTable,
                   messages: Sequence[tuple[str, str]], key: str | None = None) -> str:
-    """The static snapshot's `text/html`: state, epoch, metric table, messages
-    (`key`: the dashboard's, see `snapshot_css`)."""
+    """The static snapshot's `text/html`: state, epoch, metric table (every epoch,
+    in a box that scrolls when long), messages (`key`: the dashboard's, see
+    `snapshot_css`)."""
     header = f'<div style="margin:4px 0">{state_html(state)} {html.escape(progress)}</div>'
     classes = "nbtrain-snapshot" + (f" {snapshot_class(key)}" if key else "")
-    return (f'<div class="{classes}">{header}{table_html(rows)}'
+    return (f'<div class="{classes}">{header}{table_html(table, limit=None)}'
             f"{messages_html(messages)}</div>")
 
 
-def snapshot_text(state: str, progress: str, rows: Sequence[Sequence[str]],
+def snapshot_text(state: str, progress: str, table: EpochTable,
                   messages: Sequence[tuple[str, str]]) -> str:
-    """The static snapshot's `text/plain`."""
-    parts = [f"{state} - {progress}", table_text(rows), messages_text(messages)]
+    """The static snapshot's `text/plain` (the table's latest `LIVE_ROWS` epochs)."""
+    parts = [f"{state} - {progress}", table_text(table), messages_text(messages)]
     return "\n".join(p for p in parts if p)

@@ -9,6 +9,7 @@ cell's outputs.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -27,31 +28,56 @@ MAX_MESSAGES = 20
 
 
 class RateMeter:
-    """The training clock (it runs only while batches are trained) and the rate.
+    """The training clock (it runs only while batches are trained), the steady step
+    rate and the time left.
 
-    The rate is measured over at least half a second and smoothed
-    (`0.6 * old + 0.4 * new`); it is kept while the clock is stopped.
+    - Steady state: after every start or resume the first step is not measured
+      (it holds the compile and tracing, or the data pipeline starting), so
+      the first window opens at the first measure that sees a step done since.
+    - Smoothed: steps and seconds are summed over windows of at least
+      `window` seconds within an epoch, both decaying with a time constant of
+      `tau` seconds (or two epochs, when longer); the rate is their ratio (the
+      plain average since the start while that is shorter than `tau`).
+    - An epoch's end (validation, callbacks) is not a step: a window across
+      one measures what the end costs beyond its steps (`end_cost`), and the
+      ETA adds that for each end to come.  (Epochs shorter than a window: the
+      rate is the pace across them, their ends included.)
+    - Known only once `settle` seconds and 2 steps were measured: before that
+      `rate` is None and there is no ETA.  It is kept while the clock is stopped.
 
     Example:
 
     ```python
     meter = RateMeter()
     meter.set_active(True, now=0.0)
-    meter.measure(0.0, 0); meter.measure(1.0, 50)   # 50.0 steps/s
+    meter.measure(0.0, 0)        # the start
+    meter.measure(9.0, 1)        # the first step: 9 s of compile, not measured
+    meter.measure(10.0, 51)      # 50 steps in 1 s
+    meter.rate                   # -> 50.0
+    meter.eta(500)               # -> 10.0 (seconds)
     ```
     """
 
-    def __init__(self) -> None:
+    def __init__(self, window: float = 0.5, tau: float = 10.0, settle: float = 1.0) -> None:
+        self.window, self.tau, self.settle = window, tau, settle
         self.elapsed = 0.0
         self.active_since: float | None = None
         self.rate: float | None = None
-        self._mark: tuple[float, int] | None = None
+        self.end_cost = 0.0  # seconds an epoch's end takes beyond its steps
+        self._first: int | None = None  # steps done at the first measure since the start
+        self._mark: tuple[float, int, int] | None = None  # where the window opened
+        self._within = _Pace()  # windows within an epoch
+        self._across = _Pace()  # every window (the pace when epochs are shorter than one)
+        self._ends = 0  # epoch ends measured
+        self._epoch: tuple[float, int] | None = None  # when the epoch in progress was seen first
+        self._epoch_span = 0.0  # seconds of the last epoch seen whole
 
     def set_active(self, active: bool, now: float) -> None:
-        """Start (True) or stop (False) the clock at `now`."""
+        """Start (True) or stop (False) the clock at `now`; a start opens no window
+        until a step is done (that step is not measured)."""
         if active and self.active_since is None:
             self.active_since = now
-            self._mark = None
+            self._first = self._mark = self._epoch = None
         elif not active and self.active_since is not None:
             self.elapsed += now - self.active_since
             self.active_since = None
@@ -62,20 +88,71 @@ class RateMeter:
             return self.elapsed
         return self.elapsed + now - self.active_since
 
-    def measure(self, now: float, total: int, active: bool = True) -> float | None:
-        """The rate in steps per second, given `total` steps trained by `now`
-        (while not `active`, the last rate)."""
+    def measure(self, now: float, total: int, active: bool = True,
+                epoch: int = 0) -> float | None:
+        """The steady rate in steps per second (None while not known), given `total`
+        steps trained by `now` in `epoch` (while not `active`, the last rate)."""
         if not active:
             return self.rate
-        if self._mark is None:
-            self._mark = (now, total)
+        self._follow_epoch(now, epoch)
+        if self._mark is None or total < self._mark[1]:  # a new training counts from 0
+            if self._first is None or total < self._first:
+                self._first = total
+            elif total > self._first:
+                self._mark = (now, total, epoch)
             return self.rate
-        since, before = self._mark
-        if now - since >= 0.5:
-            measured = (total - before) / (now - since)
-            self.rate = measured if self.rate is None else 0.6 * self.rate + 0.4 * measured
-            self._mark = (now, total)
+        since, before, began = self._mark
+        span, steps = now - since, total - before
+        if span < self.window:
+            return self.rate
+        self._mark = (now, total, epoch)
+        tau = max(self.tau, 2 * self._epoch_span)
+        self._across.add(steps, span, tau)
+        if epoch == began:
+            self._within.add(steps, span, tau)
+        elif self._within.known(self.settle):
+            cost = max(span - steps / self._within.rate, 0.0) / max(epoch - began, 1)
+            self._ends += 1
+            self.end_cost += (cost - self.end_cost) / min(self._ends, 3)  # a mean, then recent
+        if self._within.known(self.settle):
+            self.rate = self._within.rate
+        elif self._across.known(self.settle):
+            self.rate, self.end_cost = self._across.rate, 0.0
         return self.rate
+
+    def _follow_epoch(self, now: float, epoch: int) -> None:
+        seen = self._epoch
+        if seen is None or epoch != seen[1]:
+            if seen is not None and epoch == seen[1] + 1:
+                self._epoch_span = now - seen[0]  # from its first sight to the next one's
+            self._epoch = (now, epoch)
+
+    def eta(self, remaining: float, ends: int = 0) -> float | None:
+        """Seconds to train `remaining` steps and `ends` epoch ends (None while unknown)."""
+        if not self.rate:
+            return None
+        return remaining / self.rate + ends * self.end_cost
+
+
+class _Pace:
+    """Steps and seconds, summed with exponential decay (a `RateMeter`'s windows)."""
+
+    def __init__(self) -> None:
+        self.steps = self.seconds = 0.0  # decayed
+        self.measured = (0.0, 0)  # seconds and steps in all
+
+    def add(self, steps: int, seconds: float, tau: float) -> None:
+        decay = math.exp(-seconds / tau)
+        self.steps = decay * self.steps + steps
+        self.seconds = decay * self.seconds + seconds
+        self.measured = (self.measured[0] + seconds, self.measured[1] + steps)
+
+    def known(self, settle: float) -> bool:
+        return self.measured[0] >= settle and self.measured[1] >= 2 and self.steps > 0
+
+    @property
+    def rate(self) -> float:
+        return self.steps / self.seconds
 
 
 def _drawable(panel: Any) -> bool:
@@ -106,11 +183,16 @@ class Presenter:
         self.messages: deque[tuple[str, str]] = deque(maxlen=MAX_MESSAGES)
         self.snapshot = Snapshot(self.view.saver)
         self.meter = RateMeter()
+        self.tracker.clock = self.training_time  # times the epochs (the table's column)
         self.lock = threading.RLock()
         self.flush_next = False  # the batch in flight at a state change is shown at once
         self._version = 0
         self._plotted: Any = -1  # what the last render showed
         self.plot_options = PlotOptions()  # log scale, smoothing, metrics (plot controls)
+
+    def training_time(self) -> float:
+        """Seconds trained so far (the clock stops while paused or ended)."""
+        return self.meter.elapsed_at(self.throttle.clock())
 
     def changed(self) -> None:
         """The tracker changed beyond new batches (an epoch ended, a history loaded)."""
@@ -147,11 +229,10 @@ class Presenter:
     def snapshot_bundles(self) -> tuple[dict, dict | None]:
         """The final table and plot as mime bundles."""
         tracker = self.tracker
-        rows = fmt.table_rows(tracker.ordered())
         progress = fmt.epoch_text(tracker.epoch + 1, self.epochs())
         names = ", ".join(m.name for m in tracker.ordered())
-        return self.snapshot.bundles(self.state, progress, rows, self.messages, names,
-                                     self.view.key)
+        return self.snapshot.bundles(self.state, progress, fmt.epoch_table(tracker),
+                                     self.messages, names, self.view.key)
 
     def display(self) -> None:
         """Show the widgets (and, once ended, the snapshot) in the current cell."""
@@ -199,15 +280,14 @@ class Presenter:
         view, tracker = self.view, self.tracker
         epochs, steps, done = self.epochs(), tracker.steps, tracker.done
         active = self.state in ACTIVE
-        rate = self.meter.measure(now, tracker.total, active)
+        rate = self.meter.measure(now, tracker.total, active, tracker.epoch)
         if not active:
             rate = None  # paused or ended: no rate is current (the meter keeps it)
         eta = None
-        if self.state in ACTIVE and rate and epochs:
-            length = steps or tracker.last_epoch_length
-            if length:
-                remaining = max(length - done, 0) + max(epochs - tracker.epoch - 1, 0) * length
-                eta = remaining / rate
+        length = steps or tracker.last_epoch_length
+        if rate and epochs and length:
+            remaining = max(length - done, 0) + max(epochs - tracker.epoch - 1, 0) * length
+            eta = self.meter.eta(remaining, ends=max(epochs - tracker.epoch, 0))
         sent = set_traits(view.time, value=fmt.time_text(self.meter.elapsed_at(now), eta))
         style = fmt.BAR_STYLES.get(self.state, "")
         sent += set_traits(view.epoch_bar, max=max(int(epochs or 1), 1),
@@ -216,8 +296,9 @@ class Presenter:
         sent += set_traits(view.batch_bar, max=max(int(steps or 1), 1),
                            value=min(done, int(steps or 0)), bar_style=style)
         sent += set_traits(view.batch_counter, value=fmt.batch_text(done, steps, rate))
-        rows = fmt.table_rows(tracker.ordered())
-        sent += set_traits(view.metrics, value=fmt.table_html(rows))
+        reserve = (epochs - (tracker.first_epoch or 0)) if epochs else None
+        table = fmt.table_html(fmt.epoch_table(tracker), reserve=reserve)
+        sent += set_traits(view.metrics, value=table)
         sent += set_traits(view.messages, value=fmt.messages_html(self.messages))
         return sent
 

@@ -41,17 +41,17 @@ class Snapshot:
         self.png: bytes | None = None
         self.saver = saver
 
-    def bundles(self, state: str, progress: str, rows: list, messages: Iterable,
+    def bundles(self, state: str, progress: str, table: fmt.EpochTable, messages: Iterable,
                 names: str, key: str | None = None) -> tuple[dict, dict | None]:
-        """The table and plot mime bundles for the snapshot (`key`: the view's,
-        which hides them where it renders)."""
+        """The table and plot mime bundles for the snapshot (`table`: the metric
+        table, every epoch; `key`: the view's, which hides them where it renders)."""
         messages = list(messages)
-        table = {"text/html": fmt.snapshot_html(state, progress, rows, messages, key),
-                 "text/plain": fmt.snapshot_text(state, progress, rows, messages)}
+        bundle = {"text/html": fmt.snapshot_html(state, progress, table, messages, key),
+                  "text/plain": fmt.snapshot_text(state, progress, table, messages)}
         plot = None
         if self.png is not None:
             plot = notebook.png_bundle(self.png, f"<nbtrain plot: {names}>")
-        return table, plot
+        return bundle, plot
 
     def show(self, model_id: str, table: dict | None, plot: dict | None) -> bool:
         """Display the widget `model_id` and the snapshot outputs in the current cell;

@@ -160,6 +160,10 @@ class MetricTracker:
         self._completed: int | None = None  # the last epoch that ended complete
         self.marks: tuple[float, ...] = ()  # positions (in epochs) of hyperparameter changes
         self.overlay: dict[str, Any] = getattr(self, "overlay", {})  # kept across reset()
+        self.epoch_logs: dict[int, dict[str, float]] = {}  # each epoch's values (the table)
+        self.epoch_times: dict[int, float] = {}  # each epoch's training seconds, where timed
+        self.epoch_began: float | None = None  # `clock()` when the epoch in progress began
+        self.clock: Any = getattr(self, "clock", None)  # training seconds now (kept across reset)
 
     # -- events ---------------------------------------------------------------------------
 
@@ -182,6 +186,8 @@ class MetricTracker:
         self.epoch = epoch
         self.steps = steps or None
         self._logs = None
+        if self.clock is not None and (self.done == 0 or self.epoch_began is None):
+            self.epoch_began = self.clock()
 
     def batch_end(self, batch: int, logs: dict | None) -> None:
         """A batch (or `steps_per_execution` batches) ended; cheap unless a bucket is full."""
@@ -241,6 +247,8 @@ class MetricTracker:
         if not partial:
             self.last_epoch_length = self.done
             self._completed = epoch
+        if self.clock is not None and self.epoch_began is not None:
+            self.epoch_times[epoch] = self.clock() - self.epoch_began
         self.record_epoch(epoch, end, logs)
 
     def _check_running(self, logs: dict) -> None:
@@ -265,6 +273,7 @@ class MetricTracker:
         midway through the part of the epoch it averages, a validation value at its end."""
         middle = (epoch + end) / 2
         for key, value in metric_values(logs):
+            self.epoch_logs.setdefault(epoch, {})[key] = value
             is_val = key.startswith("val_")
             name = key[4:] if is_val else key
             metric = self.metrics.get(name) or self._metric(name)

@@ -6,11 +6,7 @@ from nbtrain.dashboard import format as fmt
 from nbtrain.dashboard.tracker import MetricTracker
 
 
-def test_values_and_durations():
-    assert fmt.format_value(0.123456) == "0.1235"
-    assert fmt.format_value(12345.6) == "1.235e+04"
-    assert fmt.format_value(None) == "–"
-    assert fmt.format_value(float("nan")) == "nan"
+def test_durations():
     assert fmt.format_duration(83) == "1:23"
     assert fmt.format_duration(3723) == "1:02:03"
     assert fmt.format_duration(None) == "–"
@@ -23,6 +19,7 @@ def test_progress_texts():
     assert fmt.batch_text(12, 50, None) == "batch 12/50"
     assert fmt.batch_text(12, 50, 812.4) == "batch 12/50 · 812 steps/s"
     assert fmt.batch_text(3, None, 2.345) == "batch 3/? · 2.35 steps/s"
+    assert fmt.batch_text(3, None, 0.6917) == "batch 3/? · 0.692 steps/s"
     assert fmt.time_text(42, 83) == "elapsed 0:42 · ETA 1:23"
     assert fmt.time_text(42, None) == "elapsed 0:42"
 
@@ -34,25 +31,98 @@ def test_state_badge_has_the_state_colour():
     assert fmt.STATE_COLORS["failed"] == "#c62828"
 
 
-def rows():
+def tracker_of(epochs, running=None, steps=4, dt=0.5):
+    """A tracker fed `epochs` (a list of epoch logs) on a fake clock, `dt` seconds a
+    batch, then `running` (batch logs) for half an epoch."""
     tracker = MetricTracker()
-    tracker.begin_epoch(0, 2)
-    tracker.batch_end(1, {"loss": 0.5, "accuracy": 0.75})
-    tracker.end_epoch(0, {"loss": 0.5, "accuracy": 0.75, "val_loss": 0.6, "val_accuracy": 0.7})
-    return fmt.table_rows(tracker.ordered())
+    now = [0.0]
+    tracker.clock = lambda: now[0]
+    for epoch, logs in enumerate(epochs):
+        tracker.begin_epoch(epoch, steps)
+        train = {k: v for k, v in logs.items() if not k.startswith("val_")}
+        for batch in range(steps):
+            now[0] += dt
+            tracker.batch_end(batch, train)
+        tracker.end_epoch(epoch, logs)
+    if running is not None:
+        tracker.begin_epoch(len(epochs), steps)
+        for batch in range(steps // 2):
+            now[0] += dt
+            tracker.batch_end(batch, running)
+        tracker.sample()
+    return tracker
 
 
-def test_table_rows_html_and_text():
-    table = rows()
-    assert table[0] == ("loss", "0.5", "0.5", "0.6", "0.6 (epoch 1, val)")
+def rows():
+    return fmt.epoch_table(tracker_of(
+        [{"loss": 0.5, "accuracy": 0.75, "val_loss": 0.6, "val_accuracy": 0.7}]))
+
+
+def test_a_row_per_epoch_with_its_time_and_values():
+    table = fmt.epoch_table(tracker_of([
+        {"loss": 2.302585, "accuracy": 0.5, "val_loss": 1.9, "val_accuracy": 0.55,
+         "learning_rate": 0.001},
+        {"loss": 0.0123, "accuracy": 1.0, "val_loss": 0.02, "val_accuracy": 0.98,
+         "learning_rate": 0.0005},
+    ], running={"loss": 0.011, "accuracy": 0.9876}, dt=3.0))
+    assert table.columns == ("epoch", "time", "loss", "val_loss", "accuracy", "val_accuracy")
+    assert table.rows == [
+        ("1", "0:12", "2.30259", "1.90000", "0.5000", "0.5500"),
+        ("2", "0:12", "0.01230", "0.02000", "1.0000", "0.9800"),
+        ("3 so far", "6.0 s", "0.01100", "", "0.9876", ""),
+    ]
+    assert table.running
+    # each metric's best epoch value (validation when there is one)
+    assert table.best == {(1, 3), (1, 5)}
+
+
+def test_digits_are_shared_by_a_metrics_columns():
+    table = fmt.epoch_table(tracker_of([{"loss": 0.25, "val_loss": 0.004}]))
+    assert table.rows[0][2:] == ("0.250000", "0.004000")
+    assert table.best == set()  # one epoch: nothing to compare
+
+
+def test_no_learning_rate_column_and_no_running_row_once_recorded():
+    table = fmt.epoch_table(tracker_of([{"loss": 1.0, "learning_rate": 0.001}]))
+    assert table.columns == ("epoch", "time", "loss") and not table.running
+    assert table.rows == [("1", "2.0 s", "1.000")]
+    assert not fmt.epoch_table(MetricTracker())
+
+
+def test_long_runs_show_the_latest_epochs_and_say_how_many_not():
+    epochs = [{"loss": 1.0 / (e + 1), "val_loss": 1.1 / (e + 1)} for e in range(25)]
+    table = fmt.epoch_table(tracker_of(epochs, running={"loss": 0.03}, steps=2, dt=0.1))
     html = fmt.table_html(table)
-    assert html.startswith("<table") and html.count("<tr>") == 3
-    for column in fmt.TABLE_COLUMNS:
-        assert column in html
+    assert html.count("<tr") == 1 + 1 + fmt.LIVE_ROWS + 1  # head, note, rows, running
+    assert "15 earlier epochs" in html and "<td" in html and ">16<" in html and ">15<" not in html
+    assert 'class="nbtrain-running"' in html and "26 so far" in html
     text = fmt.table_text(table).splitlines()
-    assert text[0].split() == ["metric", "last", "epoch", "avg", "val", "best"]
-    assert text[1].startswith("loss") and text[2].startswith("accuracy")
-    assert fmt.table_html([]) == "" and fmt.table_text([]) == ""
+    assert text[1] == "... 15 earlier epochs" and text[2].startswith("16 ")
+    assert text[-1].startswith("26 so far")
+    whole = fmt.table_html(table, limit=None)  # the snapshot: every epoch, in a scrolling box
+    assert whole.count("<tr") == 1 + 26 and "overflow-y:auto" in whole
+
+
+def test_the_live_table_reserves_its_room_from_the_start():
+    empty = fmt.table_html(fmt.epoch_table(MetricTracker()), reserve=5)
+    full = fmt.table_html(fmt.epoch_table(tracker_of([{"loss": 1.0}] * 4, {"loss": 1.0})),
+                          reserve=5)
+    height = f"min-height:{(5 + 1) * fmt.ROW_PX + 2}px"
+    assert height in empty and height in full and "<table" not in empty
+    many = fmt.table_html(fmt.epoch_table(MetricTracker()), reserve=100)
+    assert f"min-height:{(fmt.LIVE_ROWS + 1 + 1 + 1) * fmt.ROW_PX + 2}px" in many
+
+
+def test_table_html_and_text():
+    table = rows()
+    html = fmt.table_html(table)
+    assert html.count('<table class="nbtrain-table"') == 1 and html.count("<tr") == 2
+    for column in table.columns:
+        assert f">{column}</th>" in html
+    text = fmt.table_text(table).splitlines()
+    assert text[0].split() == ["epoch", "time", "loss", "val_loss", "accuracy", "val_accuracy"]
+    assert text[1].split() == ["1", "2.0", "s", "0.5000", "0.6000", "0.7500", "0.7000"]
+    assert fmt.table_html(fmt.EpochTable()) == "" and fmt.table_text(fmt.EpochTable()) == ""
 
 
 def test_messages_are_escaped():

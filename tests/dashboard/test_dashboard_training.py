@@ -14,6 +14,7 @@ from helpers import RecordingSequence, make_data, make_model
 from nbtrain.dashboard import format as fmt
 from nbtrain.dashboard.widget import Dashboard
 from nbtrain.engine.training import FitLoop
+from nbtrain.text import format_number, number_format
 
 TIMEOUT = 60
 
@@ -52,10 +53,13 @@ def test_keras_fit(dashboards):
     assert dashboard.state == "finished"
     assert view.epoch_counter.value == "epoch 3 / 3"
     assert view.batch_counter.value.startswith("batch 6/6")
-    rows = dict((row[0], row) for row in fmt.table_rows(dashboard.tracker.ordered()))
-    assert set(rows) == {"loss", "mae"}
-    assert rows["loss"][2] == fmt.format_value(history.history["loss"][-1])
-    assert rows["loss"][3] == fmt.format_value(history.history["val_loss"][-1])
+    table = fmt.epoch_table(dashboard.tracker)  # a row per epoch, a column per metric
+    assert table.columns == ("epoch", "time", "loss", "val_loss", "mae", "val_mae")
+    assert [row[0] for row in table.rows] == ["1", "2", "3"] and not table.running
+    logs = history.history
+    spec = number_format(logs["loss"] + logs["val_loss"])  # one format for a metric's columns
+    assert table.rows[-1][2:4] == (format_number(logs["loss"][-1], spec),
+                                   format_number(logs["val_loss"][-1], spec))
     assert dashboard.png is not None
 
 
@@ -150,7 +154,8 @@ def test_a_background_run_driven_by_the_buttons(cell):
         assert view.epoch_bar.value == 3 and view.batch_bar.value == 32
         table = cell.outputs()[1]
         losses = run.history.history["val_loss"]
-        assert fmt.format_value(losses[-1]) in table["text/html"]
+        spec = number_format(run.history.history["loss"] + losses)
+        assert format_number(losses[-1], spec) in table["text/html"]
         assert view.continue_epochs.value == 6
         assert view.pause.disabled and view.stop.disabled
     finally:

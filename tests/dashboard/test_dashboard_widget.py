@@ -122,11 +122,13 @@ def test_progress_table_and_time(make, clock):
     assert view.batch_counter.value.startswith("batch 12/50 · ")
     assert view.batch_counter.value.endswith(" steps/s")
     assert (view.batch_bar.value, view.batch_bar.max) == (12, 50)
-    assert view.batch_counter.value == "batch 12/50 · 1 steps/s"
+    assert view.batch_counter.value == "batch 12/50 · 1.00 steps/s"
     assert view.time.value == "elapsed 0:12 · ETA 1:28"  # (38 + 50) batches at 1 a second
-    rows = fmt.table_rows(dashboard.tracker.ordered())
-    assert view.metrics.value == fmt.table_html(rows)
-    assert rows[0] == ("loss", "0.5", "0.5", "1.2", "1.2 (epoch 1, val)")
+    table = fmt.epoch_table(dashboard.tracker)
+    assert view.metrics.value == fmt.table_html(table, reserve=3)
+    assert table.columns == ("epoch", "time", "loss", "val_loss", "acc", "val_acc")
+    assert table.rows == [("1", "0.00 s", "1.0000", "1.2000", "0.5000", "0.4000"),
+                          ("2 so far", "0:12", "0.5000", "", "0.7500", "")]
     assert "nbtrain-state-running" in view.state._dom_classes
 
 
@@ -462,10 +464,11 @@ def test_display_run_of_an_ended_run_without_a_dashboard(cell):
     try:
         assert run.callbacks == [dashboard]  # between passes: it follows the next ones
         view, table, plot = cell.outputs()
-        assert "finished" in table["text/html"] and "1.5 (epoch 2, val)" in table["text/html"]
+        best = 'title="best">1.500<'  # epoch 2's val_loss, the best
+        assert "finished" in table["text/html"] and best in table["text/html"]
         assert "image/png" in plot
         assert dashboard.view.metrics.layout.display is None
-        assert "1.5 (epoch 2, val)" in dashboard.view.metrics.value
+        assert best in dashboard.view.metrics.value
         assert not dashboard.view.continue_.disabled
     finally:
         dashboard.close()
