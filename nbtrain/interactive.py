@@ -102,7 +102,13 @@ def fit(model: Any, x: Any, y: Any = None, *, batch_size: int | None = None, epo
     if compare_with is not None:
         from nbtrain.dashboard.compare import history_of
 
-        history_of(compare_with)  # a clear TypeError before anything starts
+        try:
+            history_of(compare_with)  # a clear TypeError before anything starts
+        except TypeError:
+            raise TypeError(
+                "`compare_with` must be an earlier nbtrain.Run or a keras.callbacks.History, "
+                f"got {type(compare_with).__name__} ({compare_with!r:.60})."
+            ) from None
     run = Run(model, x, y, batch_size=batch_size, epochs=epochs, steps_per_epoch=steps_per_epoch,
               validation_data=validation_data, validation_steps=validation_steps,
               validation_freq=validation_freq, callbacks=callbacks, class_weight=class_weight,

@@ -30,6 +30,7 @@ from typing import Any
 from nbtrain.data import shm
 from nbtrain.data._queue import WorkerLost
 from nbtrain.data._spawn import SpawnProcess, pipe
+from nbtrain.data.userwarning import warn_user
 
 DEFAULT_GRACE = 5.0  # seconds a worker gets to finish its batch on stop(timeout=None)
 _KILL_GRACE = 2.0
@@ -116,7 +117,9 @@ class WorkerGroup:
         self._wake_r, self._wake_w = pipe()
         self._thread: threading.Thread | None = None
         self._shut = False
+        self._grace = DEFAULT_GRACE  # of the shutdown in progress
         self.error: BaseException | None = None
+        self.while_waiting: Any = None  # called while the consumer waits (see the enqueuers)
         self._relays: dict[int, list] = {}  # read fd -> [sink, pending bytes]
 
     # -- life ---------------------------------------------------------------
@@ -302,13 +305,15 @@ class WorkerGroup:
     # -- shutdown ---------------------------------------------------------------
     def shutdown(self, timeout: float | None = None) -> None:
         """Stop every worker: ask, wait up to `timeout` (default 5 s), then
-        terminate and kill; remove all shared memory.  Safe to call twice."""
+        terminate (with a `RuntimeWarning` naming the batches a worker still
+        read: a read that hangs) and kill; remove all shared memory.  Safe to
+        call twice."""
         with self._lock:
             if self._shut:
                 return
             self._shut = True
         self._closing.set()
-        grace = DEFAULT_GRACE if timeout is None else max(0.0, timeout)
+        grace = self._grace = DEFAULT_GRACE if timeout is None else max(0.0, timeout)
         try:
             self._wake_w.send_bytes(b"x")
             if self._thread is not None and self._thread is not threading.current_thread():
@@ -323,6 +328,11 @@ class WorkerGroup:
 
     def _end_all(self) -> None:
         try:
+            hung = [f"nbtrain data {w} did not stop within {self._grace:g} s{self._doing(w)}"
+                    for w in self.workers if w.ready and w.process.is_alive()]
+            if hung:
+                warn_user(f"{'; '.join(hung)}: terminated (what it read is read again by "
+                          "fresh workers at the next start).", RuntimeWarning)
             for w in self.workers:
                 if w.process.is_alive():
                     w.process.terminate()

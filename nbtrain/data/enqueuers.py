@@ -14,15 +14,36 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import operator
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from nbtrain.data._queue import END, POLL, Failure, is_item, iter_queue
 from nbtrain.data.sequence import SequenceCursor, is_sequence
+from nbtrain.data.userwarning import warn_user
+from nbtrain.data.workers import DEFAULT_GRACE
 
 _POLL = POLL
+
+
+def _check_start(workers: Any, max_queue_size: Any) -> tuple[int, int]:
+    """`start()`'s arguments as ints >= 1, else an error naming the argument."""
+    checked = []
+    for name, value in (("workers", workers), ("max_queue_size", max_queue_size)):
+        try:
+            if isinstance(value, bool):
+                raise TypeError
+            number = operator.index(value)
+        except TypeError:
+            raise TypeError(f"`{name}` must be an integer, got {value!r} "
+                            f"({type(value).__name__}).") from None
+        if number < 1:
+            raise ValueError(f"`{name}` must be at least 1, got {number}.")
+        checked.append(number)
+    return checked[0], checked[1]
 
 
 class OrderedEnqueuer:
@@ -40,6 +61,10 @@ class OrderedEnqueuer:
             `nbtrain.Run` to resume at the exact next batch); a new one by default.
         transform: a function applied to every batch before `get()` yields it
             (on the worker thread where possible).
+        while_waiting: called every `POLL` seconds while `get()` waits for a
+            batch, on the consumer's thread; whatever it raises ends the wait
+            and comes out of `get()` (a `Run`'s stop raises its `Interrupt`
+            there, so a batch read that hangs does not hold the stop).
 
     Example:
 
@@ -60,6 +85,7 @@ class OrderedEnqueuer:
         *,
         cursor: SequenceCursor | None = None,
         transform: Callable[[Any], Any] | None = None,
+        while_waiting: Callable[[], None] | None = None,
     ):
         if not is_sequence(sequence):
             raise TypeError(
@@ -71,6 +97,7 @@ class OrderedEnqueuer:
         self.shuffle = shuffle
         self.cursor = cursor if cursor is not None else SequenceCursor(sequence, shuffle)
         self.transform = transform
+        self.while_waiting = while_waiting
         self._pool = None
         self._stop = threading.Event()
         self.end_of_epoch_signal = threading.Event()
@@ -103,11 +130,13 @@ class OrderedEnqueuer:
         Args:
             workers: number of worker threads or processes (at least 1).
             max_queue_size: batches kept in flight ahead of the consumer.
+
+        Raises:
+            TypeError: `workers` or `max_queue_size` is not an integer.
+            ValueError: either is less than 1.
+            RuntimeError: already started.
         """
-        if workers < 1:
-            raise ValueError(f"workers must be at least 1, got {workers}.")
-        if max_queue_size < 1:
-            raise ValueError(f"max_queue_size must be at least 1, got {max_queue_size}.")
+        workers, max_queue_size = _check_start(workers, max_queue_size)
         if self._pool is not None:
             raise RuntimeError("This enqueuer is already started.")
         self.workers, self.max_queue_size = workers, max_queue_size
@@ -128,6 +157,7 @@ class OrderedEnqueuer:
             raise RuntimeError("Call start() before get().")
         pool, cursor = self._pool, self.cursor
         transform = None if getattr(pool, "applies_transform", False) else self.transform
+        while_waiting = self.while_waiting
         in_flight: collections.deque = collections.deque()
         planned = iter(cursor.remaining())
 
@@ -150,6 +180,8 @@ class OrderedEnqueuer:
                 except concurrent.futures.TimeoutError:
                     if self._stop.is_set():
                         return
+                    if while_waiting is not None:
+                        while_waiting()
                 except concurrent.futures.CancelledError:
                     if self._stop.is_set():  # stop() from another thread cancelled it
                         return
@@ -173,8 +205,11 @@ class OrderedEnqueuer:
             yield item
 
     def stop(self, timeout: float | None = None) -> None:
-        """Stop the workers and wait for them (process workers are terminated
-        past `timeout`).  Safe to call more than once."""
+        """Stop the workers and wait up to `timeout` seconds (None: 5 s) for the
+        batches they are reading; then process workers are terminated, and
+        thread workers, which cannot be, are abandoned with a `RuntimeWarning`
+        naming the index they read (their batch is ignored when it comes).
+        Never blocks longer than that.  Safe to call more than once."""
         self._stop.set()
         pool, self._pool = self._pool, None
         if pool is not None:
@@ -198,11 +233,14 @@ class GeneratorEnqueuer:
         transform: a function applied to every item before `get()` yields it
             (on the worker thread for thread workers, on the thread that
             receives the items for process workers).
+        while_waiting: called every `POLL` seconds while `get()` waits for an
+            item; whatever it raises ends the wait and comes out of `get()`.
     """
 
     def __init__(self, generator: Iterator[Any], use_multiprocessing: bool = False,
                  random_seed: int | None = None, *,
-                 transform: Callable[[Any], Any] | None = None):
+                 transform: Callable[[Any], Any] | None = None,
+                 while_waiting: Callable[[], None] | None = None):
         if not hasattr(generator, "__next__"):
             raise TypeError(
                 f"GeneratorEnqueuer needs an iterator or generator, got {type(generator).__name__}."
@@ -211,6 +249,7 @@ class GeneratorEnqueuer:
         self.use_multiprocessing = use_multiprocessing
         self.random_seed = random_seed
         self.transform = transform
+        self.while_waiting = while_waiting
         self.leftover: list[Any] = []
         self._threads: list[threading.Thread] = []
         self._queue: queue.Queue | None = None
@@ -231,11 +270,13 @@ class GeneratorEnqueuer:
         Args:
             workers: number of worker threads (or processes).
             max_queue_size: items kept ready ahead of the consumer.
+
+        Raises:
+            TypeError: `workers` or `max_queue_size` is not an integer.
+            ValueError: either is less than 1.
+            RuntimeError: already started.
         """
-        if workers < 1:
-            raise ValueError(f"workers must be at least 1, got {workers}.")
-        if max_queue_size < 1:
-            raise ValueError(f"max_queue_size must be at least 1, got {max_queue_size}.")
+        workers, max_queue_size = _check_start(workers, max_queue_size)
         if self._threads or self._backend is not None:
             raise RuntimeError("This enqueuer is already started.")
         self._stop.clear()
@@ -245,6 +286,7 @@ class GeneratorEnqueuer:
             self._backend = ProcessGeneratorBackend(
                 self.generator, workers, max_queue_size, self.random_seed, self.transform
             )
+            self._backend.while_waiting = self.while_waiting
             return
         self._queue = queue.Queue(max_queue_size)
         self._threads = [
@@ -294,18 +336,32 @@ class GeneratorEnqueuer:
             return
         if self._queue is None:
             raise RuntimeError("Call start() before get().")
-        yield from iter_queue(self._queue, self._stop.is_set)
+        yield from iter_queue(self._queue, self._stop.is_set, self.while_waiting)
 
     def stop(self, timeout: float | None = None) -> None:
-        """Stop the workers, join them and keep unconsumed items in `leftover`."""
+        """Stop the workers, join them and keep unconsumed items in `leftover`.
+
+        Waits up to `timeout` seconds (None: 5 s) for a `next()` in progress;
+        then process workers are terminated, and a thread, which cannot be,
+        is abandoned with a `RuntimeWarning` (the item it yields is lost, and
+        the generator stays busy until that `next()` returns)."""
         self._stop.set()
         if self._backend is not None:
             backend, self._backend = self._backend, None
             backend.stop(timeout)
             self.leftover.extend(backend.leftover)
             return
+        grace = DEFAULT_GRACE if timeout is None else max(0.0, timeout)
+        deadline = time.monotonic() + grace
         for thread in self._threads:
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
+        hung = [thread.name for thread in self._threads if thread.is_alive()]
+        if hung:
+            warn_user(
+                f"The generator's next() was still running after {grace:g} s at the stop "
+                f"(on {', '.join(hung)}): the thread is abandoned (a thread cannot be "
+                "killed) and the item it yields is lost.", RuntimeWarning,
+            )
         self._threads = []
         if self._queue is not None:
             while True:

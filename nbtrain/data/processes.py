@@ -310,6 +310,8 @@ class ProcessGeneratorBackend(WorkerGroup):
     def _check(self) -> None:
         if self.error is not None:
             raise self.error
+        if self.while_waiting is not None:
+            self.while_waiting()
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop the workers; keep produced but unconsumed items in `leftover`."""

@@ -16,8 +16,15 @@ from __future__ import annotations
 import concurrent.futures
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
+
+from nbtrain.data.userwarning import warn_user
+
+DEFAULT_GRACE = 5.0
+"""Seconds `ThreadPool.shutdown(timeout=None)` lets a worker finish its batch
+before it is abandoned (the process pools' `DEFAULT_GRACE` is the same)."""
 
 
 class BatchFuture:
@@ -88,8 +95,10 @@ class ThreadPool:
         self._tasks: queue.SimpleQueue = queue.SimpleQueue()
         self.cond = threading.Condition(threading.Lock())
         self._closed = False
+        self._reading: list[BatchFuture | None] = [None] * workers  # per thread, or None
         self._threads = [
-            threading.Thread(target=self._work, name=f"nbtrain-sequence_{i}", daemon=True)
+            threading.Thread(target=self._work, args=(i,), name=f"nbtrain-sequence_{i}",
+                             daemon=True)
             for i in range(workers)
         ]
         for thread in self._threads:
@@ -103,23 +112,29 @@ class ThreadPool:
         self._tasks.put(future)
         return future
 
-    def _work(self) -> None:
+    def _work(self, slot: int) -> None:
         tasks, cond, sequence, transform = self._tasks, self.cond, self.sequence, self.transform
+        reading = self._reading
         while True:
             future = tasks.get()
             if future is None:
                 return
             if future.is_cancelled:
                 continue
+            reading[slot] = future
             try:
                 value = sequence[future.index]
-                if transform is not None:
+                if transform is not None and not future.is_cancelled:
                     value = transform(value)
             except BaseException as exc:  # noqa: BLE001 - delivered to the consumer
                 future.error = exc
             else:
                 future.value = value
+            reading[slot] = None
             with cond:
+                if future.is_cancelled:  # abandoned by shutdown: nobody reads it
+                    future.value = future.error = None
+                    continue
                 future.is_done = True
                 cond.notify_all()
 
@@ -127,8 +142,14 @@ class ThreadPool:
         """The sequence may have changed in `on_epoch_end`; threads see it already."""
 
     def shutdown(self, timeout: float | None = None) -> None:
-        """Cancel the tasks not started, let the workers finish the batch they
-        are reading, and join them."""
+        """Cancel the tasks not started, give the workers up to `timeout` seconds
+        (None: `DEFAULT_GRACE`) to finish the batch they are reading, and join them.
+
+        A thread still reading then (a `__getitem__` that hangs) cannot be
+        killed: it is abandoned, with a `RuntimeWarning` naming the index it
+        reads.  Its batch is dropped when the read returns (no transform runs
+        on it), and the thread then ends.
+        """
         self._closed = True
         while True:
             try:
@@ -139,5 +160,24 @@ class ThreadPool:
                 future.cancel()
         for _ in self._threads:
             self._tasks.put(None)
+        grace = DEFAULT_GRACE if timeout is None else max(0.0, timeout)
+        deadline = time.monotonic() + grace
         for thread in self._threads:
-            thread.join()
+            thread.join(max(0.0, deadline - time.monotonic()))
+        hung = [(t, self._reading[i]) for i, t in enumerate(self._threads) if t.is_alive()]
+        if not hung:
+            return
+        with self.cond:
+            for _, future in hung:
+                if future is not None and not future.is_done:
+                    future.is_cancelled = True
+            self.cond.notify_all()
+        reads = ", ".join(f"{thread.name} reading index {future.index}" if future is not None
+                          else thread.name for thread, future in hung)
+        warn_user(
+            f"{type(self.sequence).__name__}.__getitem__ was still running after {grace:g} s "
+            f"at the stop ({reads}): the thread is abandoned (a thread cannot be killed); "
+            "its batch is ignored when it returns and read again by the next start. "
+            "Give a read that can hang a timeout of its own.",
+            RuntimeWarning,
+        )

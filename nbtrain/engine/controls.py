@@ -71,6 +71,12 @@ class LoopControls:
         """Call `gate()` before each step from now on (None: no gate)."""
         self.gate = gate
 
+    def set_wait_check(self, check: Callable[[], None] | None) -> None:
+        """Call `check()` every 0.1 s while the loop waits for a training batch from
+        its workers (from the next pass on); an `Interrupt` it raises ends the pass
+        as the gate's would, the awaited batch unread (None: no check)."""
+        self.train_stream.while_waiting = check
+
     def set_carrier(self, carrier: Any) -> bool:
         """Have each train step carry `carrier`'s control words in its all-reduce
         (`CollectiveGate`); False when the step runner cannot (then nothing changes)."""

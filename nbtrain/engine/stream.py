@@ -15,6 +15,13 @@ import numpy as np
 
 from nbtrain.data import GeneratorEnqueuer, OrderedEnqueuer, SequenceCursor, is_sequence
 
+STOP_GRACE = 2.0
+"""Seconds a user's stop (the gate's `Interrupt`) gives the data workers to finish
+the batch they read before they are ended or abandoned (`DataStream.stop`)."""
+
+INTERRUPT_GRACE = 0.5
+"""The same after a Ctrl-C (`KeyboardInterrupt`): control comes back within about a second."""
+
 
 class DataExhausted(Exception):
     """The generator ended before the requested number of steps."""
@@ -52,6 +59,7 @@ class DataStream:
         self.pending = list(pending or [])  # raw items, not yet transformed
         self._ready: list = []  # transformed items an enqueuer produced but nobody consumed
         self.transform = transform or (lambda item: item)
+        self.while_waiting: Callable[[], None] | None = None  # see the enqueuers' argument
         self._enqueuer = None
         self._iterator = None
 
@@ -64,11 +72,12 @@ class DataStream:
         if self.is_sequence:
             self._enqueuer = OrderedEnqueuer(
                 self.data, use_multiprocessing=self.use_multiprocessing, cursor=self.cursor,
-                transform=self.transform,
+                transform=self.transform, while_waiting=self.while_waiting,
             )
         else:
             self._enqueuer = GeneratorEnqueuer(
-                self.data, use_multiprocessing=self.use_multiprocessing, transform=self.transform
+                self.data, use_multiprocessing=self.use_multiprocessing, transform=self.transform,
+                while_waiting=self.while_waiting,
             )
         self._enqueuer.start(workers=self.workers, max_queue_size=self.max_queue_size)
         self._iterator = self._enqueuer.get()
@@ -104,14 +113,16 @@ class DataStream:
         """Give back items `next()` returned but nobody used: handed out first again."""
         self._ready[:0] = items
 
-    def stop(self) -> None:
-        """Stop the workers; items a generator enqueuer produced but nobody
-        consumed are kept and handed out first by the next `next()`."""
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop the workers, waiting up to `timeout` s (None: 5 s) for a batch being
+        read before ending (processes) or abandoning (threads) its worker; items a
+        generator enqueuer produced but nobody consumed are kept and handed out
+        first by the next `next()`."""
         enqueuer, self._enqueuer = self._enqueuer, None
         iterator, self._iterator = self._iterator, None
         if iterator is not None:
             iterator.close()
         if enqueuer is not None:
-            enqueuer.stop()
+            enqueuer.stop(timeout)
             if isinstance(enqueuer, GeneratorEnqueuer):
                 self._ready.extend(enqueuer.leftover)

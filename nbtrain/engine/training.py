@@ -38,7 +38,7 @@ from nbtrain.engine.controls import HeldMetrics, LoopControls, Position
 from nbtrain.engine.progress import make_progress
 from nbtrain.engine.segments import TrainingSegments
 from nbtrain.engine.steps import make_steps
-from nbtrain.engine.stream import DataExhausted, DataStream
+from nbtrain.engine.stream import INTERRUPT_GRACE, STOP_GRACE, DataExhausted, DataStream
 
 
 class Interrupt(Exception):  # noqa: N818 - a signal, like StopIteration, not an error
@@ -218,6 +218,7 @@ class FitLoop(LoopControls):
         callbacks.params["epochs"] = self.epochs
         if self.segments.start():
             self._restored_epoch()
+        grace = None  # how long the data workers get to end (DataStream.stop)
         try:
             self.train_stream.start()
             while state.epoch < self.epochs:
@@ -229,11 +230,15 @@ class FitLoop(LoopControls):
                 if model.stop_training:
                     break
         except Interrupt:
+            grace = STOP_GRACE
             self._interrupted()
             return self.history
+        except KeyboardInterrupt:
+            grace = INTERRUPT_GRACE  # back to the user within about a second
+            raise
         finally:
             self.sync_model()
-            self.close()
+            self.close(grace)
         self.end_training()
         return self.history
 
@@ -339,6 +344,9 @@ class FitLoop(LoopControls):
                 model.stop_training = True
                 if not batches:
                     break
+            except Interrupt:  # a stop while a batch was awaited: none of them is lost
+                self.train_stream.unread(batches)
+                raise
             except WorkerLost:
                 # Resumable: the next run() continues at this batch with fresh workers
                 # and the epoch's running metrics.
@@ -360,13 +368,14 @@ class FitLoop(LoopControls):
         steps = self.validation_steps or stream.steps_this_epoch()
         return evaluate_stream(self.test_steps, stream, steps, self.callbacks)
 
-    def close(self) -> None:
-        """Stop every enqueuer this loop started (the validation one too)."""
+    def close(self, timeout: float | None = None) -> None:
+        """Stop every enqueuer this loop started (the validation one too), giving a
+        batch being read up to `timeout` s (None: 5 s; see `DataStream.stop`)."""
         try:
-            self.train_stream.stop()
+            self.train_stream.stop(timeout)
         finally:
             if self.val_stream is not None:
-                self.val_stream.stop()  # kept: its cursor / unconsumed items serve the next run()
+                self.val_stream.stop(timeout)  # kept: its cursor / unconsumed items serve the next run()
 
 
 def test_batch_transform(runner: Any) -> Callable[[Any], tuple]:

@@ -31,6 +31,10 @@ class Coordinator(Protocol):
         """The gate the loop calls before each step, given the Run's own (`Hold.gate`)
         and its `RunSteering` (pending hyperparameters, applied before the step)."""
 
+    def wait_check(self, local: Callable[[], None]) -> Callable[[], None] | None:
+        """What the loop calls while it waits for a batch, given the Run's own
+        (`Hold.check_stop`), or None (`FitLoop.set_wait_check`)."""
+
     def set_epochs(self, epochs: int, pass_active: bool) -> None:
         """`run.resume(epochs=N)`: make `epochs` the final epoch."""
 
@@ -75,6 +79,9 @@ class LocalCoordinator:
                 apply()
 
         return gate
+
+    def wait_check(self, local: Callable[[], None]) -> Callable[[], None] | None:
+        return local  # a stop ends a wait for a batch that hangs
 
     def set_epochs(self, epochs: int, pass_active: bool) -> None:
         self.loop.set_epochs(epochs)

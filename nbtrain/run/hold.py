@@ -71,6 +71,12 @@ class Hold:
             if announce:
                 status.dispatch()  # listeners hear "paused" from the loop that holds
 
+    def check_stop(self) -> None:
+        """Called while the loop waits for a batch: end the pass with `Interrupt`
+        when stopping, so a read that hangs does not hold a stop."""
+        if self.status.state == STOPPING:
+            raise Interrupt
+
     def held_by_this_thread(self) -> bool:
         """True inside a `paused()` block opened on the calling thread."""
         return bool(self._threads[threading.get_ident()])

@@ -180,6 +180,10 @@ class WorkerCoordinator:
         self.steering = steering
         return self.collective_gate
 
+    def wait_check(self, local: Callable[[], None]) -> None:
+        """None: a stop takes effect at the same batch on every worker, never inside a read."""
+        return None
+
     def set_epochs(self, epochs: int, pass_active: bool) -> None:
         """The chief's new final epoch: applied on every worker at the same gate."""
         self._requested_epochs = int(epochs)

@@ -4,6 +4,13 @@ A Run's parts each live in their own module of `nbtrain.run` (its docstring
 is the map); `RunView` builds them and answers what may be read, and `Run`
 adds the controls: each checks what its caller asks, in the caller's thread,
 and hands it to them.
+
+One rule for `pause()`, `resume()` and `stop()` (`nbtrain.run.refusal`): a
+call that the run's state makes a no-op (pausing a paused run, resuming a
+running one, stopping a stopped one) does nothing, warns (`RuntimeWarning`,
+naming the state and what would act) and returns False; a call that can never
+act on this run (not started, closed, failed for good, a follower of a
+multi-worker job) raises `RuntimeError`.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from nbtrain.engine.config import fit_config
 from nbtrain.run import registry
 from nbtrain.run.coordinator import multi_worker_strategy_of
 from nbtrain.run.history import RunHistory
+from nbtrain.run.refusal import refused
 from nbtrain.run.state import (
     CREATED,
     ENDED,
@@ -148,7 +156,7 @@ class Run(RunView, SteerableRun):
         Returns at once: `'pausing'`, then `'paused'` once the loop holds.
 
         Returns:
-            True if the run was running and is now pausing; False (no-op) otherwise.
+            True if the run was running and is now pausing; else False, with a warning.
 
         Example:
 
@@ -162,13 +170,13 @@ class Run(RunView, SteerableRun):
         """Stop after the current batch: the pass ends and the data workers stop.
         Works while pausing or paused.  `resume()` continues later.
 
-        A stop is an interruption, not an end of training: for the callbacks the
-        epoch in progress does not end (`on_epoch_end` runs once, when a resume
-        completes it) and `on_train_end` does not run (`close()` ends the
-        training).  Returns at once: `'stopping'`, then `'stopped'`.
+        A stop is an interruption, not an end of training: for the callbacks the epoch in progress
+        does not end (`on_epoch_end` runs once, when a resume completes it), nor does the training
+        (`close()` ends it).  Returns at once: `'stopping'`, then `'stopped'` within 5 s of the
+        current batch, even while a data read hangs (`nbtrain.run.waiting.STOP_TIMEOUT`).
 
         Returns:
-            True if a running, pausing or paused run is now stopping; False otherwise.
+            True if a running, pausing or paused run is now stopping; else False, warned.
 
         Example:
 
@@ -178,12 +186,12 @@ class Run(RunView, SteerableRun):
         """
         return self._change("stop", (RUNNING, PAUSING, PAUSED), STOPPING)
 
-    def _change(self, what: str, sources: tuple, target: State) -> bool:
+    def _change(self, what: str, sources: tuple, target: State, quiet: bool = False) -> bool:
         status = self._status
         with status.lock:
             self._require_chief(what)
             if status.state not in sources:
-                return False
+                return False if quiet else refused(what, status.state)
             status.change(target)
         status.dispatch()
         return True
@@ -203,7 +211,7 @@ class Run(RunView, SteerableRun):
             epochs: new final epoch (must be greater than the epoch in progress).
 
         Returns:
-            True if training resumes (or the target changed); False for a no-op.
+            True if training resumes (or the target changed); False for a no-op, warned.
 
         Raises:
             RuntimeError: the run has not started, or failed (not by a lost worker).
@@ -229,7 +237,7 @@ class Run(RunView, SteerableRun):
                     "and cannot be resumed; see run.exception."
                 )
             if state == STOPPING:
-                return False
+                return refused("resume", state)
             if self._closed:
                 raise RuntimeError("This run was closed (run.close()) and cannot be resumed.")
             if state in (STOPPED, FINISHED):
@@ -237,7 +245,7 @@ class Run(RunView, SteerableRun):
             if epochs is not None:
                 self._set_epochs(epochs)
             if state == RUNNING:
-                return epochs is not None
+                return epochs is not None or refused("resume", state)
             if state in HOLDING:
                 status.change(RUNNING)
             elif loop.position().epoch >= loop.epochs:  # stopped or finished
@@ -272,7 +280,7 @@ class Run(RunView, SteerableRun):
         On another worker, `close()` waits until the chief closes.
 
         Args:
-            timeout: seconds to wait at most (None: no limit).
+            timeout: seconds to wait at most, a number >= 0 (None: no limit).
 
         Raises:
             TimeoutError: the pass was still ending after `timeout` s.
@@ -297,7 +305,7 @@ class Run(RunView, SteerableRun):
             started = self._status.state != CREATED
         if started:
             with contextlib.suppress(RuntimeError):
-                self.stop()
+                self._change("stop", (RUNNING, PAUSING, PAUSED), STOPPING, quiet=True)
             self._passes.wait_idle(deadline)
         with self._status.lock:
             if self._closed:

@@ -31,7 +31,7 @@ from nbtrain.run.state import (
     State,
 )
 from nbtrain.run.steering import RunSteering, SteeringLog
-from nbtrain.run.waiting import Deadline, join, wait_until
+from nbtrain.run.waiting import INTERRUPT_WAIT, Deadline, join, wait_until
 from nbtrain.text import batch_fraction, epoch_fraction
 
 _ALLOWED = {
@@ -66,6 +66,7 @@ class RunView:
         self._hold = Hold(self._status, loop, self._passes)
         self._steering = RunSteering(self._status, loop, self, log or SteeringLog())
         loop.set_gate(self._coordinator.gate(self._hold.gate, self._steering))
+        loop.set_wait_check(self._coordinator.wait_check(self._hold.check_stop))
         self._closed = False
 
     # -- what the dashboard reads -------------------------------------------------------
@@ -238,16 +239,17 @@ class RunView:
     def wait(self, timeout: float | None = None) -> keras.callbacks.History:
         """Block until the run is stopped, finished or failed; return the History.
 
-        A Ctrl-C (KeyboardInterrupt) while waiting stops the run cleanly (the
-        history is kept, the data workers end, the thread is joined) and is then
-        raised again.
+        A Ctrl-C (KeyboardInterrupt) while waiting stops the run and is raised
+        again within about a second (`INTERRUPT_WAIT`): the run is then stopped
+        (history kept, data workers ended, thread joined) or, if a batch read
+        hangs, still stopping (it stops within `STOP_TIMEOUT`, 5 s).
 
         On a worker of a multi-worker job other than the chief it returns when
         the chief ends the job (`run.close()` on the chief, or the chief's
         program exiting): the chief may resume after a stop.
 
         Args:
-            timeout: seconds to wait at most (None: no limit).
+            timeout: seconds to wait at most, a number >= 0 (None: no limit).
 
         Returns:
             `run.history`.
@@ -276,11 +278,11 @@ class RunView:
                 ended = passes.ended_threads()
             for thread in ended:
                 join(thread, deadline)
-        except KeyboardInterrupt:
-            if self.is_chief:
-                with contextlib.suppress(RuntimeError):
-                    self.stop()
-                passes.wait_idle()
+        except KeyboardInterrupt:  # stop, and give control back within about a second
+            if self.is_chief and status.state in (RUNNING, PAUSING, PAUSED):
+                self.stop()
+                with contextlib.suppress(TimeoutError):
+                    passes.wait_idle(Deadline(INTERRUPT_WAIT))
             raise
         if status.state == FAILED and status.exception is not None:
             raise status.exception.with_traceback(status.traceback)

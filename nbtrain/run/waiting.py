@@ -10,18 +10,63 @@ change to `wait_slice` alone.
 
 from __future__ import annotations
 
+import math
+import numbers
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from nbtrain import kernel_events as kernel_events
 
 POLL = 0.1
 """Seconds between checks while blocking in the caller's thread (keeps Ctrl-C live)."""
 
+STOP_TIMEOUT = 5.0
+"""Seconds within which a stopping run's pass ends once its current batch is
+trained, even while a batch read hangs: the loop stops waiting for the batch
+at once, and its data workers get `nbtrain.engine.stream.STOP_GRACE` (2 s)
+to finish what they read.  Then a worker process is terminated (`resume()`
+starts fresh ones) and a worker thread, which cannot be, is abandoned with a
+`RuntimeWarning` naming the index it reads (its batch is ignored when the read
+returns).  With `workers=0` the read runs on the training thread itself, and a
+stop waits for it."""
+
+INTERRUPT_WAIT = 0.5
+"""Seconds a Ctrl-C in `run.wait()` waits for the stop it asks for before it
+returns control (the run is then stopped, or still stopping)."""
+
+
+def checked_timeout(timeout: Any, name: str = "timeout") -> float | None:
+    """`timeout` as seconds (a real number >= 0) or None, else an error naming it.
+
+    Raises:
+        TypeError: not a number (e.g. the string "5").
+        ValueError: negative or not a number (NaN).
+
+    Example:
+
+    ```python
+    checked_timeout(5)      # 5
+    checked_timeout("5")    # TypeError: `timeout` must be a number of seconds or None, got '5' (str).
+    ```
+    """
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
+        raise TypeError(f"`{name}` must be a number of seconds or None, got {timeout!r} "
+                        f"({type(timeout).__name__}).")
+    if math.isnan(timeout) or timeout < 0:
+        raise ValueError(f"`{name}` must be a number of seconds >= 0 or None, got {timeout!r}.")
+    return timeout
+
 
 class Deadline:
     """A point in time `timeout` seconds from now (None: never).
+
+    Raises:
+        TypeError, ValueError: `timeout` is not a number of seconds >= 0 or None
+            (`checked_timeout`).
 
     Example:
 
@@ -32,7 +77,7 @@ class Deadline:
     """
 
     def __init__(self, timeout: float | None):
-        self.timeout = timeout
+        self.timeout = checked_timeout(timeout)
         self.at = None if timeout is None else time.monotonic() + timeout
 
     def remaining(self) -> float | None:
@@ -87,4 +132,5 @@ def join(thread: threading.Thread, deadline: Deadline | None = None) -> None:
         thread.join(POLL if remaining is None else min(POLL, remaining))
 
 
-__all__ = ["POLL", "Deadline", "join", "wait_slice", "wait_until"]
+__all__ = ["INTERRUPT_WAIT", "POLL", "STOP_TIMEOUT", "Deadline", "checked_timeout", "join",
+           "wait_slice", "wait_until"]
