@@ -18,7 +18,13 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 
-from nbtrain.text import batch_fraction, epoch_fraction
+from nbtrain.text import (
+    batch_fraction,
+    epoch_fraction,
+    format_learning_rate,
+    format_number,
+    number_format,
+)
 
 USAGE = """\
 %nbtrain fit MODEL DATA [--epochs N] [--batch-size B] [--validation VAL] [--steps N]
@@ -172,27 +178,75 @@ def legacy_off() -> None:
     legacy.disable()
 
 
+def _last_logs(run: Any) -> dict[str, float]:
+    """The metrics of a run's last completed epoch (its History), numbers only."""
+    logs = {}
+    for key, values in (getattr(getattr(run, "history", None), "history", None) or {}).items():
+        if values:
+            try:
+                logs[key] = float(values[-1])
+            except (TypeError, ValueError):
+                continue
+    return logs
+
+
+def _is_hyperparameter(key: str) -> bool:
+    return "learning_rate" in key or key in ("lr", "val_lr")
+
+
+def _metric_columns(logs: list[dict[str, float]]) -> list[str]:
+    """A column per metric of any run, the loss first, each one's `val_` beside it."""
+    names: dict[str, None] = {}
+    for values in logs:
+        for key in values:
+            if not _is_hyperparameter(key):
+                names.setdefault(key.removeprefix("val_"), None)
+    keys = set().union(*logs) if logs else set()
+    return [k for name in sorted(names, key=lambda n: n != "loss")
+            for k in (name, f"val_{name}") if k in keys]
+
+
 def runs_table(runs: dict[str, Any]) -> tuple[str, str]:
-    """Plain-text and HTML tables of runs: name, state, epoch, step and latest metrics."""
-    header = ["run", "state", "epoch", "step", "metrics"]
+    """Plain-text and HTML tables of runs: name, state, the epoch and batch it is
+    at (in every state), and a column per metric with its last epoch's value
+    (each metric's columns in one number format).
+
+    Example:
+
+    ```
+    run  state   epoch  batch    loss  val_loss  accuracy  val_accuracy
+    r1   paused  3/10   12/100  0.4123    0.3987    0.8812        0.8901
+    ```
+    """
+    logs = [_last_logs(run) for run in runs.values()]
+    keys = _metric_columns(logs)
+    specs = {}
+    for key in keys:
+        name = key.removeprefix("val_")
+        specs[key] = number_format([v.get(k) for v in logs for k in (name, f"val_{name}")])
+    header = ["run", "state", "epoch", "batch", *keys]
     rows = []
-    for name, run in runs.items():
-        logs = {}
-        history = getattr(run.history, "history", {}) or {}
-        for key, values in history.items():
-            if values:
-                logs[key] = values[-1]
-        metrics = ", ".join(f"{k}={v:.4g}" for k, v in logs.items() if isinstance(v, (int, float)))
-        rows.append([name, str(run.state), epoch_fraction(run.epoch, run.epochs),
-                     batch_fraction(run.batch, run.steps, run.epoch, run.epochs),
-                     metrics or "-"])
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    text = "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()
-                     for r in [header, *rows])
-    cells = "".join(f"<th>{h}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>"
+    for (name, run), values in zip(runs.items(), logs):
+        epochs = getattr(run, "epochs", None) or 0
+        epoch = int(getattr(run, "epoch", 0) or 0)
+        rows.append([name, str(run.state),
+                     epoch_fraction(epoch, epochs) if epochs else f"{epoch + 1}/?",
+                     batch_fraction(int(getattr(run, "batch", 0) or 0),
+                                    getattr(run, "steps", None), epoch, epochs),
+                     *(format_number(values.get(k), specs[k]) for k in keys)])
+    table = [header, *rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    text = "\n".join("  ".join(c.ljust(w) if i < 2 else c.rjust(w)
+                                for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+                     for r in table)
+    left, right = "text-align:left", "text-align:right;font-variant-numeric:tabular-nums"
+    cells = "".join(f"<th style='{left if i < 2 else right}'>{html.escape(h)}</th>"
+                    for i, h in enumerate(header))
+    body = "".join("<tr>" + "".join(f"<td style='{left if i < 2 else right}'>"
+                                    f"{html.escape(c)}</td>" for i, c in enumerate(r)) + "</tr>"
                    for r in rows)
-    return text, f"<table class='nbtrain-status'><tr>{cells}</tr>{body}</table>"
+    return text, (f"<table class='nbtrain-status'><thead><tr>{cells}</tr></thead>"
+                  f"<tbody>{body}</tbody></table>")
 
 
 @magics_class
@@ -301,7 +355,7 @@ class NbtrainMagics(Magics):
             run.set_learning_rate(value)
         except (ValueError, TypeError, RuntimeError) as exc:
             raise UsageError(f"%nbtrain lr: {exc}") from None
-        print(f"{name}: learning rate {value:g} from the next batch.")
+        print(f"{name}: learning rate {format_learning_rate(value)} from the next batch.")
 
     def _compare(self, args: argparse.Namespace) -> Any:
         from nbtrain.dashboard.compare import compare

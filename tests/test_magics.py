@@ -11,6 +11,8 @@ import pytest
 from helpers import RecordingSequence, batch_generator, make_data, make_model
 from IPython.core.error import UsageError
 
+from nbtrain.text import format_number
+
 
 @pytest.fixture
 def shell(ipython):
@@ -86,14 +88,37 @@ def test_status_lists_the_runs(shell):
     magic(shell, "wait")
     from nbtrain.magics import runs_table
 
-    text, markup = runs_table({"run": shell.user_ns["run"]})
+    run = shell.user_ns["run"]
+    text, markup = runs_table({"run": run})
     lines = text.splitlines()
-    assert lines[0].split() == ["run", "state", "epoch", "step", "metrics"]
-    assert lines[1].split()[:3] == ["run", "finished", "1/1"] and "loss=" in lines[1]
-    steps = shell.user_ns["run"].steps
-    assert steps and lines[1].split()[3] == f"{steps}/{steps}"  # its last epoch complete
-    assert "<table" in markup and "finished" in markup
+    assert lines[0].split() == ["run", "state", "epoch", "batch", "loss"]
+    loss = run.history.history["loss"][-1]
+    assert lines[1].split() == ["run", "finished", "1/1", f"{run.steps}/{run.steps}",
+                                format_number(loss)]  # its last epoch complete
+    assert "<table class='nbtrain-status'>" in markup and "<th" in markup
+    assert markup.count("<tr>") == 2 and "finished" in markup
     magic(shell, "status")  # displays without error
+
+
+def test_status_of_a_paused_run_shows_where_it_is(shell):
+    import threading
+
+    from nbtrain.magics import runs_table
+
+    x, y = make_data(64)
+    shell.user_ns.update(model=make_model(), seq=RecordingSequence(x, y))
+    magic(shell, "fit model seq --epochs 1000")
+    run = shell.user_ns["run"]
+    paused = threading.Event()
+    run.add_listener(lambda _run, _old, new: new == "paused" and paused.set())
+    magic(shell, "pause")
+    assert paused.wait(30)
+    row = runs_table({"run": run})[0].splitlines()[1].split()
+    assert row[:4] == ["run", "paused", f"{run.epoch + 1}/1000", f"{run.batch}/{run.steps}"]
+    magic(shell, "stop")
+    magic(shell, "wait")
+    row = runs_table({"run": run})[0].splitlines()[1].split()
+    assert row[:4] == ["run", "stopped", f"{run.epoch + 1}/1000", f"{run.batch}/{run.steps}"]
 
 
 def test_status_step_column():
@@ -109,6 +134,30 @@ def test_status_step_column():
     assert row(epoch=3, epochs=64, batch=0, steps=64) == ["4/64", "0/64"]  # stopped between
     assert row(epoch=3, epochs=64, batch=12, steps=64) == ["4/64", "12/64"]
     assert row(epoch=2, epochs=2, batch=0, steps=None) == ["2/2", "0/?"]
+
+
+def test_status_has_a_column_per_metric_in_one_format():
+    from types import SimpleNamespace
+
+    from nbtrain.magics import runs_table
+
+    def fake(state, epoch, batch, **history):
+        return SimpleNamespace(state=state, epoch=epoch, epochs=5, batch=batch, steps=10,
+                               history=SimpleNamespace(history=history))
+
+    text, markup = runs_table({
+        "a": fake("paused", 2, 4, loss=[0.9, 0.51234], val_loss=[1.0, 0.6],
+                  accuracy=[0.5, 0.75], learning_rate=[0.001, 0.001]),
+        "b": fake("running", 0, 7),
+        "c": fake("finished", 5, 0, loss=[0.0123], accuracy=[1.0]),
+    })
+    lines = text.splitlines()
+    assert lines[0].split() == ["run", "state", "epoch", "batch", "loss", "val_loss", "accuracy"]
+    assert lines[1].split() == ["a", "paused", "3/5", "4/10", "0.51234", "0.60000", "0.7500"]
+    assert lines[2].split() == ["b", "running", "1/5", "7/10", "–", "–", "–"]
+    assert lines[3].split() == ["c", "finished", "5/5", "10/10", "0.01230", "–", "1.0000"]
+    assert len({len(line) for line in lines}) == 1  # aligned: numbers flush right
+    assert "learning_rate" not in markup and markup.count("<td") == 3 * 7
 
 
 @pytest.mark.parametrize("line, match", [
