@@ -7,6 +7,8 @@
   metric value (the dashboard's table and rate, its snapshot, the text status,
   `%nbtrain status`): at least 4 significant digits, and the same decimals for
   values shown side by side (a metric's column);
+- `format_logs`: Keras logs in a line, `loss: 0.3850 - val_loss: 0.4012` (the
+  text status's epoch lines);
 - `format_learning_rate`, `as_written`: a learning rate as a person writes it
   (`0.001`, `3e-4`), without the float32 noise of the optimizer's variable
   (`0.0010000000474974513`).
@@ -136,6 +138,30 @@ def format_number(value: float | None, spec: str | None = None) -> str:
     return format(value, spec or number_format([value]))
 
 
+def format_logs(logs: dict | None) -> str:
+    """`loss: 0.3850 - val_loss: 0.4012 - accuracy: 0.8812`: the numbers in Keras
+    logs, in their order, each metric and its `val_` in one format.
+
+    Example:
+
+    ```python
+    format_logs({"loss": 0.0123, "val_loss": 0.5})   # -> "loss: 0.01230 - val_loss: 0.50000"
+    ```
+    """
+    values = {}
+    for key, value in (logs or {}).items():
+        try:
+            values[key] = float(value)
+        except (TypeError, ValueError):
+            continue
+    specs = {}
+    for key in values:
+        name = key.removeprefix("val_")
+        specs[key] = number_format([values.get(name), values.get(f"val_{name}")])
+    return " - ".join(f"{key}: {format_number(value, specs[key])}"
+                      for key, value in values.items())
+
+
 def _float32(value: float) -> float:
     return struct.unpack("f", struct.pack("f", value))[0]
 
@@ -197,4 +223,4 @@ def format_learning_rate(value: float | None) -> str:
 
 
 __all__ = ["DIGITS", "as_written", "batch_fraction", "epoch_fraction", "format_duration",
-           "format_learning_rate", "format_number", "number_format"]
+           "format_learning_rate", "format_logs", "format_number", "number_format"]

@@ -49,3 +49,13 @@ def test_as_written_keeps_what_is_no_float32_noise():
     assert as_written(0.0012345678901) == 0.0012345678901  # a float64 the user wrote
     assert as_written(0.0) == 0.0
     assert format_learning_rate(None) == "–" and format_learning_rate(0.0) == "0"
+
+
+def test_logs_in_a_line_each_metric_with_its_val_in_one_format():
+    from nbtrain.text import format_logs
+
+    logs = {"loss": 0.0123, "val_loss": 0.5, "accuracy": 1.0, "val_accuracy": 0.98,
+            "size": "not a number"}
+    assert format_logs(logs) == ("loss: 0.01230 - val_loss: 0.50000 - accuracy: 1.0000 - "
+                                 "val_accuracy: 0.9800")
+    assert format_logs(None) == ""

@@ -13,9 +13,14 @@ from typing import Any, TextIO
 
 import keras
 
-from nbtrain.engine.progress import format_logs
 from nbtrain.run.state import CREATED, FAILED, FINISHED
-from nbtrain.text import batch_fraction, epoch_fraction
+from nbtrain.text import (
+    batch_fraction,
+    epoch_fraction,
+    format_learning_rate,
+    format_logs,
+    format_number,
+)
 
 
 class TextStatus(keras.callbacks.Callback):
@@ -99,7 +104,8 @@ class TextStatus(keras.callbacks.Callback):
     def on_steered(self, run: Any, change: Any) -> None:
         """Steering listener: a line per hyperparameter change, e.g.
         `nbtrain: learning_rate 0.1 -> 0.01 from epoch 2/5, batch 5/100`."""
-        self._write(f"nbtrain: {change.name} {change.old:.4g} -> {change.new:.4g} from epoch "
+        shown = format_learning_rate if change.name == "learning_rate" else format_number
+        self._write(f"nbtrain: {change.name} {shown(change.old)} -> {shown(change.new)} from epoch "
                     f"{epoch_fraction(change.epoch, run.epochs)}, batch "
                     f"{batch_fraction(change.batch + 1, change.steps)}")
 
