@@ -247,7 +247,8 @@ def test_pause_holds_before_next_batch_and_resume_continues():
     run.start()
     assert hook.reached.wait(TIMEOUT)
     assert run.pause() is True
-    assert run.pause() is False  # already pausing: no-op
+    with pytest.warns(RuntimeWarning, match="already pausing"):
+        assert run.pause() is False  # already pausing: no-op
     assert run.state == "pausing" and run.allowed_actions() == {"resume", "stop"}
     hook.go.set()
     assert held.wait(TIMEOUT)
@@ -357,7 +358,8 @@ def test_stop_mid_epoch_then_resume_trains_every_batch_once(kind, options):
     run.start()
     assert hook.reached.wait(TIMEOUT)
     assert run.stop() is True
-    assert run.stop() is False  # already stopping
+    with pytest.warns(RuntimeWarning, match="already stopping"):
+        assert run.stop() is False  # already stopping
     assert run.state == "stopping" and run.allowed_actions() == set()
     hook.go.set()
     run.wait(timeout=TIMEOUT)
@@ -528,12 +530,14 @@ def test_pause_and_resume_while_stopping_are_no_ops():
     run.start()
     assert hook.reached.wait(TIMEOUT)
     run.stop()
-    assert run.pause() is False and run.state == "stopping"
-    assert run.resume() is False and run.state == "stopping"
+    with pytest.warns(RuntimeWarning, match="did nothing: the run is (still )?stopping"):
+        assert run.pause() is False and run.state == "stopping"
+        assert run.resume() is False and run.state == "stopping"
     hook.go.set()
     run.wait(timeout=TIMEOUT)
     assert run.state == "stopped" and len(trained.rows) == 3
-    assert run.pause() is False and run.stop() is False and run.state == "stopped"
+    with pytest.warns(RuntimeWarning, match="did nothing: the run is (already )?stopped"):
+        assert run.pause() is False and run.stop() is False and run.state == "stopped"
 
 
 def test_controls_before_start_and_double_start():
@@ -766,6 +770,8 @@ def test_keyboard_interrupt_during_wait_stops_cleanly(how):
     assert run.history.epoch == [] and len(trained.rows) >= 4  # an interrupted epoch: no entry
     assert trained.pairs == expected(0, 1, 500)[: len(trained.rows)]
 
+    assert run.state in ("stopping", "stopped")  # control came back within INTERRUPT_WAIT
+    run.wait(timeout=TIMEOUT)
 
 # -- refusals --------------------------------------------------------------------------
 

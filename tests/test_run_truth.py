@@ -147,7 +147,8 @@ def test_paused_only_once_the_loop_holds_and_no_batch_event_after_it():
     assert hold.reached.wait(TIMEOUT)  # batch (1, 2) is in flight
     assert run.pause() is True
     assert run.state == "pausing" and run.allowed_actions() == {"resume", "stop"}
-    assert run.pause() is False  # already pausing
+    with pytest.warns(RuntimeWarning, match="already pausing"):
+        assert run.pause() is False  # already pausing
     hold.go.set()
     paused = log.wait_for("state", "paused")
     assert run.state == "paused" and run.allowed_actions() == {"resume", "stop"}
