@@ -2,7 +2,9 @@
 
 One figure, one panel per metric (the loss first), every run in its own
 colour, its training values as a solid line and its validation values
-dashed, labelled by the run's name.  The result displays as a PNG with a
+dashed, labelled by the run's name.  The axes read as the live plot's do
+(`nbtrain.dashboard.axes`: scale, limits, ticks, one x label per panel, a
+legend of exactly the lines drawn).  The result displays as a PNG with a
 plain-text summary (the final values of each run), which is what a saved
 notebook keeps: the comparison is static once drawn.
 """
@@ -11,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import io
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -78,14 +79,17 @@ class Comparison:
     Attributes:
         runs: the `RunCurves` drawn, in order.
         metrics: the metrics drawn, one panel each.
-        log_y: the y axes are logarithmic.
+        log_y: the y scale asked for: None automatic (a loss spanning decades on
+            a log axis), False linear, True log (for the losses and any positive
+            metric; a bounded score such as the accuracy stays linear); the same
+            rules as the live plot (`nbtrain.dashboard.axes`).
         smoothing: TensorBoard's smoothing weight in [0, 1) (0: none).
         figure: the matplotlib `Figure` (Agg; not shown by pyplot).
         png: the figure as PNG bytes.
     """
 
-    def __init__(self, runs: list[RunCurves], metrics: list[str], log_y: bool = False,
-                 smoothing: float = 0.0, width: float = 9.0, panel_height: float = 2.6,
+    def __init__(self, runs: list[RunCurves], metrics: list[str], log_y: bool | None = None,
+                 smoothing: float = 0.0, width: float = 9.0, panel_height: float = 2.65,
                  dpi: int = 80):
         self.runs = runs
         self.metrics = metrics
@@ -98,21 +102,22 @@ class Comparison:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 
-        columns = max(1, min(len(self.metrics), 3))
-        rows = max(1, math.ceil(len(self.metrics) / columns))
-        figure = self.figure = Figure(figsize=(width, panel_height * rows + 0.5), dpi=dpi)
+        from nbtrain.dashboard import axes as rules
+
+        figure = self.figure = Figure(dpi=dpi)
         FigureCanvasAgg(figure)
-        for i, metric in enumerate(self.metrics):
-            ax = figure.add_subplot(rows, columns, i + 1)
-            ax.set_title(metric, loc="left", fontsize=9)
-            ax.tick_params(labelsize=8)
-            ax.grid(alpha=0.25, linewidth=0.6)
+        grid = rules.panel_grid(figure, len(self.metrics), 3, width, panel_height)
+        last = max((float(run.epochs[-1]) for run in self.runs if len(run.epochs)), default=1.0)
+        for ax, metric in zip(grid, self.metrics):
+            kind = rules.metric_kind(metric)
+            rules.style_axes(ax, metric)
+            many = max((len(run.epochs) for run in self.runs), default=0) > 60
             for j, run in enumerate(self.runs):
                 color = COLORS[j % len(COLORS)]
                 train, val = run.values.get(metric), run.values.get(f"val_{metric}")
                 if train is not None:
                     ax.plot(run.epochs, self._smoothed(train), color=color, linewidth=1.5,
-                            marker="o", markersize=3, label=run.name)
+                            marker="none" if many else "o", markersize=3, label=run.name)
                 if val is not None:
                     ax.plot(run.epochs, self._smoothed(val), color=color, linewidth=1.2,
                             linestyle="--", label=f"{run.name} (val)")
@@ -121,12 +126,16 @@ class Comparison:
                         if raw is not None:
                             ax.plot(run.epochs, raw, color=color, alpha=0.25, linewidth=1.0,
                                     linestyle=style, label="_raw")
-            if self.log_y and _positive(ax):
-                ax.set_yscale("log")
-            if i == 0:
-                ax.legend(fontsize=7, loc="best")
-        figure.supxlabel("epoch", fontsize=8)
-        figure.tight_layout()
+            values = rules.finite(line.get_ydata() for line in ax.get_lines())
+            log = rules.ScaleChoice(kind).choose(self.log_y, values)
+            rules.set_y_scale(ax, log)
+            if log:
+                ax.set_title("log scale", loc="right", fontsize=7, color="#7f7f7f", y=1.0, pad=3)
+                values = values[values > 0]
+            if len(values):
+                ax.set_ylim(*rules.y_limits(float(values.min()), float(values.max()), log, kind))
+            ax.set_xlim(*rules.x_limits(0.0, last))
+            rules.draw_legend(ax, ax.get_lines(), kind)
         out = io.BytesIO()
         figure.savefig(out, format="png", dpi=dpi)
         return out.getvalue()
@@ -163,11 +172,6 @@ class Comparison:
                 "text/plain": repr(self)}
 
 
-def _positive(ax: Any) -> bool:
-    data = [line.get_ydata() for line in ax.get_lines()]
-    return bool(data) and all(np.all(np.asarray(d, dtype=float) > 0) for d in data)
-
-
 def history_of(item: Any) -> Any:
     """The `keras.callbacks.History` of a Run (or a History itself).
 
@@ -197,7 +201,7 @@ def overlay(dashboard: Any, earlier: Any) -> None:
 
 
 def compare(*runs: Any, names: Sequence[str] | None = None,
-            metrics: Sequence[str] | None = None, log_y: bool = False,
+            metrics: Sequence[str] | None = None, log_y: bool | None = None,
             smoothing: float = 0.0) -> Comparison:
     """Compare runs in one figure: each metric's curves overlaid, train and validation.
 
@@ -208,7 +212,10 @@ def compare(*runs: Any, names: Sequence[str] | None = None,
             one, else `run 1`, `run 2`, ...).
         metrics: the metrics to draw, without `val_` (default: every metric of
             any run, the loss first).
-        log_y: logarithmic y axes (for panels whose values are all positive).
+        log_y: None (default) chooses per panel as the live plot does (a loss
+            spanning two decades or more on a log axis); True log y axes (for
+            panels whose values are all positive, never a bounded score such as
+            the accuracy); False linear.
         smoothing: TensorBoard's smoothing weight, in [0, 1): the curves are an
             exponential moving average (debiased), the raw values drawn faintly.
 

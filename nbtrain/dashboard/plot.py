@@ -1,18 +1,27 @@
-"""The live plot: one panel per metric, drawn with matplotlib's object-oriented
-API on an Agg canvas, encoded as PNG.
+"""The live plot: one panel per metric and one for the learning rate, drawn with
+matplotlib's object-oriented API on an Agg canvas, encoded as PNG.
 
 Never touches `matplotlib.pyplot`: the figure is a `matplotlib.figure.Figure`
-owned by the renderer and reused between renders, so the training thread
-never touches the user's pyplot state (current figure, backend, interactive
-mode).  Axes, ticks and labels are drawn only when the limits or the layout
-change; otherwise the saved background is restored and only the data lines
-are drawn on it (blitting), which makes a typical render a few milliseconds.
+owned by the renderer and reused between renders, so rendering never touches
+the user's pyplot state (current figure, backend, interactive mode).  Axes,
+ticks, labels and legends are drawn only when the limits, the scale or the
+legend change; otherwise the saved background is restored and only the data
+lines are drawn on it (blitting), which makes a typical render a few
+milliseconds.  How the axes read (scale, limits, ticks, legend) is
+`nbtrain.dashboard.axes`, shared with `nbtrain.compare`.
+
+What a panel shows: the training values per batch (a faint raw line and its
+smoothed curve), the epoch means and the validation values at each epoch's
+end (x = 1 is the end of the first epoch), an earlier run faintly behind
+(`compare_with`), dashed lines where a hyperparameter changed; its legend
+lists exactly those that are drawn, as they are drawn.  The learning-rate
+panel is its whole history as steps on a log axis, each change marked and
+labelled with its value, epoch and batch.
 """
 
 from __future__ import annotations
 
 import io
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,19 +29,18 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
+from nbtrain.dashboard import axes as ax_rules
+from nbtrain.dashboard.axes import LOG_RATIO, RATE, ScaleChoice, metric_kind
 from nbtrain.dashboard.tracker import Panel
 
 TRAIN_COLOR = "#1f77b4"
 VAL_COLOR = "#ff7f0e"
+RATE_COLOR = "#2ca02c"
 MARK_COLOR = "#7f7f7f"  # where a hyperparameter was changed (steering)
-LOG_RATIO = 100.0
-"""A loss whose largest value is this many times its smallest is drawn on a log scale."""
-_MARGIN = 0.08
-_HEADROOM = 0.3
 _MAX_MARKERS = 60
+_FONT = 8
 
 
 def smooth(y: np.ndarray, span: float | None = None) -> np.ndarray:
@@ -66,77 +74,71 @@ def smooth(y: np.ndarray, span: float | None = None) -> np.ndarray:
 
 
 def use_log_scale(name: str, values: Sequence[np.ndarray]) -> bool:
-    """True for a loss whose positive values span `LOG_RATIO` or more."""
-    if "loss" not in name.lower():
+    """True for a loss whose positive values span `LOG_RATIO` or more (the automatic
+    choice of a fresh panel; see `axes.ScaleChoice`)."""
+    if metric_kind(name) != ax_rules.LOSS:
         return False
-    finite = [v[np.isfinite(v)] for v in values if len(v)]
-    finite = [v for v in finite if len(v)]
-    if not finite:
-        return False
-    data = np.concatenate(finite)
-    if data.min() <= 0:
+    data = ax_rules.finite(values)
+    if not len(data) or data.min() <= 0:
         return False
     return data.max() / data.min() >= LOG_RATIO
 
 
-def _span(low: float, high: float, log: bool) -> float:
-    """The data span the y limits are made for (in decades on a log axis); never
-    zero, so that a flat series (one epoch, a constant metric) still gets limits."""
-    if log:
-        return max(math.log10(high) - math.log10(low), 0.1)
-    return high - low if high > low else max(abs(high) * 0.1, 1e-3)
-
-
-def _limits(low: float, high: float, log: bool,
-            previous: tuple[float, float] | None) -> tuple[float, float]:
-    """Y limits for data in [low, high]: a margin, and more room on a side the data
-    just crossed (a falling loss keeps falling), so that the axes are redrawn rarely."""
-    crossed_low = previous is not None and low < previous[0]
-    crossed_high = previous is not None and high > previous[1]
-    span = _span(low, high, log)
-    if log:
-        a, b = math.log10(low), math.log10(high)
-        a -= span * (_HEADROOM if crossed_low else _MARGIN)
-        b += span * (_HEADROOM if crossed_high else _MARGIN)
-        return 10**a, 10**b
-    a = low - span * (_HEADROOM if crossed_low else _MARGIN)
-    b = high + span * (_HEADROOM if crossed_high else _MARGIN)
-    if low >= 0 > a:
-        a = 0.0  # a loss, an accuracy: never below zero
-    return a, b
-
-
 class _PanelArtists:
-    """The axes of one metric and its four data lines."""
+    """The axes of one panel, its data lines (redrawn at every render) and what
+    belongs to its background (legend, marks, an earlier run, change labels)."""
 
     def __init__(self, ax, name: str):
         self.ax = ax
         self.name = name
-        self.raw = Line2D([], [], color=TRAIN_COLOR, alpha=0.25, linewidth=0.8, animated=True)
-        self.smooth = Line2D([], [], color=TRAIN_COLOR, linewidth=1.5, animated=True)
-        self.epochs = Line2D([], [], color=TRAIN_COLOR, marker="o", markersize=3.5, linestyle="none",
-                             animated=True)
-        self.val = Line2D([], [], color=VAL_COLOR, marker="o", markersize=3.5, linewidth=1.2,
-                          animated=True)
-        for line in self.lines:
+        self.kind = metric_kind(name)
+        self.scale = ScaleChoice(self.kind)
+        ax_rules.style_axes(ax, name, fontsize=_FONT)
+        self.note = ax.set_title("", loc="right", fontsize=_FONT - 1, color=MARK_COLOR,
+                                 y=1.0, pad=3)
+        if self.kind == RATE:
+            self.step = Line2D([], [], color=RATE_COLOR, linewidth=1.5, drawstyle="steps-post",
+                               label="learning rate", animated=True)
+            self.dots = Line2D([], [], color=RATE_COLOR, marker="o", markersize=4,
+                               linestyle="none", label="_changes", animated=True)
+            self.data_lines: tuple[Line2D, ...] = (self.step, self.dots)
+        else:
+            self.raw = Line2D([], [], color=TRAIN_COLOR, alpha=0.25, linewidth=0.8,
+                              label="_raw", animated=True)
+            self.smooth = Line2D([], [], color=TRAIN_COLOR, linewidth=1.5, label="training",
+                                 animated=True)
+            self.epochs = Line2D([], [], color=TRAIN_COLOR, marker="o", markersize=3.5,
+                                 linestyle="none", label="epoch mean", animated=True)
+            self.val = Line2D([], [], color=VAL_COLOR, marker="o", markersize=3.5,
+                              linewidth=1.2, label="validation", animated=True)
+            self.data_lines = (self.raw, self.smooth, self.epochs, self.val)
+        for line in self.data_lines:
             ax.add_line(line)
+        # an earlier run, faint and behind (not animated: part of the blitted background)
+        self.overlay: Any = None
+        self.ghost = Line2D([], [], color=TRAIN_COLOR, alpha=0.35, linewidth=1.0,
+                            label="earlier run")
+        self.ghost_val = Line2D([], [], color=VAL_COLOR, alpha=0.35, linewidth=1.0,
+                                linestyle="--", label="earlier validation")
+        ax.add_line(self.ghost)
+        ax.add_line(self.ghost_val)
         self.log = False
         self.marks: tuple[float, ...] = ()
         self._mark_lines: list = []
-        # an earlier run, faint and behind (not animated: part of the blitted background)
-        self.overlay: Any = None
-        self.ghost = Line2D([], [], color=TRAIN_COLOR, alpha=0.3, linewidth=1.0)
-        self.ghost_val = Line2D([], [], color=VAL_COLOR, alpha=0.3, linewidth=1.0,
-                                linestyle="--")
-        ax.add_line(self.ghost)
-        ax.add_line(self.ghost_val)
-        self.style: tuple[str, str, str] = ("o", "none", "o")  # epoch markers, line; val markers
+        self.changes: tuple = ()
+        self._labels: list = []
+        self.style: tuple = ()  # how the lines are drawn (the legend follows it)
         self.ylim: tuple[float, float] | None = None
         self.xlim: tuple[float, float] | None = None
 
     @property
     def lines(self) -> tuple[Line2D, ...]:
-        return self.raw, self.smooth, self.epochs, self.val
+        """The data lines, drawn at every render."""
+        return self.data_lines
+
+    def legend_lines(self) -> list[Line2D]:
+        """Every line a legend may list (those drawn: see `axes.legend_handles`)."""
+        return [*self.data_lines, self.ghost, self.ghost_val]
 
     def set_overlay(self, overlay: Any) -> bool:
         """Show an earlier run's `((x, train), (x, val))` faintly; True if it changed."""
@@ -155,20 +157,72 @@ class _PanelArtists:
             return False
         for line in self._mark_lines:
             line.remove()
-        self._mark_lines = [self.ax.axvline(x, color=MARK_COLOR, linestyle="--", linewidth=0.9)
-                            for x in marks]
+        self._mark_lines = [self.ax.axvline(x, color=MARK_COLOR, linestyle="--", linewidth=0.9,
+                                            label="_mark") for x in marks]
         self.marks = marks
         return True
 
+    def set_changes(self, changes: tuple) -> bool:
+        """The learning-rate panel: a label at each change (its value, then the epoch
+        and batch it landed on); True if they changed."""
+        if changes == self.changes:
+            return False
+        for text in self._labels:
+            text.remove()
+        self._labels = []
+        for change in changes:
+            where = f"epoch {change.epoch}" + (
+                f", batch {change.batch}" if change.batch is not None else "")
+            text = self.ax.annotate(f"{ax_rules.rate_text(change.value)}\n{where}",
+                                    (change.x, change.value), xytext=(3, 2),
+                                    textcoords="offset points", fontsize=_FONT - 1,
+                                    color=RATE_COLOR, ha="left", va="bottom",
+                                    linespacing=1.0, annotation_clip=False)
+            self._labels.append(text)
+        self.changes = changes
+        return True
+
+    def place_labels(self, renderer: Any) -> None:
+        """Keep the change labels inside the panel and apart: each above its point
+        (else below), moved sideways into the panel if it would leave it; an older
+        one that would still overlap a newer one is hidden (its marker and dashed
+        line stay)."""
+        box = self.ax.get_window_extent(renderer)
+        points = 72.0 / self.ax.figure.dpi  # pixels to points
+        kept: list = []
+        for text in reversed(self._labels):  # the newest first
+            text.set_visible(True)
+            placed = False
+            for va, dy in (("bottom", 2), ("top", -2)):
+                text.set_va(va)
+                text.set_position((3, dy))
+                extent = text.get_window_extent(renderer)
+                dx = 3 + min(0.0, box.x1 - extent.x1 - 1) * points
+                dx += max(0.0, box.x0 - (extent.x0 + (dx - 3) / points) + 1) * points
+                dy += (min(0.0, box.y1 - extent.y1 - 1) + max(0.0, box.y0 - extent.y0 + 1)) * points
+                text.set_position((dx, dy))
+                extent = text.get_window_extent(renderer)
+                if not any(extent.overlaps(other) for other in kept):
+                    kept.append(extent)
+                    placed = True
+                    break
+            text.set_visible(placed)
+
 
 class PlotRenderer:
-    """Renders metric panels to PNG on a reused Agg figure.
+    """Renders panels to PNG on a reused Agg figure.
 
     Args:
         width: figure width in inches.
         panel_height: height of one row of panels, in inches.
         dpi: dots per inch.
         max_columns: panels per row.
+
+    Attributes:
+        log_y: the y scale asked for: None automatic (per panel), False linear,
+            True log (see `axes.ScaleChoice`: a bounded score stays linear, the
+            learning rate stays log).
+        smoothing: TensorBoard's smoothing weight in [0, 1); None: a 30th of the points.
 
     Example:
 
@@ -179,7 +233,7 @@ class PlotRenderer:
     ```
     """
 
-    def __init__(self, width: float = 9.0, panel_height: float = 2.3, dpi: int = 80,
+    def __init__(self, width: float = 9.0, panel_height: float = 2.65, dpi: int = 80,
                  max_columns: int = 3):
         self.width = width
         self.panel_height = panel_height
@@ -192,8 +246,8 @@ class PlotRenderer:
         self.full_draws = 0
         self.blits = 0
         self.size = (0, 0)
-        self.log_y: bool | None = None  # None: per panel, by the metric's name and values
-        self.smoothing: float | None = None  # TensorBoard's weight; None: a 30th of the points
+        self.log_y: bool | None = None
+        self.smoothing: float | None = None
 
     def smoothing_span(self) -> float | None:
         """The span `smooth` takes for the smoothing weight (None: its default)."""
@@ -201,100 +255,96 @@ class PlotRenderer:
             return None
         return 2.0 / (1.0 - self.smoothing) - 1.0
 
+    @property
+    def panel_artists(self) -> dict[str, Any]:
+        """The panels drawn, by name (their axes: `.ax`; their data lines: `.lines`)."""
+        return dict(self._panels)
+
     def _layout(self, names: Sequence[str]) -> None:
-        figure = self.figure
-        figure.clear()
-        n = len(names)
-        columns = max(1, min(n, self.max_columns))
-        rows = max(1, math.ceil(n / columns))
-        height = self.panel_height * rows + 0.35
-        figure.set_size_inches(self.width, height)
-        figure.subplots_adjust(left=0.55 / self.width, right=1 - 0.15 / self.width,
-                               bottom=0.42 / height, top=1 - 0.4 / height,
-                               wspace=0.3, hspace=0.55 * 2.3 / self.panel_height)
-        self._panels = {}
-        for i, name in enumerate(names):
-            ax = figure.add_subplot(rows, columns, i + 1)
-            # a fixed title position: matplotlib then skips placing it at every draw
-            ax.set_title(name, loc="left", fontsize=9, y=1.0, pad=3)
-            ax.tick_params(labelsize=8)
-            ax.grid(alpha=0.25, linewidth=0.6)
-            ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
-            ax.yaxis.set_major_locator(MaxNLocator(nbins=4))
-            self._panels[name] = _PanelArtists(ax, name)
-        # a legend and an axis label as plain figure texts: cheaper to draw than a Legend
-        top = 1 - 0.06 / height
-        figure.text(1 - 0.15 / self.width, top, "● val", color=VAL_COLOR, fontsize=8,
-                    ha="right", va="top")
-        figure.text(1 - 0.65 / self.width, top, "— train", color=TRAIN_COLOR, fontsize=8,
-                    ha="right", va="top")
-        figure.text(0.5, 0.02 / height, "epoch", fontsize=8, ha="center", va="bottom")
+        self.figure.clear()
+        grid = ax_rules.panel_grid(self.figure, len(names), self.max_columns, self.width,
+                                   self.panel_height)
+        self._panels = {name: _PanelArtists(ax, name) for ax, name in zip(grid, names)}
         self._background = None
 
-    def _update(self, panel: Panel, artists: _PanelArtists, x_range: tuple[float, float]) -> bool:
-        """Set the lines' data; True when the axes must be redrawn (limits or scale changed)."""
+    def _set_styles(self, panel: Panel, artists: _PanelArtists) -> bool:
+        """The lines' data and how they are drawn; True when the legend must follow."""
+        if artists.kind == RATE:
+            x, y = panel.batch
+            artists.step.set_data(x, y)
+            artists.dots.set_data([c.x for c in panel.changes], [c.value for c in panel.changes])
+            return False
         bx, by = panel.batch
         ex, ey = panel.epochs
         vx, vy = panel.val
+        smoothed = self.smoothing != 0.0 and len(bx) > 2
         artists.raw.set_data(bx, by)
-        artists.smooth.set_data(bx, smooth(by, self.smoothing_span()))
+        if smoothed:
+            artists.smooth.set_data(bx, smooth(by, self.smoothing_span()))
+        else:
+            artists.smooth.set_data([], [])
         artists.epochs.set_data(ex, ey)
         artists.val.set_data(vx, vy)
         many = len(ex) > _MAX_MARKERS
         style = ("none" if many else "o", "-" if many or not len(bx) else "none",
-                 "none" if len(vx) > _MAX_MARKERS else "o")
-        if style != artists.style:  # setting a marker costs a MarkerStyle: only on a change
-            artists.epochs.set_marker(style[0])
-            artists.epochs.set_linestyle(style[1])
-            artists.val.set_marker(style[2])
-            artists.style = style
+                 "none" if len(vx) > _MAX_MARKERS else "o", smoothed,
+                 bool(len(bx)), bool(len(ex)), bool(len(vx)))
+        if style == artists.style:
+            return False
+        artists.epochs.set_marker(style[0])  # a MarkerStyle costs: only on a change
+        artists.epochs.set_linestyle(style[1])
+        artists.val.set_marker(style[2])
+        raw = artists.raw
+        raw.set_alpha(0.25 if smoothed else 1.0)
+        raw.set_linewidth(0.8 if smoothed else 1.2)
+        raw.set_label("_raw" if smoothed else "training")
+        artists.epochs.set_label("epoch mean" if len(bx) else "training")
+        artists.style = style
+        return True
 
-        stale = artists.set_marks(panel.marks)
-        stale |= artists.set_overlay(panel.overlay)
+    def _update(self, panel: Panel, artists: _PanelArtists, x_range: tuple[float, float]) -> bool:
+        """Set the lines' data; True when the background must be redrawn (limits,
+        scale, legend, marks changed)."""
+        stale = self._set_styles(panel, artists)
+        legend = stale or artists.ax.get_legend() is None
+        marks = artists.set_marks(panel.marks)
+        stale |= marks or artists.set_overlay(panel.overlay)
+        changes = artists.set_changes(panel.changes)
+        stale |= changes
+        shown = [panel.batch[1], panel.epochs[1], panel.val[1]]
+        if panel.overlay is not None:
+            shown += [panel.overlay[0][1], panel.overlay[1][1]]
+        values = ax_rules.finite(shown)
         ax = artists.ax
-        log = self.log_y if self.log_y is not None else use_log_scale(panel.name, (by, ey, vy))
-        if log and not all(np.all(v[np.isfinite(v)] > 0) for v in (by, ey, vy)):
-            log = False  # a log axis cannot show values <= 0
+        log = artists.scale.choose(self.log_y, values)
         if log != artists.log:
-            ax.set_yscale("log" if log else "linear", **({"nonpositive": "mask"} if log else {}))
-            if not log:
-                ax.yaxis.set_major_locator(MaxNLocator(nbins=4))
+            ax_rules.set_y_scale(ax, log)
+            artists.note.set_text("log scale" if log else "")
             artists.log, artists.ylim, stale = log, None, True
         if artists.xlim != x_range:
             ax.set_xlim(*x_range)
             artists.xlim, stale = x_range, True
-        shown = (by, ey, vy)
-        if panel.overlay is not None:
-            shown += (panel.overlay[0][1], panel.overlay[1][1])
-        values = [v[np.isfinite(v)] for v in shown]
-        values = [v[v > 0] if log else v for v in values]
-        values = [v for v in values if len(v)]
-        if values:
-            low = min(float(v.min()) for v in values)
-            high = max(float(v.max()) for v in values)
-            if not self._fits(artists, low, high):
-                artists.ylim = _limits(low, high, log, artists.ylim)
+        if log:
+            values = values[values > 0]
+        if len(values):
+            low, high = float(values.min()), float(values.max())
+            if not ax_rules.fits(artists.ylim, low, high, log):
+                artists.ylim = ax_rules.y_limits(low, high, log, artists.kind, artists.ylim)
                 ax.set_ylim(*artists.ylim)
                 stale = True
+        if legend and artists.kind != RATE:
+            ax_rules.draw_legend(ax, artists.legend_lines(), artists.kind)
+            stale = True
+        if changes or (stale and artists.changes):
+            artists.place_labels(self.canvas.get_renderer())
         return stale
-
-    @staticmethod
-    def _fits(artists: _PanelArtists, low: float, high: float) -> bool:
-        """Whether the current y limits show [low, high] without wasting most of the height."""
-        if artists.ylim is None:
-            return False
-        a, b = artists.ylim
-        if low < a or high > b:
-            return False
-        if artists.log:
-            a, b = math.log10(a), math.log10(b)
-        return _span(low, high, artists.log) >= 0.4 * (b - a)
 
     def render(self, panels: Sequence[Panel], x_range: tuple[float, float]) -> bytes:
         """Draw `panels` and return the figure as PNG bytes.
 
         Args:
-            panels: what to draw, one panel per metric (see `MetricTracker.panels`).
+            panels: what to draw, one panel per metric (see `MetricTracker.panels`)
+                and the learning rate's (`MetricTracker.rate_panel`).
             x_range: the x-axis span in epochs.
         """
         names = [p.name for p in panels]
@@ -319,5 +369,7 @@ class PlotRenderer:
         rgba = np.asarray(self.canvas.buffer_rgba())
         self.size = (rgba.shape[1], rgba.shape[0])
         out = io.BytesIO()
-        Image.fromarray(rgba[..., :3]).save(out, format="png", compress_level=6)
+        # level 1: a third of level 6's time for a few percent more bytes (PIL releases
+        # the GIL while it compresses; the image is mostly flat white)
+        Image.fromarray(rgba[..., :3]).save(out, format="png", compress_level=1)
         return out.getvalue()

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from nbtrain.dashboard import format as fmt
-from nbtrain.dashboard.plot import PlotRenderer
+from nbtrain.dashboard.liveplot import LivePlot
 from nbtrain.dashboard.plotcontrols import PlotOptions
 from nbtrain.dashboard.snapshot import Snapshot
 from nbtrain.dashboard.throttle import Throttle
@@ -155,11 +155,6 @@ class _Pace:
         return self.steps / self.seconds
 
 
-def _drawable(panel: Any) -> bool:
-    """A panel shows something: a batch line (two points) or an epoch or val marker."""
-    return len(panel.batch[0]) >= 2 or len(panel.epochs[0]) > 0 or len(panel.val[0]) > 0
-
-
 class Presenter:
     """The widgets of one dashboard and everything they show.
 
@@ -178,7 +173,6 @@ class Presenter:
         self.tracker = MetricTracker(capacity, batch_logs)
         self.throttle = throttle or Throttle()
         self.plot = plot
-        self.renderer: PlotRenderer | None = None  # made at the first render
         self.state = RUNNING
         self.messages: deque[tuple[str, str]] = deque(maxlen=MAX_MESSAGES)
         self.snapshot = Snapshot(self.view.saver)
@@ -186,9 +180,13 @@ class Presenter:
         self.tracker.clock = self.training_time  # times the epochs (the table's column)
         self.lock = threading.RLock()
         self.flush_next = False  # the batch in flight at a state change is shown at once
-        self._version = 0
-        self._plotted: Any = -1  # what the last render showed
         self.plot_options = PlotOptions()  # log scale, smoothing, metrics (plot controls)
+        self.live = LivePlot(self)  # the plot: its renderer, its thread, its schedule
+
+    @property
+    def renderer(self) -> Any:
+        """The plot's `PlotRenderer` (None before the first render and after the final one)."""
+        return self.live.renderer
 
     def training_time(self) -> float:
         """Seconds trained so far (the clock stops while paused or ended)."""
@@ -197,7 +195,7 @@ class Presenter:
     def changed(self) -> None:
         """The tracker changed beyond new batches (an epoch ended, a history loaded)."""
         with self.lock:
-            self._version += 1
+            self.live.version += 1
 
     # -- messages -------------------------------------------------------------------------
 
@@ -223,8 +221,9 @@ class Presenter:
                 self.snapshot.clear()
             self.update(force=True)
             if state in ENDED:
+                self.live.stop()  # the render thread (the final plot was drawn here)
                 self.snapshot.write(*self.snapshot_bundles())
-                self.renderer = None  # its figure is the bulk of a dashboard's memory
+                self.live.release()  # its figure is the bulk of a dashboard's memory
 
     def snapshot_bundles(self) -> tuple[dict, dict | None]:
         """The final table and plot as mime bundles."""
@@ -261,20 +260,17 @@ class Presenter:
             tracker.nonfinite.clear()
             throttle.spent(self._update_widgets(now), now)
             if self.plot and (force or throttle.plot_due(now)):
-                self._render()
+                self.live.update(now, force)
 
     def replot(self) -> None:
-        """The plot options changed: draw again now if nothing trains (then an ended
-        run's snapshot is written again with it), else at the next due render."""
+        """The plot options changed: draw again at once (while training, on the render
+        thread from the last data; an ended run's snapshot is written again with it)."""
         with self.lock:
-            self.changed()
-            if self.state in ACTIVE:
-                return
             if self.plot:
-                self._render()
+                self.live.replot()
             if self.state in ENDED and self.snapshot.outputs:
                 self.snapshot.write(*self.snapshot_bundles())
-                self.renderer = None
+                self.live.release()
 
     def _update_widgets(self, now: float) -> int:
         view, tracker = self.view, self.tracker
@@ -301,27 +297,6 @@ class Presenter:
         sent += set_traits(view.metrics, value=table)
         sent += set_traits(view.messages, value=fmt.messages_html(self.messages))
         return sent
-
-    def _render(self) -> None:
-        tracker = self.tracker
-        version = (self._version, tracker.total, tracker.epoch, len(tracker.metrics))
-        if version == self._plotted:
-            return
-        # no empty axes with an arbitrary y range before a metric's first visible point
-        panels = [panel for panel in self.plot_options.select(tracker.panels())
-                  if _drawable(panel)]
-        if not panels:
-            return
-        clock = self.throttle.clock
-        start = clock()
-        if self.renderer is None:
-            self.renderer = PlotRenderer()
-        self.plot_options.apply(self.renderer)
-        png = self.renderer.render(panels, tracker.x_range(self.epochs()))
-        self.snapshot.png = png
-        self.view.set_plot(png)
-        self._plotted = version
-        self.throttle.rendered(clock() - start)
 
 
 __all__ = ["MAX_MESSAGES", "Presenter", "RateMeter"]

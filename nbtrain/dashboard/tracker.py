@@ -3,8 +3,11 @@
 `MetricTracker` turns callback logs into, for each metric, the values the
 table shows (last, epoch average, validation, best with its epoch) and the
 bounded series the plot draws.  Positions are in epochs: a batch point sits
-at `epoch + fraction of the epoch done`, an epoch's training average in the
-middle of the batches it averages, a validation value at the epoch's end.
+at `epoch + fraction of the epoch done`, an epoch's training average and its
+validation value at the epoch's end (epoch 1 ends at x = 1), as Keras's
+History numbers them.  It also keeps the learning rate's history (its value
+at the start and every change, with the epoch and batch it landed on): the
+plot draws it as a panel of its own.
 
 Batch logs are *running averages of the epoch so far* in Keras 3 (`model.fit`)
 and in nbtrain's compiled loop (`batch_logs="running"`).  The mean of the
@@ -31,6 +34,45 @@ import numpy as np
 from nbtrain.dashboard.series import BucketSeries
 
 _NOT_METRICS = frozenset({"batch", "size", "num_steps"})
+LEARNING_RATE = "learning_rate"
+"""The name of the learning-rate panel."""
+
+
+_ROUND = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0)
+
+
+def round_up(x: float) -> float:
+    """The next round number at or above `x` (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8 x 10^k),
+    at least 1: how far the x axis reaches (in epochs from its start).
+
+    Example:
+
+    ```python
+    round_up(3.4), round_up(11), round_up(0.2)   # -> (4.0, 12.0, 1.0)
+    ```
+    """
+    if not x > 1.0:
+        return 1.0
+    power = 10.0 ** math.floor(math.log10(x))
+    for m in (*_ROUND, 10.0):
+        value = m * power
+        if value >= x * (1 - 1e-12):
+            return value
+    return 10.0 * power
+
+
+def x_limits(start: float, position: float, final: float | None = None) -> tuple[float, float]:
+    """The x axis from `start` to the next round number of epochs past `position`
+    (no further than the `final` epoch when that is known and reached)."""
+    end = start + round_up(position - start)
+    if final is not None and position <= final < end:
+        end = max(final, start + 1.0)
+    return float(start), float(end)
+
+
+def _is_rate(name: str) -> bool:
+    name = name.lower()
+    return name in ("lr", LEARNING_RATE) or LEARNING_RATE in name
 
 
 def metric_values(logs: dict | None) -> Iterator[tuple[str, float]]:
@@ -113,6 +155,73 @@ class Panel:
     val: tuple[np.ndarray, np.ndarray]
     marks: tuple[float, ...] = ()  # where a hyperparameter changed (a steered run)
     overlay: Any = None  # an earlier run's ((x, train), (x, val)) arrays, drawn faintly
+    changes: tuple[RateChange, ...] = ()  # the learning-rate panel: each change, labelled
+
+
+@dataclass(frozen=True)
+class RateChange:
+    """A change of the learning rate: where (x, in epochs), to what, and the 1-based
+    epoch and batch it landed on (batch None: between epochs)."""
+
+    x: float
+    value: float
+    epoch: int
+    batch: int | None = None
+
+
+class RateHistory:
+    """The learning rate's history: its first value, then each change.
+
+    Example:
+
+    ```python
+    history = RateHistory()
+    history.record(1e-3, 0.0, steps=100)
+    history.record(3e-4, 2.5, steps=100)     # a change in epoch 3, batch 51
+    history.panel(start=0.0, now=4.0)        # a step line from 0 to 4
+    ```
+    """
+
+    def __init__(self) -> None:
+        self.rates: list[RateChange] = []
+
+    def record(self, value: float | None, x: float, steps: int | None = None, *,
+               epoch: int | None = None, batch: int | None = None,
+               change: bool = False) -> None:
+        """The rate is `value` from position `x` (in epochs) on; recorded when it
+        differs from the last value recorded (float32 noise aside).
+
+        Args:
+            value: the rate (None or not finite: ignored).
+            x: position in epochs.
+            steps: batches an epoch (to name the batch from `x`).
+            epoch, batch: 1-based, where it landed (default: from `x`).
+            change: a change applied by steering (exact position; recorded even
+                when a reading of the same value got there first, which it replaces).
+        """
+        if value is None or not math.isfinite(value):
+            return
+        last = self.rates[-1] if self.rates else None
+        if last is not None and math.isclose(last.value, value, rel_tol=1e-6):
+            if not change or last.batch is not None or len(self.rates) == 1:
+                return
+            self.rates.pop()  # read at an update; the change says exactly where it landed
+        if epoch is None:
+            epoch = int(math.floor(x)) + 1
+            batch = int(round((x - epoch + 1) * steps)) + 1 if steps and x % 1 else None
+        self.rates.append(RateChange(float(x), float(value), epoch, batch))
+
+    def panel(self, start: float, now: float) -> Panel | None:
+        """A step line from `start` to `now` and the changes (None before a value)."""
+        rates = self.rates
+        if not rates:
+            return None
+        now = max(now, rates[-1].x)
+        x = [min(rates[0].x, start)] + [r.x for r in rates[1:]] + [now]
+        y = [r.value for r in rates] + [rates[-1].value]
+        empty = (np.empty(0), np.empty(0))
+        return Panel(LEARNING_RATE, (np.array(x), np.array(y)), empty, empty,
+                     changes=tuple(rates[1:]))
 
 
 class MetricTracker:
@@ -159,6 +268,7 @@ class MetricTracker:
         self._room = 1.0
         self._completed: int | None = None  # the last epoch that ended complete
         self.marks: tuple[float, ...] = ()  # positions (in epochs) of hyperparameter changes
+        self.rate_history = RateHistory()
         self.overlay: dict[str, Any] = getattr(self, "overlay", {})  # kept across reset()
         self.epoch_logs: dict[int, dict[str, float]] = {}  # each epoch's values (the table)
         self.epoch_times: dict[int, float] = {}  # each epoch's training seconds, where timed
@@ -269,12 +379,15 @@ class MetricTracker:
                 return
 
     def record_epoch(self, epoch: int, end: float, logs: dict | None) -> None:
-        """Record epoch-level values ending at position `end`: a training average
-        midway through the part of the epoch it averages, a validation value at its end."""
-        middle = (epoch + end) / 2
+        """Record epoch-level values ending at position `end` (the epoch's end, or
+        where a stop interrupted it): the training average and the validation value
+        both there; a learning rate in the logs (steering, ReduceLROnPlateau) goes
+        into the learning-rate history too."""
         for key, value in metric_values(logs):
             self.epoch_logs.setdefault(epoch, {})[key] = value
             is_val = key.startswith("val_")
+            if _is_rate(key) and not is_val:
+                self.learning_rate(value, end, epoch=epoch + 1)
             name = key[4:] if is_val else key
             metric = self.metrics.get(name) or self._metric(name)
             if is_val:
@@ -282,7 +395,7 @@ class MetricTracker:
                 metric.val_points.add(end, value)
             else:
                 metric.epoch_avg = value
-                metric.epochs.add(middle, value)
+                metric.epochs.add(end, value)
             metric.offer_best(value, epoch + 1, is_val)
 
     def load_history(self, history: Any) -> None:
@@ -299,8 +412,8 @@ class MetricTracker:
 
     def set_overlay(self, history: Any) -> None:
         """Draw an earlier run's epoch-level curves (a `keras.callbacks.History`)
-        faintly behind this one's: training values midway through each epoch,
-        validation values at its end, as this run's own are placed."""
+        faintly behind this one's: training and validation values at each epoch's
+        end, as this run's own are placed."""
         epochs = np.array(list(getattr(history, "epoch", None) or []), dtype=float)
         overlay: dict[str, Any] = {}
         for key, values in (getattr(history, "history", None) or {}).items():
@@ -317,13 +430,37 @@ class MetricTracker:
             if is_val:
                 val = (epochs + 1.0, values)
             else:
-                train = (epochs + 0.5, values)
+                train = (epochs + 1.0, values)
             overlay[name] = (train, val)
         self.overlay = overlay
 
-    def mark(self, x: float) -> None:
-        """Mark position `x` (in epochs) on every panel: a hyperparameter changed there."""
-        self.marks = (*self.marks, float(x))
+    def mark(self, x: Any) -> None:
+        """Mark where a hyperparameter changed on every panel.
+
+        Args:
+            x: the position in epochs, or the change itself (an
+                `nbtrain.engine.steering.HyperparameterChange`: its `x`; a learning
+                rate's new value also goes into the learning-rate history, labelled
+                with the epoch and batch it landed on).
+        """
+        change = None if isinstance(x, (int, float)) else x
+        position = float(x if change is None else change.x)
+        self.marks = (*self.marks, position)
+        if change is not None and _is_rate(getattr(change, "name", "")):
+            self.learning_rate(float(change.new), position, epoch=int(change.epoch) + 1,
+                               batch=int(change.batch) + 1, change=True)
+
+    def learning_rate(self, value: float | None, x: float | None = None, **where: Any) -> None:
+        """The learning rate is `value` at position `x` (default: where training is);
+        see `RateHistory.record` (`where`: its `epoch`, `batch`, `change`)."""
+        if x is None:
+            x = self.position(self.done) if self.first_epoch is not None else 0.0
+        self.rate_history.record(value, x, self.steps or self.last_epoch_length, **where)
+
+    @property
+    def rates(self) -> list[RateChange]:
+        """The learning rate: its first value, then each change."""
+        return self.rate_history.rates
 
     # -- reading --------------------------------------------------------------------------
 
@@ -351,9 +488,12 @@ class MetricTracker:
         return sorted(self.metrics.values(), key=lambda m: m.name != "loss")
 
     def panels(self) -> list[Panel]:
-        """The plot's panels, one per metric that has something to draw."""
+        """The plot's panels, one per metric that has something to draw (the
+        learning rate is not one of them: see `rate_panel`)."""
         out = []
         for metric in self.ordered():
+            if _is_rate(metric.name):
+                continue
             if not (len(metric.batch) or len(metric.epochs) or len(metric.val_points)):
                 continue
             out.append(Panel(metric.name, metric.batch.arrays(), metric.epochs.arrays(),
@@ -361,8 +501,22 @@ class MetricTracker:
                              self.overlay.get(metric.name)))
         return out
 
+    def rate_panel(self) -> Panel | None:
+        """The learning rate's whole history as a panel (None before it is known):
+        a step line from the first epoch to where training is, and its changes."""
+        return self.rate_history.panel(float(self.first_epoch or 0), self.end_position())
+
+    def end_position(self) -> float:
+        """Where training is, in epochs (the end of the last epoch seen)."""
+        if self.first_epoch is None:
+            return 0.0
+        if self.done == 0 and self._completed == self.epoch:
+            return self.epoch + 1.0
+        return self.position(self.done)
+
     def x_range(self, epochs: int | None) -> tuple[float, float]:
-        """The x-axis span: from the first epoch seen to the target epoch."""
+        """The x-axis span: from the first epoch seen to the next round number of
+        epochs past where training is (`x_limits`), no further than `epochs`
+        (the final epoch) once that is near."""
         start = float(self.first_epoch or 0)
-        end = max(float(epochs or 0), self.position(self.done), start + 1.0)
-        return start, end
+        return x_limits(start, max(self.end_position(), start), epochs)

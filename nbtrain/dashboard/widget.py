@@ -29,6 +29,7 @@ import keras
 from nbtrain.dashboard import failure, notebook
 from nbtrain.dashboard.cell import CellControls
 from nbtrain.dashboard.controls import RunControls
+from nbtrain.dashboard.liveplot import learning_rate_of
 from nbtrain.dashboard.plotcontrols import PlotControls
 from nbtrain.dashboard.presenter import Presenter
 from nbtrain.dashboard.steering import SteeringControls
@@ -142,6 +143,8 @@ class Dashboard(keras.callbacks.Callback):
                                    capacity=capacity, throttle=throttle)
         self.auto_display = auto_display
         self.plot_controls = PlotControls.attach(self.presenter) if plot else None
+        # the learning-rate panel reads the optimizer's rate (from the start, schedules too)
+        self.presenter.live.learning_rate = lambda: learning_rate_of(getattr(self, "_model", None))
         self.view.keep_plot_room(plot)
         self.controls: RunControls | None = None
         self.steering: SteeringControls | None = None  # the learning-rate field (bound runs)

@@ -82,14 +82,28 @@ def test_a_million_batches_render_as_small_as_a_hundred():
     assert max(len(line.get_xdata()) for ax in renderer.figure.axes for line in ax.lines) <= 512
 
 
-def test_log_scale_for_a_loss_spanning_decades():
+def test_log_scale_for_a_loss_spanning_decades_and_it_stays():
     renderer = PlotRenderer()
-    render(renderer, tracker_with(400, start=100.0, end=0.01))
+    tracker = tracker_with(400, start=100.0, end=0.01)
+    render(renderer, tracker)
     loss_axes, accuracy_axes = renderer.figure.axes
     assert loss_axes.get_yscale() == "log"
-    assert accuracy_axes.get_yscale() == "linear"
-    render(renderer, tracker_with(400, start=2.0, end=1.0))  # back to linear
-    assert renderer.figure.axes[0].get_yscale() == "linear"
+    assert loss_axes.get_title(loc="right") == "log scale"  # said, not silent
+    assert accuracy_axes.get_yscale() == "linear" and accuracy_axes.get_title(loc="right") == ""
+    # later data of a narrower span (a bucket merge, a zoom): the automatic choice holds
+    render(renderer, tracker_with(400, start=2.0, end=1.0))
+    assert renderer.figure.axes[0].get_yscale() == "log"
+    fresh = PlotRenderer()
+    render(fresh, tracker_with(400, start=2.0, end=1.0))
+    assert fresh.figure.axes[0].get_yscale() == "linear"
+
+
+def test_log_asked_applies_to_losses_never_to_accuracy():
+    renderer = PlotRenderer()
+    renderer.log_y = True
+    render(renderer, tracker_with(400, start=2.0, end=1.0))
+    loss_axes, accuracy_axes = renderer.figure.axes
+    assert loss_axes.get_yscale() == "log" and accuracy_axes.get_yscale() == "linear"
 
 
 def test_use_log_scale():
@@ -107,10 +121,20 @@ def test_smooth():
     assert smoothed[0] == 0 and 0 < smoothed[60] < 1 and smoothed[-1] > 0.99
 
 
-def test_x_axis_spans_the_target_epochs():
+def test_x_axis_grows_with_the_data():
     renderer = PlotRenderer()
-    render(renderer, tracker_with(400), epochs=10)
-    assert renderer.figure.axes[0].get_xlim() == (0.0, 10.0)
+    tracker = tracker_with(400)  # 4 epochs of 100
+    render(renderer, tracker, epochs=100)
+    assert renderer.figure.axes[0].get_xlim() == (0.0, 4.0)
+    assert all(ax.get_xlabel() == "epoch" for ax in renderer.figure.axes)  # one per panel
+
+
+def test_epoch_means_and_validation_at_each_epochs_end():
+    renderer = PlotRenderer()
+    render(renderer, tracker_with(400))
+    loss = renderer.panel_artists["loss"]
+    np.testing.assert_array_equal(loss.epochs.get_xdata(), [1.0, 2.0, 3.0, 4.0])
+    np.testing.assert_array_equal(loss.val.get_xdata(), [1.0, 2.0, 3.0, 4.0])
 
 
 def test_dashboard_modules_never_import_pyplot():

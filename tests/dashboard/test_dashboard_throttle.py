@@ -66,7 +66,7 @@ def test_plot_at_most_once_a_second(clock):
 
 
 def test_plot_slows_down_when_rendering_is_slow(clock):
-    throttle = Throttle(plot_share=0.05, clock=clock)
+    throttle = Throttle(plot_share=0.05, max_plot_interval=10.0, clock=clock)
     throttle.rendered(0.1)  # 0.1 s a render: at most one every 2 s
     clock.advance(1.99)
     assert not throttle.plot_due()
@@ -84,6 +84,24 @@ def test_a_slow_render_never_freezes_the_plot_longer_than_the_limit(clock):
     throttle = Throttle(plot_share=0.01, max_plot_interval=10.0, clock=clock)
     throttle.rendered(1.0)  # 1 s a render would mean one every 100 s
     clock.advance(9.99)
+    assert not throttle.plot_due()
+    clock.advance(0.02)
+    assert throttle.plot_due()
+
+
+def test_by_default_a_plot_at_least_every_two_seconds(clock):
+    throttle = Throttle(clock=clock)
+    throttle.rendered(0.5)  # a render of half a second on a loaded machine
+    clock.advance(1.99)
+    assert not throttle.plot_due()
+    clock.advance(0.02)
+    assert throttle.plot_due()
+
+
+def test_a_job_handed_to_the_render_thread_delays_the_next_by_the_interval(clock):
+    throttle = Throttle(clock=clock)
+    throttle.plot_submitted()
+    clock.advance(0.99)
     assert not throttle.plot_due()
     clock.advance(0.02)
     assert throttle.plot_due()

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from nbtrain.dashboard.tracker import MetricTracker, best_direction
+from nbtrain.dashboard.tracker import MetricTracker, best_direction, x_limits
 
 
 def running_averages(values):
@@ -104,7 +104,8 @@ def test_stop_mid_epoch_then_resume_continues_the_same_epoch():
     for batch in range(4):
         tracker.batch_end(batch, {"loss": float(averages[batch])})
     tracker.end_epoch(0, {"loss": float(averages[3])})  # stopped after 4 of 10 batches
-    assert tracker.metrics["loss"].epochs.arrays()[0].tolist() == [0.2]  # a partial epoch
+    # a partial epoch: its mean where it was interrupted
+    assert tracker.metrics["loss"].epochs.arrays()[0].tolist() == [0.4]
     assert tracker.epochs_done == 0
     tracker.begin_epoch(0, 10)  # resumed: the metric state goes on from batch 4
     for batch in range(4, 10):
@@ -113,7 +114,7 @@ def test_stop_mid_epoch_then_resume_continues_the_same_epoch():
     _, y = tracker.metrics["loss"].batch.arrays()
     np.testing.assert_allclose(y, values)
     assert tracker.epochs_done == 1
-    assert tracker.metrics["loss"].epochs.arrays()[0].tolist() == [0.2, 0.5]
+    assert tracker.metrics["loss"].epochs.arrays()[0].tolist() == [0.4, 1.0]
 
 
 def test_per_batch_logs():
@@ -143,11 +144,63 @@ def test_history_and_positions():
                               history={"loss": [3.0, 2.0, 1.0], "val_loss": [3.5, 2.5, 1.5]})
     tracker = MetricTracker()
     tracker.load_history(history)
-    assert tracker.metrics["loss"].epochs.arrays()[0].tolist() == [0.5, 1.5, 2.5]
+    # epoch means and validation values at each epoch's end, as History numbers them
+    assert tracker.metrics["loss"].epochs.arrays()[0].tolist() == [1.0, 2.0, 3.0]
     assert tracker.metrics["loss"].val_points.arrays()[0].tolist() == [1.0, 2.0, 3.0]
     assert tracker.metrics["loss"].best == 1.5 and tracker.metrics["loss"].best_epoch == 3
     assert tracker.epochs_done == 3
-    assert tracker.x_range(10) == (0.0, 10.0)
+    assert tracker.x_range(10) == (0.0, 3.0)  # the data's reach, not the final epoch
+
+
+@pytest.mark.parametrize("position, final, expected", [
+    (0.0, None, 1.0), (0.3, 100, 1.0), (1.0, 100, 1.0), (1.2, 100, 1.2), (3.4, 100, 4.0),
+    (7.3, 100, 8.0), (11.0, 100, 12.0), (13.0, 100, 15.0), (37.0, 100, 40.0),
+    (97.0, 100, 100.0), (6.5, 7, 7.0), (150.0, 100, 150.0),
+])
+def test_the_x_axis_grows_to_the_next_round_number(position, final, expected):
+    assert x_limits(0.0, position, final) == (0.0, expected)
+    assert x_limits(5.0, 5.0 + position, None if final is None else final + 5.0) == (
+        5.0, 5.0 + expected)
+
+
+def test_x_range_follows_training():
+    tracker = MetricTracker()
+    tracker.begin_epoch(0, 10)
+    for batch in range(3):
+        tracker.batch_end(batch, {"loss": 1.0})
+    assert tracker.x_range(100) == (0.0, 1.0)
+    for epoch in range(0, 11):
+        tracker.begin_epoch(epoch, 10)
+        for batch in range(10):
+            tracker.batch_end(batch, {"loss": 1.0})
+        tracker.end_epoch(epoch, {"loss": 1.0})
+    assert tracker.x_range(100) == (0.0, 12.0)  # 11 epochs done
+    assert tracker.x_range(11) == (0.0, 11.0)  # the last epoch: no further
+
+
+def test_learning_rate_history_from_readings_and_changes():
+    tracker = MetricTracker()
+    tracker.learning_rate(0.0010000000474974513)  # read before the first batch
+    tracker.begin_epoch(0, 10)
+    for batch in range(5):
+        tracker.batch_end(batch, {"loss": 1.0})
+    tracker.learning_rate(0.001)  # the same value (float32 noise): nothing new
+    change = SimpleNamespace(x=0.5, epoch=0, batch=5, name="learning_rate", old=1e-3, new=3e-4)
+    tracker.mark(change)
+    tracker.learning_rate(3e-4)  # read after the change: already recorded
+    for batch in range(5, 10):
+        tracker.batch_end(batch, {"loss": 1.0})
+    tracker.end_epoch(0, {"loss": 1.0, "learning_rate": 3e-4})
+    assert tracker.marks == (0.5,)
+    assert [(r.x, r.value) for r in tracker.rates] == [(0.0, 0.0010000000474974513), (0.5, 3e-4)]
+    assert (tracker.rates[1].epoch, tracker.rates[1].batch) == (1, 6)
+    panel = tracker.rate_panel()
+    assert panel.name == "learning_rate" and panel.changes == (tracker.rates[1],)
+    assert panel.batch[0].tolist() == [0.0, 0.5, 1.0]  # from the start to where training is
+    assert panel.batch[1].tolist() == [0.0010000000474974513, 3e-4, 3e-4]
+    assert "learning_rate" not in [p.name for p in tracker.panels()]  # a panel of its own
+    tracker.end_epoch(1, {"loss": 1.0, "learning_rate": 1e-4})  # ReduceLROnPlateau's log
+    assert tracker.rates[-1].value == 1e-4 and tracker.rates[-1].epoch == 2
 
 
 def test_non_metric_and_non_numeric_logs_are_ignored():

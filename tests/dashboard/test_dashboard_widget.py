@@ -216,6 +216,7 @@ def test_memory_constant_in_the_number_of_batches(make, clock):
             dashboard.on_train_batch_end(batch, {"loss": 1.0 / (batch + 1), "acc": 0.5})
         dashboard.on_epoch_end(1, {"loss": 0.1, "acc": 0.5})
         dashboard.presenter.update(force=True)
+        dashboard.presenter.live.worker.wait_idle()  # no render in flight while measuring
         gc.collect()
         after = tracemalloc.get_traced_memory()[0]
         tracemalloc.stop()
