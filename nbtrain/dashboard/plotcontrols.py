@@ -134,7 +134,7 @@ class PlotControls:
             return
         for name in new:
             toggle = widgets.ToggleButton(
-                value=True, description=name, tooltip=f"Show the {name} panel",
+                value=True, description=name, icon="check", tooltip=f"Show the {name} panel",
                 _dom_classes=("nbtrain-plot-metric",),
                 layout=widgets.Layout(width="auto", height="24px", margin="2px 2px"))
             toggle.observe(self._toggled, names="value")
@@ -143,6 +143,7 @@ class PlotControls:
         self._set_metrics()
 
     def _toggled(self, change: Any) -> None:
+        change["owner"].icon = "check" if change["new"] else ""  # pressed reads as chosen
         if not any(toggle.value for toggle in self.toggles.values()):
             change["owner"].value = True  # the last panel shown stays: an empty plot says nothing
             return

@@ -120,7 +120,10 @@ class DashboardView:
         self.metrics = _classed(w.HTML, "nbtrain-metrics")
         self.plot = _classed(w.Image, "nbtrain-plot", format="png",  # shown once drawn
                              layout=w.Layout(max_width="100%", visibility="hidden",
-                                             height=f"{PLOT_HEIGHT}px"))
+                                             height=f"{PLOT_HEIGHT}px",
+                                             # its own pixels, not stretched to the cell's
+                                             # width (blurred, and a height no one knows)
+                                             align_self="flex-start"))
         self.root = _classed(w.VBox, "nbtrain-dashboard", children=[
             self.style,
             self.header,

@@ -304,7 +304,11 @@ _HEIGHTS_JS = """(root) => {
         const height = Math.round(root.getBoundingClientRect().height);
         const last = log[log.length - 1];
         if (!last || last[0] !== height || last[1] !== state) {
-            log.push([height, state, performance.now()]);
+            const parts = [...root.children].map((child) => {
+                const name = [...child.classList].find((c) => c.startsWith('nbtrain-'));
+                return `${name || 'box'}:${Math.round(child.getBoundingClientRect().height)}`;
+            });
+            log.push([height, state, performance.now(), parts.join(' ')]);
         }
     };
     new ResizeObserver(read).observe(root);
@@ -527,7 +531,13 @@ class Dashboard:
     @staticmethod
     def heights(watch: Any) -> list[tuple[int, str]]:
         """What `watch_height` recorded so far: (height px, state) at each change."""
-        return [(int(h), state) for h, state, _ in watch.json_value()]
+        return [(int(h), state) for h, state, *_ in watch.json_value()]
+
+    @staticmethod
+    def height_log(watch: Any) -> str:
+        """What `watch_height` recorded, each part's height too (for a failure's message)."""
+        return "\n".join(f"{h} {state} {ms / 1000:.2f}s {parts}"
+                         for h, state, ms, parts in watch.json_value())
 
     @staticmethod
     def heights_while_training(records: list[tuple[int, str]]) -> list[set[int]]:

@@ -152,7 +152,7 @@ def test_live_dashboard_and_controls(page, lab, screenshot):
     dashboard.expect_state("stopped", timeout=15_000)
     stretches = dashboard.heights_while_training(dashboard.heights(watch))
     assert len(stretches) == 1 and len(stretches[0]) == 1, (
-        f"the dashboard's height changed while training: {dashboard.heights(watch)}")
+        f"the dashboard's height changed while training:\n{dashboard.height_log(watch)}")
     expect(dashboard.snapshot).to_contain_text("stopped")
     expect(dashboard.stop).to_be_hidden()
     expect(dashboard.pause).to_be_hidden()
@@ -171,6 +171,10 @@ def test_live_dashboard_and_controls(page, lab, screenshot):
     dashboard.expect_state("running", timeout=10_000)
     expect(dashboard.header).to_be_visible()
     expect(dashboard.snapshot).to_have_count(0)
+    # a new final epoch: the table's room is made for it as training goes on again, then
+    # the height holds until the end
+    dashboard.wait_advance(dashboard.position(), timeout=15_000)
+    watch = dashboard.watch_height()
     dashboard.expect_state("finished", timeout=60_000)
     expect(dashboard.epoch_counter).to_have_text(f"epoch {target} / {target}")
     expect(dashboard.batch_counter).to_contain_text(f"batch {STEPS}/{STEPS}")
@@ -187,12 +191,18 @@ def test_live_dashboard_and_controls(page, lab, screenshot):
         "finished", target, target, target), finished
     records = dashboard.heights(watch)
     assert all(len(heights) == 1 for heights in dashboard.heights_while_training(records)), (
-        f"the dashboard's height changed while training: {records}")
+        f"the dashboard's height changed while training:\n{dashboard.height_log(watch)}")
     screenshot(dashboard.output_area, "4-finished")
     assert_only_in(notebook, fit_cell)
 
 
-def test_failed_run_shows_the_error(page, lab, screenshot):
+FAILURE_LINE = re.compile(
+    r"^Reading the training data failed at epoch 1/3, batch \d+/40: SlowBatches\[5\] raised "
+    r"ValueError: deliberate failure in batch 5\. Fix the cause, then run\.resume\(\) goes on "
+    r"at this batch\.$")
+
+
+def test_failed_run_says_why_in_one_line_and_resumes_once_fixed(page, lab, screenshot):
     notebook = Notebook(page, lab, "dashboard_failure.ipynb").open()
     notebook.run_all()
     fit_cell = notebook.cell_with("nbtrain.fit(")
@@ -201,30 +211,76 @@ def test_failed_run_shows_the_error(page, lab, screenshot):
     expect(dashboard.root).to_be_visible(timeout=START)
     dashboard.expect_state("failed", timeout=START)
     expect(dashboard.snapshot).to_contain_text("failed")
-    error = dashboard.snapshot.locator("pre")
-    expect(error).to_contain_text("Traceback")
-    expect(error).to_contain_text("ValueError: deliberate failure in batch 5")
-    # nothing can act on a failed run: no controls at all (hidden, not greyed)
-    for control in (dashboard.pause, dashboard.stop, dashboard.continue_,
-                    dashboard.plot_controls, dashboard.steering):
+    expect(dashboard.snapshot.locator(".nbtrain-failure-line")).to_have_text(FAILURE_LINE)
+    # In the live view: the one line first, then the user's own frame, the rest folded.
+    report = dashboard.messages.locator(".nbtrain-failure")
+    expect(report).to_have_count(1)
+    line, frames = report.locator(".nbtrain-failure-line"), report.locator(".nbtrain-failure-frames")
+    expect(line).to_have_text(FAILURE_LINE)
+    assert report.inner_text().splitlines()[0] == line.inner_text()  # first
+    expect(frames).to_contain_text("Cell In[")
+    expect(frames).to_contain_text('raise ValueError(f"deliberate failure in batch {index}")')
+    expect(frames).to_contain_text("ValueError: deliberate failure in batch 5")
+    assert "nbtrain/engine" not in frames.inner_text() and "threading.py" not in frames.inner_text()
+    folded = report.locator("details.nbtrain-failure-details")
+    expect(folded.locator("summary")).to_have_text(re.compile(r"^\d+ frames? of nbtrain, Keras"))
+    expect(folded.locator("pre")).to_be_hidden()  # closed until clicked
+    html = report.inner_html()
+    assert "\x1b" not in html and "[1m" not in html and "[0m" not in html
+    # Resumable (its data failed): Resume is offered; nothing else can act (hidden).
+    expect(dashboard.pause).to_have_text(re.compile("Resume"))
+    expect(dashboard.pause).to_be_enabled()
+    for control in (dashboard.stop, dashboard.continue_, dashboard.plot_controls,
+                    dashboard.steering):
         expect(control).to_be_hidden()
-    notebook.wait_all_executed(timeout=START)
+    screenshot(dashboard.output_area, "5-failed")
+    folded.locator("summary").click()
+    expect(folded.locator("pre")).to_be_visible()
+    expect(folded.locator("pre")).to_contain_text("nbtrain/engine/training.py")
+    screenshot(dashboard.output_area, "5-failed-details")
+    notebook.wait_all_executed(timeout=START)  # the last cell caught the error and fixed the data
+    caught = notebook.outputs_text(notebook.cell_with("data.fail_at = None"))
+    assert caught.startswith("caught: Reading the training data failed at epoch 1/3"), caught
     failed = Status.parse(notebook.run_cell(notebook.cell_with(STATUS)))
     assert (failed.state, failed.exception) == ("failed", "ValueError"), failed
-    screenshot(dashboard.output_area, "5-failed")
+
+    dashboard.pause.click()  # Resume: goes on at SlowBatches[5], now fixed
+    dashboard.expect_state("finished", timeout=START)
+    expect(dashboard.epoch_counter).to_have_text("epoch 3 / 3")
+    expect(report).to_have_count(0)  # the failure is over
+    finished = Status.parse(notebook.run_cell(notebook.cell_with(STATUS)))
+    assert (finished.state, finished.epoch, finished.exception) == ("finished", 3, "NoneType")
+    screenshot(dashboard.output_area, "5-resumed")
     assert_only_in(notebook, fit_cell)
+
+
+QUICK_RUN = re.compile(r"^run = nbtrain\.fit\(")  # the quickstart's first run (3 epochs)
+LONG_RUN = re.compile(r"^long_run = nbtrain\.fit\(")  # its run of about a minute, to steer
 
 
 def test_quickstart_saved_with_its_snapshot(page, lab, screenshot):
     notebook = Notebook(page, lab, "quickstart.ipynb").open()
     notebook.run_all()
-    notebook.wait_all_executed(timeout=START)  # the notebook waits for the run's end
-    fit_cell = notebook.cell_with("nbtrain.fit(")
+    # The run of about a minute, as a newcomer tries it: Pause, Resume, then Stop, which
+    # ends the last cell's wait (Run All waits there for the end).
+    long_run = Dashboard(notebook.cell_with(LONG_RUN))
+    long_run.expect_state("running", timeout=START)
+    long_run.wait_advance(long_run.position(), timeout=START)
+    long_run.pause.click()
+    long_run.expect_state("paused")
+    long_run.pause.click()
+    long_run.expect_state("running")
+    long_run.stop.click()
+    long_run.expect_state("stopped")
+    notebook.wait_all_executed(timeout=START)
+    waited = notebook.outputs_text(notebook.cell_with("long_run.wait()"))
+    assert waited.startswith("('stopped', "), waited
+    fit_cell = notebook.cell_with(QUICK_RUN)
     dashboard = Dashboard(fit_cell)
     dashboard.expect_state("finished")
     expect(dashboard.epoch_bar).to_be_visible()
     expect(dashboard.batch_bar).to_be_visible()
-    expect(dashboard.epoch_counter).to_have_text("epoch 5 / 5")
+    expect(dashboard.epoch_counter).to_have_text("epoch 3 / 3")
     # The live view goes on showing the final state; the static snapshot, in the
     # cell's outputs for where widgets do not render, is hidden by the view's style.
     expect(dashboard.metrics).to_be_visible()
@@ -236,7 +292,13 @@ def test_quickstart_saved_with_its_snapshot(page, lab, screenshot):
         expect(dashboard.snapshot.locator("thead th", has_text=name)).not_to_have_count(0)
     expect(dashboard.snapshot_image).to_have_count(1)
     expect(dashboard.snapshot_image).to_be_hidden()
-    assert_only_in(notebook, fit_cell)
+    for cell in notebook.code_cells.all():  # each dashboard in its own cell only, no error
+        source = cell.locator(".jp-InputArea-editor").inner_text()
+        shown = 1 if QUICK_RUN.match(source) or LONG_RUN.match(source) else 0
+        assert cell.locator(".nbtrain-dashboard").count() == shown, source
+        errors = cell.locator(".jp-OutputArea-output[data-mime-type*='stderr'], "
+                              ".jp-OutputArea-output[data-mime-type*='error']")
+        assert errors.count() == 0, f"error output: {notebook.outputs_text(cell)}"
 
     # Save through the UI, then read what reached the disk.
     expect(page.locator(".lm-TabBar-tab.jp-mod-dirty")).to_have_count(1)
@@ -244,7 +306,7 @@ def test_quickstart_saved_with_its_snapshot(page, lab, screenshot):
     expect(page.locator(".lm-TabBar-tab.jp-mod-dirty")).to_have_count(0)
     saved = json.loads((lab.notebooks / "quickstart.ipynb").read_text())
     cells = [c for c in saved["cells"] if c["cell_type"] == "code"]
-    fit = [c for c in cells if "nbtrain.fit(" in "".join(c["source"])]
+    fit = [c for c in cells if QUICK_RUN.match("".join(c["source"]))]
     assert len(fit) == 1
     bundles = [o.get("data", {}) for o in fit[0]["outputs"]]
     assert any("application/vnd.jupyter.widget-view+json" in b for b in bundles)
@@ -258,14 +320,14 @@ def test_quickstart_saved_with_its_snapshot(page, lab, screenshot):
     width, height = png_size(base64.b64decode("".join(images[0])))
     assert width > 100 and height > 100
     for cell in cells:
-        if cell is not fit[0]:
+        if "nbtrain.fit(" not in "".join(cell["source"]):
             text = json.dumps(cell["outputs"])
             assert "image/png" not in text and "nbtrain-snapshot" not in text, cell
 
     # Reopened from disk with a new kernel (no widget state): the snapshot shows.
     assert not lab.shutdown_kernels()
     notebook = Notebook(page, lab, "quickstart.ipynb").open()
-    dashboard = Dashboard(notebook.cell_with("nbtrain.fit("))
+    dashboard = Dashboard(notebook.cell_with(QUICK_RUN))
     expect(dashboard.snapshot).to_contain_text("finished")
     expect(dashboard.snapshot.locator("thead th", has_text="loss")).not_to_have_count(0)
     image = dashboard.snapshot_image

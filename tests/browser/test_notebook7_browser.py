@@ -171,7 +171,7 @@ def test_dashboard_flow_in_notebook7(nb7_page, notebook7, screenshot):
     records = dashboard.heights(watch)
     stretches = dashboard.heights_while_training(records)
     assert len(stretches) == 1 and len(stretches[0]) == 1, (
-        f"the dashboard's height changed while training: {records}")
+        f"the dashboard's height changed while training:\n{dashboard.height_log(watch)}")
     expect(dashboard.snapshot).to_contain_text("stopped")
     expect(dashboard.continue_).to_be_enabled()
     screenshot(dashboard.output_area, "nb7-3-stopped")

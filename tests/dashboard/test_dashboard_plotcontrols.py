@@ -90,6 +90,7 @@ def test_the_controls_redraw_while_paused_and_the_snapshot_keeps_the_last_choice
         assert all("nbtrain-plot-metric" in t._dom_classes for t in controls.metrics.children)
         controls.toggles["acc"].value = False  # paused: drawn at once
         assert titles(dashboard) == ["loss"]
+        assert (controls.toggles["acc"].icon, controls.toggles["loss"].icon) == ("", "check")
         controls.toggles["loss"].value = False  # the last one shown stays
         assert controls.toggles["loss"].value and titles(dashboard) == ["loss"]
         controls.scale.value = "log"

@@ -206,7 +206,7 @@ def test_fit_compare_with_draws_the_earlier_run_faintly_behind_the_live_plot(cel
     earlier = nbtrain.fit(make_model(), x, y, batch_size=8, epochs=2, validation_data=(x, y),
                           display=False)
     earlier.wait(TIMEOUT)
-    with pytest.raises(TypeError, match="Runs or keras.callbacks.History"):
+    with pytest.raises(TypeError, match="Run or a keras.callbacks.History"):
         nbtrain.fit(make_model(), x, y, batch_size=8, compare_with="run_a", display=False)
     run = nbtrain.fit(make_model(optimizer=keras.optimizers.SGD(0.001)), x, y, batch_size=8,
                       epochs=2, validation_data=(x, y), display=True, compare_with=earlier)
