@@ -5,7 +5,9 @@ and functions defined in `__main__` (a Jupyter kernel, a script) work in the
 workers.  A generator object itself cannot be pickled; a generator that has
 not started yet is rebuilt in each worker from its function and initial
 arguments, also where it sits inside the object sent (a wrapper's attribute,
-a closure); so is a lock (each worker gets a new one).  Exceptions come back
+a closure), and so is one that has started if an object made it from its
+own method (`self.index_generator = self._flow_index()` in Keras's image
+iterators); a lock is sent as a new one.  Exceptions come back
 with the worker's traceback text attached as their `__cause__`, as
 `concurrent.futures.ProcessPoolExecutor` does.
 
@@ -73,6 +75,29 @@ def _call_of(gen: types.GeneratorType) -> tuple[types.FunctionType, tuple, dict]
     return _function_of(gen), tuple(args), kwargs
 
 
+def _own_method_call(gen: types.GeneratorType) -> tuple | None:
+    """For a generator an object made from its own method taking nothing else
+    (`self.index_generator = self._flow_index()` in Keras's image iterators),
+    the call that makes it again: (method, (object,), {}); else None.
+
+    Such a generator is part of the object's iteration state, and a worker
+    process serving the object's `__getitem__` makes it again from the start,
+    whether it had started in the parent (someone called `next(iterator)` to
+    look at a batch) or not."""
+    code = gen.gi_code
+    if (code.co_argcount != 1 or code.co_kwonlyargcount
+            or code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS)):
+        return None
+    frame = gen.gi_frame
+    if frame is None:
+        return None
+    owner = frame.f_locals.get(code.co_varnames[0])
+    method = getattr(type(owner), code.co_name, None)
+    if getattr(method, "__code__", None) is not code:
+        return None
+    return method, (owner,), {}
+
+
 def _fresh_generator(func: Any, args: tuple, kwargs: dict) -> Any:
     """The worker's side of a not-yet-started generator: call its function again."""
     return func(*args, **kwargs)
@@ -98,6 +123,9 @@ def _pickler_class() -> type:
             if inspect.isgenerator(obj):
                 state = inspect.getgeneratorstate(obj)
                 if state != "GEN_CREATED":
+                    call = _own_method_call(obj)
+                    if call is not None:
+                        return _fresh_generator, call
                     raise TypeError(
                         f"the generator {obj.__name__!r} is "
                         f"{state.lower().replace('gen_', '')}: a generator that has started "

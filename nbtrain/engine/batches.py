@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+import warnings
 from typing import Any
 
 import numpy as np
+
+from nbtrain.data.userwarning import user_stacklevel
 
 
 def describe(value: Any, depth: int = 0) -> str:
@@ -75,6 +79,108 @@ def unpack_inputs(batch: Any) -> Any:
             f"Found: {describe(batch)}"
         )
     return batch
+
+
+def _names(structure: Any) -> frozenset | None:
+    if isinstance(structure, dict):
+        return frozenset(structure)
+    tensors = structure if isinstance(structure, (list, tuple)) else [structure]
+    names = [getattr(tensor, "name", None) for tensor in tensors]
+    return frozenset(names) if names and all(isinstance(n, str) for n in names) else None
+
+
+def input_names(model: Any) -> frozenset | None:
+    """The names that feed `model`'s inputs from a dict: the keys of a functional
+    model built on a dict of inputs, else its input tensors' names; None for a
+    model whose inputs have no names (subclassed, not built)."""
+    try:
+        return _names(model.input)
+    except Exception:  # noqa: BLE001 - no symbolic inputs: a subclassed model
+        return None
+
+
+class NamedFeed:
+    """Keras 2 fed a model from dicts by name: the entries of a dict `x` that
+    its inputs name, the entries of a dict `y` that its outputs name, ignoring
+    the others.  Keras 3 passes a dict `x` whole to the model (Keras 2.3.1's
+    image_ocr.py adds `'source_str'`, a list of strings "used for visualization
+    only": the step fails) and takes a dict `y` only for a model whose outputs
+    are a dict.  This does what Keras 2 did, before the step.
+
+    The first batch with keys that name nothing warns, once, naming them (so a
+    typo in a key is not silent).  A dict none of whose keys names an input
+    (or, for `y`, that lacks an output's name) is left as it is: the model says
+    what it expected.  Safe to call from several threads.
+
+    Args:
+        model: the model the batches feed.
+        source: what yields the batches, for the warning.
+
+    Example:
+
+    ```python
+    feed = NamedFeed(model)
+    x = feed.inputs({"the_input": images, "source_str": ["a", "b"]})   # {"the_input": images}
+    y = feed.targets({"ctc": zeros})   # zeros, for a model with the one output 'ctc'
+    ```
+    """
+
+    def __init__(self, model: Any, source: str = "generator"):
+        self.source = source
+        self.input_names = input_names(model)
+        try:
+            outputs = model.output
+        except Exception:  # noqa: BLE001 - no symbolic outputs: a subclassed model
+            outputs = None
+        self._outputs = outputs
+        names = [getattr(t, "name", None) for t in (
+            outputs if isinstance(outputs, (list, tuple)) else [outputs])]
+        ordered = list(getattr(model, "output_names", None) or names)
+        self.output_names = (list(outputs) if isinstance(outputs, dict) else ordered
+                             if outputs is not None and all(isinstance(n, str) for n in ordered)
+                             else None)
+        self._warned: set = set()
+        self._lock = threading.Lock()
+
+    def inputs(self, x: Any) -> Any:
+        """`x` with the dict entries that name no input dropped."""
+        names = self.input_names
+        if names is None or not isinstance(x, dict):
+            return x
+        unused = [key for key in x if key not in names]
+        if not unused or len(unused) == len(x):
+            return x
+        self._warn("input", unused, names)
+        return {key: value for key, value in x.items() if key in names}
+
+    def targets(self, y: Any) -> Any:
+        """A dict `y` as the model's outputs take it: by output name."""
+        names = self.output_names
+        if names is None or not isinstance(y, dict) or not all(n in y for n in names):
+            return y
+        unused = [key for key in y if key not in names]
+        if unused:
+            self._warn("output", unused, names)
+        if isinstance(self._outputs, dict):
+            return {name: y[name] for name in names} if unused else y
+        if isinstance(self._outputs, (list, tuple)):
+            return [y[name] for name in names]
+        return y[names[0]]
+
+    def _warn(self, what: str, unused: list, names: Any) -> None:
+        key = (what, tuple(unused))
+        with self._lock:
+            if key in self._warned:
+                return
+            self._warned.add(key)
+        plural = len(unused) > 1
+        warnings.warn(
+            f"The {self.source}'s {'input' if what == 'input' else 'target'} dict has the "
+            f"key{'s' if plural else ''} {', '.join(map(repr, unused))}, which "
+            f"name{'' if plural else 's'} no {what} of the model (its {what}s: "
+            f"{', '.join(map(repr, sorted(names)))}): dropped before each step, as Keras 2 did.",
+            UserWarning, stacklevel=user_stacklevel(),
+        )
 
 
 def batch_size_of(x: Any) -> int:

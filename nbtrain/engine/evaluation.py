@@ -9,7 +9,7 @@ import numpy as np
 
 from nbtrain.data.userwarning import user_stacklevel
 from nbtrain.engine import config as checks
-from nbtrain.engine.batches import cast_float64, unpack_inputs
+from nbtrain.engine.batches import NamedFeed, cast_float64, unpack_inputs
 from nbtrain.engine.callbacks import LoopCallbacks
 from nbtrain.engine.distributed.replicas import distribute_batch, replicas
 from nbtrain.engine.progress import make_progress
@@ -31,6 +31,16 @@ def _stream(model: Any, generator: Any, steps: Any, workers: int, max_queue_size
     stream = DataStream(source, workers=workers, use_multiprocessing=bool(use_multiprocessing),
                         max_queue_size=max_queue_size, shuffle=False, transform=transform)
     return stream, steps
+
+
+def _callbacks(model: Any, callbacks: Any, verbose: Any, steps: int) -> LoopCallbacks:
+    """The user's callbacks, and Keras's progress bar for `verbose` (as
+    `model.evaluate` and `model.predict` add it)."""
+    progress = make_progress(verbose)
+    return LoopCallbacks(list(checks.check_callbacks(callbacks))
+                         + ([progress] if progress is not None else []),
+                         model=model, verbose=checks.check_verbose(verbose), epochs=1,
+                         steps=steps)
 
 
 def _flatten(model: Any, logs: dict) -> Any:
@@ -60,7 +70,8 @@ def evaluate_generator(model: Any, generator: Any, steps: int | None = None,
         max_queue_size: batches read ahead.
         workers: 0 reads on this thread; N >= 1 uses N workers.
         use_multiprocessing: workers are processes.
-        verbose: accepted for compatibility (no progress bar).
+        verbose: 0 silent, 1 the progress bar `model.evaluate(verbose=1)` shows,
+            2 its final line only.
 
     Example:
 
@@ -72,8 +83,7 @@ def evaluate_generator(model: Any, generator: Any, steps: int | None = None,
     runner = make_steps(model, "test", compiled_steps)
     stream, steps = _stream(model, generator, steps, workers, max_queue_size,
                             use_multiprocessing, "evaluate_generator", test_batch_transform(runner))
-    cbs = LoopCallbacks(list(checks.check_callbacks(callbacks)), model=model, verbose=verbose,
-                        epochs=1, steps=steps or checks.sequence_length(stream.data))
+    cbs = _callbacks(model, callbacks, verbose, steps or checks.sequence_length(stream.data))
     try:
         stream.start()
         logs = evaluate_stream(runner, stream, steps or stream.steps_this_epoch(), cbs)
@@ -119,7 +129,8 @@ def predict_generator(model: Any, generator: Any, steps: int | None = None,
         max_queue_size: batches read ahead.
         workers: 0 reads on this thread; N >= 1 uses N workers.
         use_multiprocessing: workers are processes.
-        verbose: 0 silent, 1 prints a line when done.
+        verbose: 0 silent, 1 the progress bar `model.predict(verbose=1)` shows,
+            2 its final line only.
 
     Returns:
         One NumPy array for a single-output model; a list (or dict) of arrays,
@@ -140,16 +151,16 @@ def predict_generator(model: Any, generator: Any, steps: int | None = None,
     stream, steps = _stream(model, generator, steps, workers, max_queue_size,
                             use_multiprocessing, "predict_generator",
                             lambda batch: cast_float64(batch, floatx))
-    cbs = LoopCallbacks(list(checks.check_callbacks(callbacks)), model=model, verbose=verbose,
-                        epochs=1, steps=steps or checks.sequence_length(stream.data))
+    cbs = _callbacks(model, callbacks, verbose, steps or checks.sequence_length(stream.data))
     outputs: list = []
+    feed = NamedFeed(model)
     try:
         stream.start()
         total = steps or stream.steps_this_epoch()
         cbs.on_predict_begin()
         for step in range(total):
             try:
-                x = unpack_inputs(stream.next())
+                x = feed.inputs(unpack_inputs(stream.next()))
             except DataExhausted:
                 warnings.warn(f"The data ended after {step} of {total} steps.",
                               stacklevel=user_stacklevel())
@@ -163,8 +174,4 @@ def predict_generator(model: Any, generator: Any, steps: int | None = None,
         stream.stop()
     if not outputs:
         raise ValueError("predict_generator received no batch to predict on.")
-    result = _concatenate(outputs)
-    progress = make_progress(verbose)
-    if progress is not None:
-        print(f"{len(outputs)}/{total} batches predicted")
-    return result
+    return _concatenate(outputs)

@@ -5,7 +5,13 @@
 Two things differ from `model.fit`, neither visible in the text: the bar is
 redrawn at most 10 times a second (Keras's default is 20, which floods a
 notebook's output at high step rates), and the logs of a batch that is not
-drawn are never copied from the device.
+drawn are never copied from the device.  The metrics are shown in the order
+`model.fit` shows them: Keras's `CallbackList` hands every callback its logs
+sorted by name (`accuracy: ... - loss: ...`), and the bar keeps the order of
+the first batch it draws.
+
+`evaluate_generator` and `predict_generator` show the bar `model.evaluate` and
+`model.predict` show (`verbose=1`), or their one final line (`verbose=2`).
 """
 
 from __future__ import annotations
@@ -35,6 +41,25 @@ def format_logs(logs: dict | None) -> str:
             continue
         parts.append(f"{key}: {format_value(number) if math.isfinite(number) else number}")
     return " - ".join(parts)
+
+
+def keras_logs(logs: Any) -> dict:
+    """`logs` as Keras's `CallbackList` hands them to a callback in `model.fit`:
+    Python numbers, nested dicts flattened, sorted by name.
+
+    Example:
+
+    ```python
+    keras_logs({"loss": np.float32(0.5), "accuracy": 1})   # {'accuracy': 1, 'loss': 0.5}
+    ```
+    """
+    flat: dict = {}
+    for key, value in to_python(logs).items():
+        if isinstance(value, dict):
+            flat.update(keras_logs(value))
+        else:
+            flat[key] = value
+    return dict(sorted(flat.items()))
 
 
 class TextProgress(keras.callbacks.ProgbarLogger):
@@ -93,13 +118,13 @@ class TextProgress(keras.callbacks.ProgbarLogger):
             return
         self._drawn = now
         with self._output():
-            self.progbar.update(self.seen, list(to_python(logs).items()), finalize=False)
+            self.progbar.update(self.seen, list(keras_logs(logs).items()), finalize=False)
 
     def _finalize_progbar(self, logs: Any) -> None:
         self._drawn = 0.0
         self._maybe_init_progbar()
         with self._output():
-            super()._finalize_progbar(to_python(logs))
+            super()._finalize_progbar(keras_logs(logs))
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         with self._output():
@@ -121,4 +146,4 @@ def make_progress(verbose: Any) -> keras.callbacks.Callback | None:
     return TextProgress(verbose) if verbose else None
 
 
-__all__ = ["TextProgress", "format_logs", "format_value", "make_progress"]
+__all__ = ["TextProgress", "format_logs", "format_value", "keras_logs", "make_progress"]

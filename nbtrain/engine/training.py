@@ -27,6 +27,7 @@ import keras
 from nbtrain.data import ArraySequence, WorkerLost, is_sequence, sequence_length
 from nbtrain.data.userwarning import user_stacklevel
 from nbtrain.engine.batches import (
+    NamedFeed,
     apply_class_weight,
     batch_size_of,
     cast_float64,
@@ -133,6 +134,7 @@ class FitLoop(LoopControls):
         self.train_steps = make_steps(model, "train", compiled_steps)
         self.test_steps = make_steps(model, "test", compiled_steps)
         self._floatx = keras.config.floatx()
+        self._feed = NamedFeed(model)  # dict keys naming no input or output: dropped (Keras 2)
         stream_args = dict(workers=config.workers, use_multiprocessing=config.use_multiprocessing,
                            max_queue_size=config.max_queue_size)
         self.train_stream = DataStream(config.data, shuffle=config.shuffle,
@@ -180,6 +182,7 @@ class FitLoop(LoopControls):
 
     def _train_batch(self, raw: Any) -> tuple:
         x, y, sample_weight = cast_float64(unpack_batch(raw), self._floatx)
+        x, y = self._feed.inputs(x), self._feed.targets(y)
         if self._first_batch_size is None:
             self._first_batch_size = batch_size_of(x)
         if self.class_weight:
@@ -194,7 +197,8 @@ class FitLoop(LoopControls):
                     and self.config.validation_batch_size is None):
                 source.batch_size = self._first_batch_size
             self.val_stream = DataStream(source, shuffle=False,
-                                         transform=test_batch_transform(self.test_steps),
+                                         transform=test_batch_transform(self.test_steps,
+                                                                        self._feed),
                                          **self._val_stream_args)
         self.val_stream.start()  # no-op while running; restarts it after close()
         return self.val_stream
@@ -378,13 +382,17 @@ class FitLoop(LoopControls):
                 self.val_stream.stop(timeout)  # kept: its cursor / unconsumed items serve the next run()
 
 
-def test_batch_transform(runner: Any) -> Callable[[Any], tuple]:
-    """What a stream feeding `evaluate_stream` applies to each raw batch."""
+def test_batch_transform(runner: Any, feed: NamedFeed | None = None) -> Callable[[Any], tuple]:
+    """What a stream feeding `evaluate_stream` applies to each raw batch; `feed`
+    maps dict inputs and targets by name (default: `NamedFeed(runner.model)`)."""
 
     floatx = keras.config.floatx()
+    if feed is None:
+        feed = NamedFeed(runner.model, "evaluation generator")
 
     def transform(raw: Any) -> tuple:
-        return runner.prepare(cast_float64(unpack_batch(raw, "evaluation generator"), floatx))
+        x, y, sample_weight = cast_float64(unpack_batch(raw, "evaluation generator"), floatx)
+        return runner.prepare((feed.inputs(x), feed.targets(y), sample_weight))
 
     return transform
 

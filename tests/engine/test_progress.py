@@ -51,6 +51,56 @@ def test_fit_generator_prints_what_model_fit_prints(verbose):
                      r"val_mae: \d+\.\d{4}$", last)
 
 
+def _classifier() -> keras.Model:
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.SGD(0.05), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    return model
+
+
+@pytest.mark.parametrize("verbose", [1, 2])
+def test_metrics_come_in_the_order_model_fit_shows_them(verbose):
+    x, _ = make_data(64)
+    y = (x[:, 0] > 0).astype("int32")
+    keras_text = _printed(lambda: _classifier().fit(
+        x, y, batch_size=8, epochs=2, verbose=verbose, validation_data=(x, y), shuffle=False))
+    nbtrain.legacy.enable()
+    try:
+        ours = _printed(lambda: _classifier().fit_generator(
+            RecordingSequence(x, y), epochs=2, verbose=verbose, validation_data=(x, y),
+            shuffle=False))
+    finally:
+        nbtrain.legacy.disable()
+    assert _final_lines(ours) == _final_lines(keras_text)
+    # Keras hands callbacks their logs sorted by name: accuracy before loss, in every line
+    assert re.search(r"8/8 .* - accuracy: \d\.\d{4} - loss: \d\.\d{4} - val_accuracy: "
+                     r"\d\.\d{4} - val_loss: \d\.\d{4}$", _final_lines(ours)[-1])
+
+
+@pytest.mark.parametrize("verbose", [0, 1, 2])
+def test_evaluate_and_predict_generator_print_what_evaluate_and_predict_print(verbose):
+    x, _ = make_data(64)
+    y = (x[:, 0] > 0).astype("int32")
+    model = _classifier()
+    nbtrain.legacy.enable()
+    try:
+        for keras_call, ours_call in [
+                (lambda: model.evaluate(x, y, batch_size=8, verbose=verbose),
+                 lambda: model.evaluate_generator(RecordingSequence(x, y), verbose=verbose)),
+                (lambda: model.predict(x, batch_size=8, verbose=verbose),
+                 lambda: model.predict_generator(RecordingSequence(x, y), verbose=verbose))]:
+            keras_text, ours = _printed(keras_call), _printed(ours_call)
+            assert _final_lines(ours) == _final_lines(keras_text)
+            assert (ours == "") == (verbose == 0)
+    finally:
+        nbtrain.legacy.disable()
+    if verbose:  # the evaluation's bar ends with its metrics, in Keras's order
+        assert re.search(r"^8/8 .* - accuracy: \d\.\d{4} - loss: \d\.\d{4}$",
+                         _final_lines(_printed(lambda: nbtrain.evaluate_generator(
+                             model, RecordingSequence(x, y), verbose=verbose)))[-1])
+
+
 def test_metrics_are_formatted_as_keras_does():
     assert format_logs({"loss": 0.385, "val_accuracy": 1, "lr": 2.5e-4}) == (
         "loss: 0.3850 - val_accuracy: 1.0000 - lr: 2.5000e-04")
