@@ -14,7 +14,7 @@ from nbtrain.engine.callbacks import LoopCallbacks
 from nbtrain.engine.distributed.replicas import distribute_batch, replicas
 from nbtrain.engine.progress import make_progress
 from nbtrain.engine.steps import make_steps
-from nbtrain.engine.stream import DataExhausted, DataStream
+from nbtrain.engine.stream import INTERRUPT_GRACE, DataExhausted, DataStream
 from nbtrain.engine.training import evaluate_stream, test_batch_transform
 
 
@@ -90,6 +90,9 @@ def evaluate_generator(model: Any, generator: Any, steps: int | None = None,
     finally:
         runner.sync()  # whatever ended the evaluation, the model holds its state
         stream.stop()
+    except KeyboardInterrupt:
+        stream.stop(INTERRUPT_GRACE)  # back to the user within about a second
+        raise
     return _flatten(model, logs)
 
 
@@ -173,5 +176,8 @@ def predict_generator(model: Any, generator: Any, steps: int | None = None,
     finally:
         stream.stop()
     if not outputs:
+    except KeyboardInterrupt:
+        stream.stop(INTERRUPT_GRACE)  # back to the user within about a second
+        raise
         raise ValueError("predict_generator received no batch to predict on.")
     return _concatenate(outputs)

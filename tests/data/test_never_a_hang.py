@@ -91,6 +91,22 @@ def test_stop_completes_within_the_bound_while_a_read_hangs_and_resume_reads_it_
     assert trained.pairs == [(e, b) for e in range(2) for b in range(N)]  # each batch once
 
 
+@pytest.mark.parametrize("processes", [False, True], ids=["threads", "processes"])
+def test_close_completes_within_the_bound_while_a_read_hangs(processes, release):
+    data = HangsAt(release=None if processes else release)
+    trained = Trained()
+    run = nbtrain.fit(make_model(), data, workers=1, use_multiprocessing=processes,
+                      shuffle=False, callbacks=[trained], display=False)
+    assert trained.reached.wait(60)
+    began = time.monotonic()
+    with pytest.warns(RuntimeWarning, match="abandoned" if not processes else "terminated"):
+        run.close(timeout=STOP_TIMEOUT + 5)
+    assert time.monotonic() - began < STOP_TIMEOUT
+    assert run.state == "stopped" and run.batch == AT
+    with pytest.raises(RuntimeError, match="closed"):
+        run.resume()
+
+
 def test_an_abandoned_thread_s_batch_is_ignored_when_it_returns(release):
     data = HangsAt(at=0, release=release)
     transformed = []
@@ -160,6 +176,7 @@ class Reached(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if batch == 4:
             print("reached", flush=True)
+    on_test_batch_end = on_train_batch_end
 
 release = None if processes else threading.Event()
 model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
@@ -176,7 +193,11 @@ if how == "wait":
     print("then", run.state, run.batch, flush=True)
 else:
     try:
-        nbtrain.fit_generator(model, Hangs(release), verbose=0, **kwargs)
+        if how == "fit_generator":
+            nbtrain.fit_generator(model, Hangs(release), verbose=0, **kwargs)
+        else:
+            nbtrain.evaluate_generator(model, Hangs(release), workers=2, callbacks=[Reached()],
+                                       use_multiprocessing=processes)
     except KeyboardInterrupt:
         print("interrupted", flush=True)
 if release is not None:
@@ -198,7 +219,7 @@ def read_line(proc: subprocess.Popen, deadline: float) -> str:
 
 
 @pytest.mark.parametrize("processes", [False, True], ids=["threads", "processes"])
-@pytest.mark.parametrize("how", ["wait", "fit_generator"])
+@pytest.mark.parametrize("how", ["wait", "fit_generator", "evaluate_generator"])
 def test_the_first_ctrl_c_returns_within_about_a_second(how, processes):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
     proc = subprocess.Popen(
