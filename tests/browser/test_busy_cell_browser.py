@@ -145,8 +145,10 @@ def blocking_case(page, lab, screenshot, marker: str, returned: str, label: str)
     assert wait_cell_done(queued, timeout=30_000) == ran + 1
     match = re.search(rf"{re.escape(returned)} returned: epochs=(\d+)", notebook.outputs_text(cell))
     assert match and 1 <= int(match[1]) < 50, notebook.outputs_text(cell)
-    expect(dashboard.pause).to_be_disabled()
-    expect(dashboard.stop).to_be_disabled()
+    # the call returned: nothing can act, so no controls (hidden, not greyed)
+    for control in (dashboard.pause, dashboard.stop, dashboard.continue_):
+        expect(control).to_be_hidden()
+        expect(control).to_be_disabled()
     assert f"cells_run=['{label}', 'queued']" in notebook.outputs_text(queued)
     screenshot(cell.locator(".jp-Cell-outputWrapper"), f"busy-{label}-stopped")
     report(f"training in the cell ({returned})", latencies)
