@@ -45,6 +45,7 @@ _CELL = (f"padding:2px 10px;line-height:{ROW_PX - 4}px;text-align:right;white-sp
          "font-variant-numeric:tabular-nums")
 _HEAD = f"padding:2px 10px;line-height:{ROW_PX - 5}px;text-align:right;border-bottom:1px solid #ccc"
 _RUNNING = "color:#757575;font-style:italic"
+_STRIPE = "background:rgba(128,128,128,0.08)"
 
 
 def state_html(state: str) -> str:
@@ -224,8 +225,10 @@ def table_html(table: EpochTable, limit: int | None = LIVE_ROWS,
                 style += ";font-weight:bold"
                 attrs = ' title="best"'
             cells.append(f'<td style="{style}"{attrs}>{html.escape(cell)}</td>')
-        row = (' class="nbtrain-running" style="' + _RUNNING + '" title="the epoch in '
-               'progress: averages of its batches so far"') if running else ""
+        stripe = _STRIPE if r % 2 else ""  # every other epoch shaded: a row reads across
+        row = (f' class="nbtrain-running" style="{_RUNNING};{stripe}" title="the epoch in '
+               'progress: averages of its batches so far"') if running else (
+            f' style="{stripe}"' if stripe else "")
         body.append(f"<tr{row}>{''.join(cells)}</tr>")
     return (f'<div class="nbtrain-table-box" style="{room}">'
             f'<table class="nbtrain-table" style="border-collapse:collapse">'

@@ -69,7 +69,7 @@ class RateMeter:
         self._within = _Pace()  # windows within an epoch
         self._across = _Pace()  # every window (the pace when epochs are shorter than one)
         self._ends = 0  # epoch ends measured
-        self._epoch: tuple[float, int] | None = None  # when the epoch in progress was seen first
+        self._epoch: tuple[float, int] | None = None  # when the last epoch end was seen first
         self._epoch_span = 0.0  # seconds of the last epoch seen whole
 
     def set_active(self, active: bool, now: float) -> None:
@@ -89,11 +89,13 @@ class RateMeter:
         return self.elapsed + now - self.active_since
 
     def measure(self, now: float, total: int, active: bool = True,
-                epoch: int = 0) -> float | None:
+                ends: int = 0) -> float | None:
         """The steady rate in steps per second (None while not known), given `total`
-        steps trained by `now` in `epoch` (while not `active`, the last rate)."""
+        steps trained and `ends` epochs ended (their validation done) by `now`
+        (while not `active`, the last rate)."""
         if not active:
             return self.rate
+        epoch = ends
         self._follow_epoch(now, epoch)
         if self._mark is None or total < self._mark[1]:  # a new training counts from 0
             if self._first is None or total < self._first:
@@ -276,7 +278,7 @@ class Presenter:
         view, tracker = self.view, self.tracker
         epochs, steps, done = self.epochs(), tracker.steps, tracker.done
         active = self.state in ACTIVE
-        rate = self.meter.measure(now, tracker.total, active, tracker.epoch)
+        rate = self.meter.measure(now, tracker.total, active, len(tracker.epoch_logs))
         if not active:
             rate = None  # paused or ended: no rate is current (the meter keeps it)
         eta = None

@@ -49,7 +49,7 @@ def test_the_eta_is_steady_and_counts_the_epochs_ends():
         for _ in range(100):
             now += 0.02
             total += 1
-            meter.measure(now, total, epoch=epoch)
+            meter.measure(now, total, ends=epoch)
             if epoch >= 5 and meter.rate:
                 etas.append((now, now + meter.eta(2000 - total, 20 - epoch)))
         now += 1.0
@@ -68,7 +68,7 @@ def test_epochs_shorter_than_a_window_are_measured_across():
         for _ in range(10):
             now += 0.02
             total += 1
-            meter.measure(now, total, epoch=epoch)
+            meter.measure(now, total, ends=epoch)
             if epoch >= 20:
                 ends.append(now + meter.eta(1000 - total, 100 - epoch))
         now += 0.1
