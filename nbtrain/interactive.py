@@ -23,6 +23,7 @@ from nbtrain.dashboard.display import attach_display, progress_for
 from nbtrain.dashboard.notebook import in_notebook
 from nbtrain.dashboard.text import TextStatus
 from nbtrain.engine.config import check_verbose, fit_config
+from nbtrain.engine.recovery import run_blocking
 from nbtrain.engine.training import FitLoop
 from nbtrain.run import Run
 
@@ -196,7 +197,8 @@ def fit_generator(model: Any, generator: Any, steps_per_epoch: int | None = None
         class_weight=class_weight, max_queue_size=max_queue_size, workers=workers,
         use_multiprocessing=use_multiprocessing, shuffle=shuffle, initial_epoch=initial_epoch)
     # Checked first, so no widget is made for input that is refused.
-    return FitLoop.from_config(config, progress=progress_for(config.verbose)).run()
+    loop = FitLoop.from_config(config, progress=lambda: progress_for(config.verbose))
+    return run_blocking(loop)  # a failure raises with its one line as a note
 
 
 __all__ = ["TextStatus", "attach_display", "fit", "fit_generator", "in_notebook"]

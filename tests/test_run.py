@@ -714,14 +714,19 @@ def test_failure_ends_in_failed_with_the_original_exception(kind):
     run.start()
     with pytest.raises(FAILURES[kind]) as info:
         run.wait(timeout=TIMEOUT)
-    assert run.state == "failed" and run.allowed_actions() == set()
+    resumable = kind in ("data", "callback")  # a Sequence's data, a callback: resumable
+    assert run.state == "failed" and run.resumable is resumable
+    assert run.allowed_actions() == ({"resume"} if resumable else set())
     assert run.exception is info.value and run.exception.__traceback__ is not None
+    assert info.value.__notes__[-1] == run.failure.line()  # the one line, as a note
     assert changes[-1] == ("running", "failed")
     assert_clean()  # enqueuers stopped, thread joined
     with pytest.raises(FAILURES[kind]):  # again: same exception, still raised
         run.wait()
-    with pytest.raises(RuntimeError, match="failed"):
-        run.resume()
+    assert info.value.__notes__.count(run.failure.line()) == 1
+    if not resumable:
+        with pytest.raises(RuntimeError, match="cannot be resumed"):
+            run.resume()
     assert run.pause() is False and run.stop() is False
     if kind == "data":
         assert trained.pairs == expected(0, 1, 6)[:3]

@@ -12,6 +12,7 @@ from nbtrain.engine import config as checks
 from nbtrain.engine.batches import NamedFeed, cast_float64, unpack_inputs
 from nbtrain.engine.callbacks import LoopCallbacks
 from nbtrain.engine.distributed.replicas import distribute_batch, replicas
+from nbtrain.engine.firstbatch import check_stream
 from nbtrain.engine.progress import make_progress
 from nbtrain.engine.steps import make_steps
 from nbtrain.engine.stream import INTERRUPT_GRACE, DataExhausted, DataStream
@@ -30,6 +31,8 @@ def _stream(model: Any, generator: Any, steps: Any, workers: int, max_queue_size
     checks.check_processes(source, "generator", bool(use_multiprocessing), workers)
     stream = DataStream(source, workers=workers, use_multiprocessing=bool(use_multiprocessing),
                         max_queue_size=max_queue_size, shuffle=False, transform=transform)
+    # the first batch against the model, before any callback or worker (kept for the loop)
+    check_stream(model, stream, what == "evaluate_generator", bool(use_multiprocessing))
     return stream, steps
 
 

@@ -99,15 +99,32 @@ class DataStream:
             except StopIteration:
                 raise DataExhausted from None
         if self.is_sequence:
-            index = self.cursor.peek()
-            item = self.data[index]
-            self.cursor.advance()
-            return self.transform(item)
+            item = self.transform(self.data[self.cursor.peek()])
+            self.cursor.advance()  # only once read: a batch that failed is read again
+            return item
         try:
             item = next(self.data)
         except StopIteration:
             raise DataExhausted from None
         return self.transform(item)
+
+    def first(self, read: Callable[[int], Any] | None = None) -> Any:
+        """Take the next raw item here, before any worker starts (the first-batch
+        check, `nbtrain.engine.firstbatch`); a Sequence's cursor moves past it.
+        Hand it back with `unread([transform(item)])`.
+
+        Args:
+            read: reads a Sequence's batch by index (default: the Sequence's own).
+        """
+        if self.is_sequence:
+            self.cursor.ensure_started()
+            item = (read or self.data.__getitem__)(self.cursor.peek())
+            self.cursor.advance()
+            return item
+        try:
+            return next(self.data)
+        except StopIteration:
+            raise DataExhausted from None
 
     def unread(self, items: list) -> None:
         """Give back items `next()` returned but nobody used: handed out first again."""

@@ -24,7 +24,7 @@ from typing import Any
 
 import keras
 
-from nbtrain.data import ArraySequence, WorkerLost, is_sequence, sequence_length
+from nbtrain.data import ArraySequence, is_sequence, sequence_length
 from nbtrain.data.userwarning import user_stacklevel
 from nbtrain.engine.batches import (
     NamedFeed,
@@ -36,7 +36,9 @@ from nbtrain.engine.batches import (
 from nbtrain.engine.callbacks import LoopCallbacks
 from nbtrain.engine.config import FitConfig, fit_config, should_validate
 from nbtrain.engine.controls import HeldMetrics, LoopControls, Position
+from nbtrain.engine.firstbatch import check_training
 from nbtrain.engine.progress import make_progress
+from nbtrain.engine.recovery import Recovery, run_blocking
 from nbtrain.engine.segments import TrainingSegments
 from nbtrain.engine.steps import make_steps
 from nbtrain.engine.stream import INTERRUPT_GRACE, STOP_GRACE, DataExhausted, DataStream
@@ -95,7 +97,8 @@ class FitLoop(LoopControls):
             `model.stop_training` (a callback's stop) when it returns.
         compiled_steps: force (True) or forbid (False) the compiled step path;
             None picks it where it applies.
-        progress: extra progress callback to use instead of the text one.
+        progress: extra progress callback to use instead of the text one (or a
+            function making it, called once the first batch is checked).
         config: a `FitConfig` already made by `fit_config` (then the other
             arguments are not read); see `FitLoop.from_config`.
     """
@@ -109,7 +112,7 @@ class FitLoop(LoopControls):
                  history: keras.callbacks.History | None = None,
                  gate: Callable[[], None] | None = None,
                  compiled_steps: bool | None = None,
-                 progress: keras.callbacks.Callback | None = None,
+                 progress: keras.callbacks.Callback | Callable[[], Any] | None = None,
                  config: FitConfig | None = None):
         if config is None:
             config = fit_config(
@@ -141,8 +144,13 @@ class FitLoop(LoopControls):
                                        transform=self._train_batch, **stream_args)
         self._val_stream_args = stream_args
         self.val_stream: DataStream | None = None
+        self.recovery = Recovery(self)  # a failed pass: what it left, how the next goes on
+        self._first_batch_size: int | None = None
+        check_training(self)  # the first batch against the model, kept for the loop
         if progress is None:
             progress = make_progress(config.verbose)
+        elif not isinstance(progress, keras.callbacks.Callback):
+            progress = progress()  # made once the input is checked: no widget for bad input
         steps = config.steps_per_epoch
         if steps is None and is_sequence(config.data):
             steps = sequence_length(config.data)  # Keras 2: params['steps'] is len(sequence)
@@ -155,7 +163,6 @@ class FitLoop(LoopControls):
             for callback in self.callbacks.callbacks:  # Keras 2's `callback.validation_data`
                 callback.validation_data = config.validation_arrays
         self.history = self.callbacks._history
-        self._first_batch_size: int | None = None
         self.segments = TrainingSegments(self.callbacks)
         self._announced = False  # the first epoch's steps went with the constructor's params
 
@@ -221,47 +228,31 @@ class FitLoop(LoopControls):
         model.stop_training = False
         callbacks.params["epochs"] = self.epochs
         if self.segments.start():
-            self._restored_epoch()
+            self.recovery.restored_epoch()
         grace = None  # how long the data workers get to end (DataStream.stop)
         try:
             self.train_stream.start()
+            self.recovery.retry()  # a callback hook a failure interrupted
             while state.epoch < self.epochs:
                 self.segments.logs, finished = self._run_epoch()
-                state.begun = False
-                if finished:
-                    state.epoch += 1
-                    state.batch = 0
+                self.recovery.end_epoch(self.segments.logs, finished)  # on_epoch_end
                 if model.stop_training:
                     break
         except Interrupt:
             grace = STOP_GRACE
-            self._interrupted()
+            self.recovery.interrupted()
             return self.history
         except KeyboardInterrupt:
             grace = INTERRUPT_GRACE  # back to the user within about a second
+            raise
+        except Exception as exc:
+            self.recovery.failed(exc)  # recorded: where, and whether run() can go on
             raise
         finally:
             self.sync_model()
             self.close(grace)
         self.end_training()
         return self.history
-
-    def _restored_epoch(self) -> None:
-        """BackupAndRestore restored an interrupted training: go on at its epoch
-        (Keras's own `fit` reads the same attribute after `on_train_begin`)."""
-        model, state = self.model, self.state
-        restored = getattr(model, "_initial_epoch", None)
-        if restored is not None:
-            model._initial_epoch = None
-            if state.batch == 0 and not state.begun and restored > state.epoch:
-                state.epoch = min(int(restored), self.epochs)
-
-    def _interrupted(self) -> None:
-        """The gate interrupted the pass: keep the epoch's metric state for the next run."""
-        state = self.state
-        if state.batch and state.metrics is None:
-            state.metrics = self.train_steps.snapshot()
-        self.segments.interrupt()
 
     def sync_model(self) -> None:
         """Put the training state back into the model, for whoever looks at it now
@@ -286,7 +277,7 @@ class FitLoop(LoopControls):
         self.segments.end(logs)
 
     def _run_epoch(self) -> tuple[dict, bool]:
-        state, callbacks, runner = self.state, self.callbacks, self.train_steps
+        state, runner = self.state, self.train_steps
         epoch = state.epoch
         steps = self.steps_per_epoch or self.train_stream.steps_this_epoch()
         self._announce_steps(steps)
@@ -296,8 +287,7 @@ class FitLoop(LoopControls):
             runner.reset()
         state.metrics = None
         if not state.begun:  # an epoch interrupted, then resumed, begins once
-            callbacks.on_epoch_begin(epoch)
-            state.begun = True
+            self.recovery.begin_epoch(epoch)
         logs = self._train_batches(steps)
         epoch_logs = runner.result(logs) if logs is not None else {}
         finished = state.batch >= steps
@@ -309,8 +299,7 @@ class FitLoop(LoopControls):
                 and should_validate(epoch, self.validation_freq)):
             val_logs = self._validate()
             epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
-        callbacks.on_epoch_end(epoch, epoch_logs)
-        return epoch_logs, finished
+        return epoch_logs, finished  # run() ends the epoch: Recovery.end_epoch
 
     def _train_batches(self, steps: int) -> Any:
         """Train the epoch's batches from `state.batch` to `steps` (or a stop);
@@ -351,18 +340,19 @@ class FitLoop(LoopControls):
             except Interrupt:  # a stop while a batch was awaited: none of them is lost
                 self.train_stream.unread(batches)
                 raise
-            except WorkerLost:
-                # Resumable: the next run() continues at this batch with fresh workers
-                # and the epoch's running metrics.
-                self.train_stream.unread(batches)
-                state.metrics = self.train_steps.snapshot() if state.batch else None
+            except Exception as exc:  # resumable at this batch (Recovery)
+                self.recovery.data_failed(exc, batches)
                 raise
-            if begin is not None:
-                begin(state.batch)
-            logs = run(batches)
-            state.batch += len(batches)
-            if end is not None:
-                end(state.batch - 1, logs)
+            try:
+                if begin is not None:
+                    begin(state.batch)
+                logs = run(batches)
+                state.batch += len(batches)
+                if end is not None:
+                    end(state.batch - 1, logs)
+            except Exception as exc:  # a hook (resumable) or the step (not)
+                self.recovery.batch_failed(exc, batches, logs)
+                raise
             if model.stop_training:
                 break
         return logs
@@ -472,7 +462,7 @@ def fit_generator(model: Any, generator: Any, steps_per_epoch: int | None = None
     loop = FitLoop(model, generator, steps_per_epoch, epochs, verbose, callbacks,
                    validation_data, validation_steps, validation_freq, class_weight,
                    max_queue_size, workers, use_multiprocessing, shuffle, initial_epoch)
-    return loop.run()
+    return run_blocking(loop)  # a failure raises with its one line as a note
 
 
 __all__ = ["FitLoop", "HeldMetrics", "Interrupt", "LoopState", "Position", "evaluate_stream",

@@ -13,6 +13,7 @@ import threading
 import warnings
 from typing import Any, Callable
 
+from nbtrain.engine.recovery import add_note, error_summary
 from nbtrain.run.state import CREATED, FAILED, State, check_transition
 
 Listener = Callable[[Any, str, str], Any]
@@ -31,6 +32,8 @@ class RunStatus:
         state: the current `State` (read it under `lock` to act on it).
         exception: the exception that failed the run, or None.
         traceback: its traceback, kept apart (re-raising must not extend it).
+        failure: where it failed and whether the run can resume
+            (`nbtrain.engine.recovery.LoopFailure`), or None.
 
     Example:
 
@@ -49,6 +52,7 @@ class RunStatus:
         self.state: State = CREATED
         self.exception: BaseException | None = None
         self.traceback: Any = None
+        self.failure: Any = None  # the loop's LoopFailure for `exception`
         self._listeners: list[Listener] = []
         self._events: collections.deque = collections.deque()
         self._dispatching = False
@@ -66,17 +70,29 @@ class RunStatus:
         self._events.append((old, self.state))
         self.cond.notify_all()
 
-    def fail(self, error: BaseException) -> None:
+    def fail(self, error: BaseException, failure: Any = None) -> None:
         """Record `error` as the run's failure and change to `failed` (`lock` held);
-        a run that failed already keeps its first error."""
+        a run that failed already keeps its first error.
+
+        Args:
+            error: the exception.
+            failure: the loop's `nbtrain.engine.recovery.LoopFailure` for it
+                (where, resumable), if the loop recorded one; its one line is
+                added to `error` as a note.
+        """
         if self.state == FAILED:
             return
-        self.exception, self.traceback = error, error.__traceback__
+        if failure is not None and failure.exception is not error:
+            failure = None  # recorded for another error (e.g. translated by a coordinator)
+        self.exception, self.traceback, self.failure = error, error.__traceback__, failure
+        add_note(error, failure.line() if failure is not None else
+                 f"Training failed: {error_summary(error)}. It cannot be resumed: fix the "
+                 "cause and start a new run.")
         self.change(FAILED)
 
     def clear_failure(self) -> None:
-        """Forget the failure (`lock` held): a run that lost a data worker resumes."""
-        self.exception = self.traceback = None
+        """Forget the failure (`lock` held): a resumable failure resumes."""
+        self.exception = self.traceback = self.failure = None
 
     def add_listener(self, fn: Listener) -> Callable[[], None]:
         """Add `fn`; return a function that removes it (safe to call twice)."""

@@ -97,7 +97,7 @@ class PassRunner:
             self.active = False
             registry.release(self.loop.model, self.owner)
             if error is not None:
-                status.fail(error)
+                status.fail(error, self.loop.recovery.failure)
             elif self.loop.position().epoch >= self.loop.epochs:
                 status.change(FINISHED)
             else:

@@ -203,9 +203,9 @@ class Run(RunView, SteerableRun):
         from the interrupted epoch and, for a Sequence or arrays, its exact next
         batch in the same order (a generator is read on where it was).
         `epochs=N` sets the final epoch to N, so `resume(epochs=N)` also trains
-        a finished run further.  While stopping, resume is ignored.  A run that
-        failed because a data worker process died (`nbtrain.data.WorkerLost`)
-        resumes like a stopped one, at the exact batch, with fresh workers.
+        a finished run further.  While stopping, resume is ignored.  A failed run
+        that is `run.resumable` (its data, a callback, a lost data worker; see
+        `nbtrain.engine.recovery`) resumes once fixed, at the batch that failed.
 
         Args:
             epochs: new final epoch (must be greater than the epoch in progress).
@@ -214,7 +214,7 @@ class Run(RunView, SteerableRun):
             True if training resumes (or the target changed); False for a no-op, warned.
 
         Raises:
-            RuntimeError: the run has not started, or failed (not by a lost worker).
+            RuntimeError: the run has not started, or failed and is not `resumable`.
             ValueError: `epochs` is not after the epoch in progress.
 
         Example:
@@ -228,14 +228,11 @@ class Run(RunView, SteerableRun):
         with status.lock:
             self._require_chief("resume")
             state = status.state
-            lost = state == FAILED and self.lost_worker
-            if lost:  # like a stop: the data layer starts fresh workers
+            lost = state == FAILED and self.resumable
+            if lost:  # like a stop: the data is read again, by fresh workers
                 state = STOPPED
             if state == FAILED:
-                raise RuntimeError(
-                    f"This run failed ({type(status.exception).__name__}: {status.exception}) "
-                    "and cannot be resumed; see run.exception."
-                )
+                raise RuntimeError(_not_resumable(status.exception, status.failure))
             if state == STOPPING:
                 return refused("resume", state)
             if self._closed:
@@ -345,6 +342,17 @@ class Run(RunView, SteerableRun):
         self._coordinator.check_hold()
         with self._hold.paused():
             yield self
+
+
+def _not_resumable(error: BaseException | None, failure: Any) -> str:
+    """Why `resume()` of a failed run is refused."""
+    what = f"{type(error).__name__}: {error}".splitlines()[0]
+    why = {"step": "the training step failed and may have changed the model",
+           "validation": "validation failed",
+           "data": "a generator or dataset that raised cannot go on",
+           }.get(getattr(failure, "kind", None), "the failure was not in the data or a callback")
+    return (f"This run failed ({what}) and cannot be resumed: {why}. Fix the cause and "
+            "start a new run; run.exception holds the error.")
 
 
 def _checked_epochs(epochs: Any, current: int) -> int:

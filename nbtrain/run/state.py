@@ -13,7 +13,7 @@ stopped --resume()--> running                  (same epochs, exact next batch)
 stopped/finished --resume(epochs=N)--> running (train on to epoch N)
 running/pausing/paused/stopping --(exception)--> failed
 stopped/finished --(multi-worker job: the other workers are lost)--> failed
-failed --resume()--> running      (only when a data worker process died: WorkerLost)
+failed --resume()--> running      (only when resumable: data, a callback, a lost worker)
 ```
 
 `TRANSITIONS` is that diagram as data; `check_transition` refuses a change it
@@ -75,7 +75,7 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     STOPPING: _ENDS,
     STOPPED: frozenset({RUNNING, FAILED}),
     FINISHED: frozenset({RUNNING, FAILED}),
-    FAILED: frozenset({RUNNING}),  # only after a lost data worker (`Run.resume`)
+    FAILED: frozenset({RUNNING}),  # only a resumable failure (`Run.resume`, `run.resumable`)
 }
 """The changes a Run makes: `TRANSITIONS[old]` is the set of states it may go to."""
 

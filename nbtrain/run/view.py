@@ -139,9 +139,27 @@ class RunView:
         """
         if not self.is_chief or self._closed:
             return set()
-        if self._status.state == FAILED and self.lost_worker:
+        if self._status.state == FAILED and self.resumable:
             return {"resume"}
         return set(_ALLOWED.get(self._status.state, ()))
+
+    @property
+    def failure(self) -> Any:
+        """Where and how the run failed (`nbtrain.engine.recovery.LoopFailure`:
+        `kind`, `epoch`, `batch`, `source` such as `MySequence[7]`, `resumable`,
+        and `line()`, the one line also added to `run.exception` as a note), or
+        None (not failed, or failed outside the loop)."""
+        return self._status.failure
+
+    @property
+    def resumable(self) -> bool:
+        """True if the run failed and `resume()` goes on at the batch that failed:
+        reading a Sequence's data, a callback's epoch or batch hook, or a lost data
+        worker process (see `nbtrain.engine.recovery`); fix the cause first."""
+        if self._status.state != FAILED:
+            return False
+        failure = self._status.failure
+        return self.lost_worker or (failure is not None and failure.resumable)
 
     @property
     def lost_worker(self) -> bool:
