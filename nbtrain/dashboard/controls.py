@@ -84,7 +84,9 @@ class RunControls:
         except Exception:  # a run without the method: no controls
             allowed = frozenset()
         if new == FAILED:
-            self.dashboard.failure(getattr(run, "exception", None), failure.hint_for(run))
+            self.dashboard.failure(getattr(run, "exception", None), failure.headline_for(run))
+        elif old == FAILED:  # resumed once fixed: the report is over
+            self.dashboard.clear_failure()
         if self.follows_history:
             self._refresh_from_run()
         self.dashboard.set_state(new)

@@ -1,41 +1,73 @@
-"""The traceback of a failed training, as a user reads it.
+"""A failed training, as a user reads it: one line, then the user's own frames.
 
 A training fails on the training thread (or a data worker), so Python's
-traceback starts with frames of `threading`, `concurrent.futures` and
-nbtrain's own loop before it reaches the user's code.  `user_traceback`
-hides those frames, the way IPython shows a cell's error: the user's frames
-(notebook cells as `Cell In[n], line l`, IPython's own names for them), the
-exception, the count of frames hidden, and one line saying what to do next.
-Only when every frame is an internal one (an error inside nbtrain) are they
-all shown.
+traceback starts with frames of `threading`, nbtrain's loop, Keras and
+TensorFlow before (or after) it reaches the user's code.  `report` makes what
+the dashboard shows:
+
+1. one line (`headline`): what failed, where (epoch, batch, a Sequence's own
+   index such as `MySequence[7]`), and what the user can do next; for a `Run`
+   it is `run.failure.line()`, the note `run.wait()`'s exception carries;
+2. the traceback from the user's frames only (notebook cells as
+   `Cell In[n], line l`, IPython's own names for them) and the exception;
+3. the frames of nbtrain, Keras, TensorFlow (and JAX, PyTorch, `threading`,
+   `queue`, `concurrent.futures`) folded behind a toggle (an HTML `<details>`),
+   or summarised in one line in text.
+
+Terminal escape codes (Keras bolds its messages with them) are removed.  When
+every frame is an internal one (an error inside nbtrain) they are all shown.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import html
+import importlib.util
 import os
 import queue
 import threading
 import traceback
 from typing import Any
 
+from nbtrain.engine.recovery import error_summary, plain
+
 _NBTRAIN = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-INTERNAL = (_NBTRAIN + os.sep,
-            os.path.dirname(os.path.abspath(concurrent.futures.__file__)) + os.sep)
-"""Folders whose frames are hidden: nbtrain's and `concurrent.futures`'."""
+
+def _package_dir(name: str) -> str | None:
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    locations = list(getattr(spec, "submodule_search_locations", None) or [])
+    return os.path.abspath(locations[0]) + os.sep if locations else None
+
+
+LIBRARIES = ("keras", "tensorflow", "tf_keras", "jax", "jaxlib", "torch", "absl", "optree")
+"""Packages whose frames are folded with nbtrain's (found without importing them)."""
+
+INTERNAL = tuple(d for d in [
+    _NBTRAIN + os.sep,
+    os.path.dirname(os.path.abspath(concurrent.futures.__file__)) + os.sep,
+    *(_package_dir(name) for name in LIBRARIES),
+] if d)
+"""Folders whose frames are folded: nbtrain's, `concurrent.futures`' and `LIBRARIES`'."""
 
 INTERNAL_FILES = frozenset(os.path.abspath(module.__file__) for module in (threading, queue))
-"""Single files whose frames are hidden: `threading`, `queue`."""
+"""Single files whose frames are folded: `threading`, `queue`."""
 
-FAILED_HINT = ("The run failed and cannot be resumed: fix the cause, then start a new run "
-               "(run.exception holds the error).")
+FOLDED = "nbtrain, Keras, TensorFlow and threading"
+"""How the folded frames are named."""
+
+FAILED_HINT = "It cannot be resumed: fix the cause, then start a new run (run.exception holds " \
+              "the error)."
 LOST_WORKER_HINT = "A data worker died: Resume goes on at the next batch with fresh workers."
-CELL_HINT = "Training failed: fix the cause and run the cell again."
+CELL_HINT = "Fix the cause and run the cell again."
 
 
 def internal(filename: str) -> bool:
-    """True for a frame of nbtrain, `concurrent.futures`, `threading` or `queue`."""
+    """True for a frame of nbtrain, Keras, TensorFlow, `concurrent.futures`,
+    `threading` or `queue`."""
     path = os.path.abspath(filename)
     return path in INTERNAL_FILES or path.startswith(INTERNAL)
 
@@ -68,25 +100,38 @@ def _frame(frame: traceback.FrameSummary) -> str:
     return text
 
 
-def _format(exc: BaseException, seen: set[int]) -> tuple[list[str], int]:
+def _exception_only(exc: BaseException, drop: str | None) -> list[str]:
+    lines = traceback.format_exception_only(type(exc), exc)
+    return [line for line in lines if drop is None or line.strip() != drop.strip()]
+
+
+def _format(exc: BaseException, seen: set[int], drop: str | None,
+            every: bool) -> tuple[list[str], int]:
+    """The chain's text (causes first): the user's frames (all with `every`) and
+    the number of frames left out."""
     seen.add(id(exc))
     parts: list[str] = []
     hidden_total = 0
     cause, context = exc.__cause__, exc.__context__
     chained = cause if cause is not None else (None if exc.__suppress_context__ else context)
     if chained is not None and id(chained) not in seen:
-        parts, hidden_total = _format(chained, seen)
+        parts, hidden_total = _format(chained, seen, drop, every)
         parts.append("\nThe above exception was the direct cause of the following exception:\n\n"
                      if cause is not None else
                      "\nDuring handling of the above exception, another exception occurred:\n\n")
     frames = traceback.extract_tb(exc.__traceback__)
-    shown = [f for f in frames if not internal(f.filename)] or list(frames)
+    shown = list(frames) if every else (
+        [f for f in frames if not internal(f.filename)] or list(frames))
     hidden = len(frames) - len(shown)
     if frames:
         parts.append("Traceback (most recent call last):\n")
         parts.extend(_frame(f) for f in shown)
-    parts.extend(traceback.format_exception_only(type(exc), exc))
+    parts.extend(_exception_only(exc, drop))
     return parts, hidden_total + hidden
+
+
+def _hidden_line(hidden: int) -> str:
+    return f"({hidden} frame{'s' if hidden != 1 else ''} of {FOLDED} hidden)"
 
 
 def user_traceback(exc: BaseException, hint: str | None = FAILED_HINT) -> str:
@@ -97,7 +142,7 @@ def user_traceback(exc: BaseException, hint: str | None = FAILED_HINT) -> str:
         hint: one line on what to do next (None: none).
 
     Returns:
-        The text, without a trailing newline.
+        The text, without a trailing newline or terminal escape codes.
 
     Example:
 
@@ -105,20 +150,79 @@ def user_traceback(exc: BaseException, hint: str | None = FAILED_HINT) -> str:
     print(user_traceback(run.exception))
     ```
     """
-    parts, hidden = _format(exc, set())
-    text = "".join(parts).rstrip()
+    parts, hidden = _format(exc, set(), None, False)
+    text = plain("".join(parts)).rstrip()
     if hidden:
-        text += (f"\n({hidden} frame{'s' if hidden != 1 else ''} of nbtrain, threading and "
-                 "concurrent.futures hidden)")
+        text += "\n" + _hidden_line(hidden)
     if hint:
         text += f"\n{hint}"
     return text
 
 
+class FailureText(str):
+    """The text of a failed run's report (headline, the user's frames, one line
+    for the folded ones), carrying its HTML form as `html` (the dashboard's
+    message area shows that)."""
+
+    html: str = ""
+
+
+def report(exc: BaseException, headline: str) -> FailureText:
+    """What the dashboard shows of a failed run: `headline` first, the user's frames,
+    then the other frames behind a toggle (`<details>`).
+
+    Args:
+        exc: the exception.
+        headline: the one line (what failed, where, what to do next).
+
+    Returns:
+        The text (plain, the folded frames summarised in one line), with `.html`.
+
+    Example:
+
+    ```python
+    shown = report(run.exception, run.failure.line())
+    ```
+    """
+    headline = plain(headline)
+    parts, hidden = _format(exc, set(), headline, False)
+    user = plain("".join(parts)).rstrip()
+    text = FailureText(f"{headline}\n{user}" + (f"\n{_hidden_line(hidden)}" if hidden else ""))
+    body = (f'<div class="nbtrain-failure-line" style="font-weight:bold;margin:2px 0">'
+            f"{html.escape(headline)}</div>"
+            f'<pre class="nbtrain-failure-frames" style="white-space:pre-wrap;margin:2px 0">'
+            f"{html.escape(user)}</pre>")
+    if hidden:
+        every = plain("".join(_format(exc, set(), headline, True)[0])).rstrip()
+        body += (f'<details class="nbtrain-failure-details"><summary style="cursor:pointer">'
+                 f"{hidden} frame{'s' if hidden != 1 else ''} of {FOLDED}</summary>"
+                 f'<pre style="white-space:pre-wrap;margin:2px 0">{html.escape(every)}</pre>'
+                 "</details>")
+    text.html = f'<div class="nbtrain-failure" style="color:#c62828;margin:4px 0">{body}</div>'
+    return text
+
+
+def headline_for(run: Any) -> str:
+    """The one line for the failed `run`: its loop's (`run.failure.line()`), or one
+    made from the exception when the loop recorded none."""
+    failure = getattr(run, "failure", None)
+    if failure is not None and hasattr(failure, "line"):
+        return failure.line()
+    exc = getattr(run, "exception", None)
+    hint = LOST_WORKER_HINT if getattr(run, "lost_worker", False) else FAILED_HINT
+    return f"Training failed: {error_summary(exc)}. {hint}" if exc is not None else hint
+
+
+def cell_headline(exc: BaseException) -> str:
+    """The one line for a plain `model.fit` (with a `Dashboard` callback) that raised."""
+    return f"Training failed: {error_summary(exc)}. {CELL_HINT}"
+
+
 def hint_for(run: Any) -> str:
-    """What a user can do next about the failed `run` (a lost worker can be resumed)."""
-    return LOST_WORKER_HINT if getattr(run, "lost_worker", False) else FAILED_HINT
+    """What a user can do next about the failed `run` (its one line)."""
+    return headline_for(run)
 
 
-__all__ = ["CELL_HINT", "FAILED_HINT", "LOST_WORKER_HINT", "hint_for", "internal",
-           "user_traceback"]
+__all__ = ["CELL_HINT", "FAILED_HINT", "FailureText", "LOST_WORKER_HINT", "cell_headline",
+           "headline_for",
+           "hint_for", "internal", "report", "user_traceback"]

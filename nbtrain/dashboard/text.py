@@ -87,6 +87,8 @@ class TextStatus(keras.callbacks.Callback):
         text = f"nbtrain: {run.state} at epoch {epoch_fraction(run.epoch, run.epochs)}"
         if run.state not in (FINISHED, CREATED):
             text += f", batch {batch_fraction(run.batch, run.steps)}"
+        if run.state == FAILED and getattr(run, "failure", None) is not None:
+            return f"nbtrain: failed - {run.failure.line()}"  # what, where, what next
         if run.state == FAILED and run.exception is not None:
             text += f": {type(run.exception).__name__}: {run.exception}"
         return text

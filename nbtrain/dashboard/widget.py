@@ -299,14 +299,22 @@ class Dashboard(keras.callbacks.Callback):
         self.presenter.add_message(text, level)
         self.presenter.update(force=self.state not in ACTIVE)
 
-    def failure(self, exception: BaseException | None, hint: str | None = None) -> None:
-        """Add the traceback of the exception that failed training to the messages:
-        from the user's own frames (`failure.user_traceback`), then `hint`, one line
-        on what to do next (default: `failure.FAILED_HINT`)."""
+    def failure(self, exception: BaseException | None, headline: str | None = None) -> None:
+        """Add the exception that failed training to the messages (`failure.report`):
+        `headline`, one line on what failed, where and what to do next (default:
+        made from the exception), then the user's own frames, the others folded."""
         if exception is None:
             return
-        text = failure.user_traceback(exception, hint or failure.FAILED_HINT)
-        self.presenter.add_message(text, "error")
+        text = failure.report(exception, headline or failure.cell_headline(exception))
+        self.presenter.add_message(text, "failure")
+
+    def clear_failure(self) -> None:
+        """A failed run resumed: its failure report leaves the messages."""
+        presenter = self.presenter
+        with presenter.lock:
+            kept = [message for message in presenter.messages if message[0] != "failure"]
+            presenter.messages.clear()
+            presenter.messages.extend(kept)
 
     def set_state(self, state: str) -> None:
         """Show a new run state, with the latest values and plot (any thread).
@@ -391,7 +399,7 @@ class Dashboard(keras.callbacks.Callback):
             self.message("Interrupted.")
             self.set_state(STOPPED)
         else:
-            self.failure(error, failure.CELL_HINT)
+            self.failure(error, failure.cell_headline(error) if error is not None else None)
             self.set_state(FAILED if error is not None else STOPPED)
 
 

@@ -174,6 +174,10 @@ def test_a_run_that_only_resumes_resumes_with_the_toggle(bound):
     assert (view.pause.description, view.pause.disabled) == ("Resume", False)
     assert not shown(view.continue_)
     assert failure.LOST_WORKER_HINT in view.messages.value
+    assert "nbtrain-failure-line" in view.messages.value  # the one line, then the frames
+    view.pause.click()  # Resume
+    assert run.calls[-1] == ("resume", None) and run.state == "running"
+    assert "nbtrain-failure" not in view.messages.value  # resumed: the report is over
 
 
 # -- tracebacks ----------------------------------------------------------------------------
@@ -196,7 +200,7 @@ def test_traceback_of_a_thread_pool_starts_at_the_cell(ipython):
     assert "ZeroDivisionError: division by zero" in text
     assert "concurrent" not in text.replace("concurrent.futures hidden", "")
     assert "threading.py" not in text
-    assert re.fullmatch(r"\(\d+ frames? of nbtrain, threading and concurrent.futures hidden\)",
+    assert re.fullmatch(r"\(\d+ frames? of nbtrain, Keras, TensorFlow and threading hidden\)",
                         lines[-2]), text
     assert lines[-1] == failure.FAILED_HINT
 
@@ -214,24 +218,27 @@ def test_a_failed_run_shows_the_users_frames_and_what_to_do(ipython, cell):
         "    def __getitem__(self, index):\n"
         "        if index == 2:\n"
         "            raise ValueError(f'bad batch {index}')\n"
-        "        return np.zeros((4, 3), 'float32'), np.zeros((4, 1), 'float32')\n")
+        "        return np.zeros((4, 4), 'float32'), np.zeros((4, 1), 'float32')\n")
     assert result.success
     model = make_model()
-    run = nbtrain.fit(model, ipython.user_ns["Broken"](), epochs=1, display=False)
+    run = nbtrain.fit(model, ipython.user_ns["Broken"](), epochs=1, shuffle=False, display=False)
     dashboard = Dashboard(auto_display=False)
     dashboard.bind(run, follows_history=True)
     try:
         with pytest.raises(ValueError):
             run.wait(60)
         assert run.state == "failed" and dashboard.state == "failed"
-        text = [t for level, t in dashboard.messages if level == "error"][0]
+        text = [t for level, t in dashboard.messages if level == "failure"][0]
+        assert text.splitlines()[0] == run.failure.line()  # what, where (Broken[2]), what next
+        assert "Broken[2] raised ValueError: bad batch 2" in text.splitlines()[0]
         frames = [line for line in text.splitlines() if line.startswith("  ")
                   and not line.startswith("    ")]
         assert frames and all(line.startswith("  Cell In[") for line in frames), text
         assert "raise ValueError(f'bad batch {index}')" in text
         assert "nbtrain/" not in text and "threading.py" not in text
         assert "ValueError: bad batch 2" in text
-        assert text.splitlines()[-1] == failure.FAILED_HINT
+        assert re.fullmatch(r"\(\d+ frames of nbtrain, Keras, TensorFlow and threading hidden\)",
+                            text.splitlines()[-1]), text
     finally:
         dashboard.close()
 
