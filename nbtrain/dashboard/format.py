@@ -203,11 +203,15 @@ def table_html(table: EpochTable, limit: int | None = LIVE_ROWS,
         rows = min(reserve, (limit if limit is not None else LIVE_ROWS) + 1)
         note = 1 if limit is not None and reserve > limit + 1 else 0
         room = f"min-height:{(rows + note + 1) * ROW_PX + 2}px;"
+    sticky = ""
     if limit is None and len(table.rows) > LIVE_ROWS + 1:
-        room += f"max-height:{(LIVE_ROWS + 2) * ROW_PX}px;overflow-y:auto;"
+        # scrolls, opening at its end (the latest epochs), under a header that stays
+        room += (f"max-height:{(LIVE_ROWS + 2) * ROW_PX}px;overflow-y:auto;display:flex;"
+                 "flex-direction:column-reverse;align-items:flex-start;")
+        sticky = ";position:sticky;top:0;background:var(--jp-layout-color0,white)"
     if not table:
         return f'<div class="nbtrain-table-box" style="{room}"></div>' if room else ""
-    head = "".join(f'<th style="{_HEAD}{";text-align:left" if i == 0 else ""}">'
+    head = "".join(f'<th style="{_HEAD}{";text-align:left" if i == 0 else ""}{sticky}">'
                    f"{html.escape(c)}</th>" for i, c in enumerate(table.columns))
     body = []
     if hidden:

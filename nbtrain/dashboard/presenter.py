@@ -39,7 +39,8 @@ class RateMeter:
       `tau` seconds (or two epochs, when longer); the rate is their ratio (the
       plain average since the start while that is shorter than `tau`).
     - An epoch's end (validation, callbacks) is not a step: a window across
-      one measures what the end costs beyond its steps (`end_cost`), and the
+      one measures what the end costs beyond its steps (`end_cost`; the
+      first end, which traces the validation step, is not measured), and the
       ETA adds that for each end to come.  (Epochs shorter than a window: the
       rate is the pace across them, their ends included.)
     - Known only once `settle` seconds and 2 steps were measured: before that
@@ -115,7 +116,8 @@ class RateMeter:
         elif self._within.known(self.settle):
             cost = max(span - steps / self._within.rate, 0.0) / max(epoch - began, 1)
             self._ends += 1
-            self.end_cost += (cost - self.end_cost) / min(self._ends, 3)  # a mean, then recent
+            if self._ends > 1:  # the first end traced the validation step: not measured
+                self.end_cost += (cost - self.end_cost) / min(self._ends - 1, 3)
         if self._within.known(self.settle):
             self.rate = self._within.rate
         elif self._across.known(self.settle):

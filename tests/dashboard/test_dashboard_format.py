@@ -101,6 +101,7 @@ def test_long_runs_show_the_latest_epochs_and_say_how_many_not():
     assert text[-1].startswith("26 so far")
     whole = fmt.table_html(table, limit=None)  # the snapshot: every epoch, in a scrolling box
     assert whole.count("<tr") == 1 + 26 and "overflow-y:auto" in whole
+    assert "column-reverse" in whole and "position:sticky" in whole  # opens at the end
 
 
 def test_the_live_table_reserves_its_room_from_the_start():
