@@ -17,30 +17,12 @@ the first batch it draws.
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from typing import Any, TextIO
 
 import keras
 
 from nbtrain.engine.callbacks import to_python
-
-
-def format_value(value: float) -> str:
-    """A metric value as Keras's progress bar shows it (`0.3850`, `1.0000`, `2.5000e-04`)."""
-    return f"{value:.4f}" if abs(value) > 1e-3 else f"{value:.4e}"
-
-
-def format_logs(logs: dict | None) -> str:
-    """`loss: 0.3850 - val_loss: 0.4012`: logs in Keras's format, in their order."""
-    parts = []
-    for key, value in (logs or {}).items():
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            continue
-        parts.append(f"{key}: {format_value(number) if math.isfinite(number) else number}")
-    return " - ".join(parts)
 
 
 def keras_logs(logs: Any) -> dict:
@@ -146,4 +128,4 @@ def make_progress(verbose: Any) -> keras.callbacks.Callback | None:
     return TextProgress(verbose) if verbose else None
 
 
-__all__ = ["TextProgress", "format_logs", "format_value", "keras_logs", "make_progress"]
+__all__ = ["TextProgress", "keras_logs", "make_progress"]

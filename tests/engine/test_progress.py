@@ -13,7 +13,7 @@ import pytest
 from helpers import RecordingSequence, make_data, make_model
 
 import nbtrain
-from nbtrain.engine.progress import TextProgress, format_logs
+from nbtrain.engine.progress import TextProgress
 
 
 def _normalised(text: str) -> str:
@@ -99,11 +99,6 @@ def test_evaluate_and_predict_generator_print_what_evaluate_and_predict_print(ve
         assert re.search(r"^8/8 .* - accuracy: \d\.\d{4} - loss: \d\.\d{4}$",
                          _final_lines(_printed(lambda: nbtrain.evaluate_generator(
                              model, RecordingSequence(x, y), verbose=verbose)))[-1])
-
-
-def test_metrics_are_formatted_as_keras_does():
-    assert format_logs({"loss": 0.385, "val_accuracy": 1, "lr": 2.5e-4}) == (
-        "loss: 0.3850 - val_accuracy: 1.0000 - lr: 2.5000e-04")
 
 
 def test_text_progress_redraws_at_most_ten_times_a_second():
