@@ -10,9 +10,10 @@ wrong with the entry (a text that is not a number, a refused value); the
 next success clears an error.  Every change (from the field, from code, from
 `%nbtrain lr`) updates the shown value and marks its position on the plot.
 
-The row is shown while the run can still train (any state but an ended run
-that allows nothing: a failed run, a closed one); it keeps its width, so the
-field and Apply do not move when the note changes.
+The row is shown while the run can still train and has not failed (not for
+a failed run, even one that resumes once its cause is fixed, nor a closed
+one); the note is at its end, so the field and Apply do not move when it
+changes.
 
 Clicks arrive on the main thread; changes arrive on the training thread
 through the Run's steering listener, and only set widget values.
@@ -27,7 +28,7 @@ from typing import Any, Callable
 import ipywidgets as widgets
 
 from nbtrain.dashboard.view import set_traits
-from nbtrain.run.state import CREATED, ENDED, PAUSED, PAUSING, RUNNING, STOPPING
+from nbtrain.run.state import CREATED, ENDED, FAILED, PAUSED, PAUSING, RUNNING, STOPPING
 from nbtrain.text import format_learning_rate
 
 PENDING = "pending: from the next batch"
@@ -145,12 +146,13 @@ class SteeringControls:
 
     def on_run_state(self, run: Any, old: str | None, new: str) -> None:
         """Listener: the row shows while the run can train again (every state but an
-        ended run that allows nothing); a pending note says when it will apply."""
+        ended run that allows nothing) and has not failed (a failed run's one action
+        is fixing the cause and Resume); a pending note says when it will apply."""
         try:
             allowed = run.allowed_actions()
         except Exception:  # noqa: BLE001 - a run without the method
             allowed = set()
-        shown = new not in ENDED or bool(allowed)
+        shown = new != FAILED and (new not in ENDED or bool(allowed))
         with self.presenter.lock:
             self._state = new
             set_traits(self.box.layout, display=None if shown else "none")

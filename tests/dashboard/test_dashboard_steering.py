@@ -132,7 +132,7 @@ def test_a_bad_entry_is_explained_kept_and_cleared_by_the_next_success(cell):
         run.close()
 
 
-def test_the_field_follows_the_run_a_failed_run_has_none(cell):
+def test_the_field_shows_while_the_run_can_train_again_a_failed_one_has_none(cell):
     run = FakeRun(epochs=2)
     run.learning_rate = 0.001
     run.set_learning_rate = lambda value: None
@@ -145,9 +145,15 @@ def test_the_field_follows_the_run_a_failed_run_has_none(cell):
             assert shown(steering.box) and shown(steering.apply), state
         run.set("failed")
         assert not shown(steering.box)  # nothing can train again
-        run.ACTIONS = {**FakeRun.ACTIONS, "failed": {"resume"}}  # one that can resume
+        run.ACTIONS = {**FakeRun.ACTIONS, "failed": {"resume"}}  # one that resumes once fixed
         run.set("failed")
+        assert not shown(steering.box)  # its one action is Resume
+        run.set("running")
         assert shown(steering.box)
+        run.set("finished")
+        run.ACTIONS = {}  # a closed run allows nothing: it will not train again
+        run.set("finished")
+        assert not shown(steering.box)
     finally:
         dashboard.close()
 
@@ -214,7 +220,7 @@ def test_fit_compare_with_draws_the_earlier_run_faintly_behind_the_live_plot(cel
         run.wait(TIMEOUT)
         (dashboard,) = [cb for cb in run.callbacks if isinstance(cb, DashboardType)]
         (train_x, train_y), (val_x, val_y) = dashboard.tracker.overlay["loss"]
-        assert list(train_x) == [0.5, 1.5] and list(val_x) == [1.0, 2.0]
+        assert list(train_x) == [1.0, 2.0] == list(val_x)  # epoch averages at its end
         assert list(train_y) == earlier.history.history["loss"]
         assert list(val_y) == earlier.history.history["val_loss"]
         (panel,) = [p for p in dashboard.tracker.panels() if p.name == "loss"]
@@ -222,8 +228,10 @@ def test_fit_compare_with_draws_the_earlier_run_faintly_behind_the_live_plot(cel
         renderer = PlotRenderer()  # the dashboard drops its renderer at the end: draw again
         renderer.render(dashboard.tracker.panels(), (0.0, 2.0))
         ax = renderer.figure.axes[0]
-        faint = [line for line in ax.get_lines() if line.get_alpha() == 0.3]
-        assert [list(line.get_ydata()) for line in faint] == [list(train_y), list(val_y)]
+        drawn = {tuple(line.get_ydata()): line for line in ax.get_lines()}
+        for values in (train_y, val_y):  # the earlier run's curves, drawn faintly
+            line = drawn[tuple(values)]
+            assert line.get_alpha() is not None and line.get_alpha() < 0.5
         low, high = ax.get_ylim()
         assert low <= min(train_y.min(), val_y.min()) and high >= max(train_y.max(), val_y.max())
     finally:
