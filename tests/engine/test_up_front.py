@@ -98,6 +98,7 @@ def test_unpicklable_sequence_with_processes_before_any_callback(tmp_path):
         callbacks=[hooks, keras.callbacks.CSVLogger(str(log))]),
         TypeError, "`generator` (HoldsStartedGenerator) cannot be sent to worker processes",
         "use_multiprocessing=False")
+    assert "`HoldsStartedGenerator.source` cannot be pickled" in message  # the attribute
     assert "suspended" in message
     assert hooks.calls == [] and not log.exists()
 
