@@ -173,13 +173,15 @@ def _decimals(values: Sequence[float]) -> int:
 def tick_texts(values: Sequence[float], log: bool = False) -> list[str]:
     """Tick labels as a person writes numbers: `0.01`, `0.5`, `250`, and `3e-4`
     or `2e5` style only when a tick is below 0.001 or from 10 000 on (then
-    every tick of the axis in that style); on a linear axis as few decimals as
-    keep them apart, the same for all (`0.5`, `1.0`, `1.5`); on a log axis each
-    its own (`0.1`, `1`, `10`)."""
+    every tick of a linear axis in that style); on a linear axis as few decimals
+    as keep them apart, the same for all (`0.5`, `1.0`, `1.5`); on a log axis
+    each its own (`1e-4`, `0.001`, `0.1`, `1`, `10`)."""
     values = [float(v) for v in values]
     shown = [abs(v) for v in values if v != 0]
     if not shown:
         return ["0" for _ in values]
+    if log:  # each tick its own: 1e-4, 0.001, 0.01, 0.1, 1, 10
+        return [f"{v:.4g}" if 1e-3 <= abs(v) < 1e4 else _sci(v, _digits(v)) for v in values]
     if min(shown) < 1e-3 or max(shown) >= 1e4:
         for digits in range(0, 6):
             texts = [_sci(v, digits) for v in values]
@@ -187,10 +189,16 @@ def tick_texts(values: Sequence[float], log: bool = False) -> list[str]:
                     abs(float(t) - v) <= 1e-6 * abs(v) for t, v in zip(texts, values)):
                 return texts
         return texts
-    if log:
-        return [f"{v:.4g}" for v in values]
     digits = _decimals(values)
     return [f"{v:.{digits}f}" if v != 0 else "0" for v in values]
+
+
+def _digits(value: float) -> int:
+    """Fewest mantissa digits that write `value` exactly enough (at most 3)."""
+    for digits in range(0, 3):
+        if abs(float(f"{value:.{digits}e}") - value) <= 1e-6 * abs(value):
+            return digits
+    return 3
 
 
 def _sci(value: float, digits: int) -> str:
@@ -331,14 +339,51 @@ def legend_handles(lines: Iterable[Any]) -> list[Any]:
             and not str(line.get_label()).startswith("_")]
 
 
-def legend_location(kind: str) -> str:
-    """Where a panel's legend sits: a falling loss leaves the top right empty, a
-    rising score the bottom right."""
-    return {LOSS: "upper right", BOUNDED: "lower right", RATE: "upper right"}.get(kind, "best")
+_CORNERS = ("upper right", "upper left", "lower left", "lower right", "center right",
+            "center left", "upper center", "lower center")
+_BOXES = {  # where a legend of size (w, h), in axes fractions, sits at each location
+    "upper right": lambda w, h: (1 - w, 1 - h), "upper left": lambda w, h: (0.0, 1 - h),
+    "lower left": lambda w, h: (0.0, 0.0), "lower right": lambda w, h: (1 - w, 0.0),
+    "center right": lambda w, h: (1 - w, 0.5 - h / 2),
+    "center left": lambda w, h: (0.0, 0.5 - h / 2),
+    "upper center": lambda w, h: (0.5 - w / 2, 1 - h),
+    "lower center": lambda w, h: (0.5 - w / 2, 0.0),
+}
 
 
-def draw_legend(ax: Any, lines: Iterable[Any], kind: str, fontsize: float = 7) -> Any:
-    """A legend of exactly the `lines` drawn (None, and any old one removed, when none)."""
+def best_location(ax: Any, legend: Any, lines: Iterable[Any]) -> str:
+    """The location where `legend` covers the fewest points of `lines` (matplotlib's
+    "best", computed once here instead of at every draw of the legend)."""
+    renderer = ax.figure.canvas.get_renderer()
+    box = legend.get_window_extent(renderer)
+    frame = ax.get_window_extent(renderer)
+    if frame.width <= 0 or frame.height <= 0:
+        return _CORNERS[0]
+    w = (box.width + 8) / frame.width
+    h = (box.height + 8) / frame.height
+    points = [ax.transData.transform(np.column_stack([line.get_xdata(), line.get_ydata()]))
+              for line in lines if len(line.get_xdata())]
+    if not points:
+        return _CORNERS[0]
+    xy = np.concatenate(points)
+    xy = (xy - [frame.x0, frame.y0]) / [frame.width, frame.height]
+    xy = xy[np.all(np.isfinite(xy), axis=1)]
+    # the newest points (on the right) count double: the curve goes on there
+    def covered(loc: str) -> float:
+        x0, y0 = _BOXES[loc](w, h)
+        inside = ((xy[:, 0] >= x0) & (xy[:, 0] <= x0 + w) & (xy[:, 1] >= y0)
+                  & (xy[:, 1] <= y0 + h))
+        return float(inside.sum() + (inside & (xy[:, 0] > 0.8)).sum())
+    return min(_CORNERS, key=covered)
+
+
+def draw_legend(ax: Any, lines: Iterable[Any], fontsize: float = 7,
+                animated: bool = False) -> Any:
+    """A legend of exactly the `lines` drawn (None, and any old one removed, when
+    none), where it hides the fewest of their points (`best_location`, computed
+    here, at each full draw); `animated`: drawn by the caller after the lines
+    (blitting), so no line is ever drawn across it."""
+    lines = list(lines)
     handles = legend_handles(lines)
     old = ax.get_legend()
     if old is not None:
@@ -346,10 +391,12 @@ def draw_legend(ax: Any, lines: Iterable[Any], kind: str, fontsize: float = 7) -
     if not handles:
         return None
     legend = ax.legend(handles=handles, labels=[h.get_label() for h in handles],
-                       loc=legend_location(kind), fontsize=fontsize, frameon=True,
+                       loc="best", fontsize=fontsize, frameon=True,
                        framealpha=0.85, borderpad=0.3, labelspacing=0.25, handlelength=1.6,
                        handletextpad=0.4, borderaxespad=0.3)
     legend.get_frame().set_linewidth(0.5)
+    legend.set_loc(best_location(ax, legend, handles))
+    legend.set_animated(animated)
     return legend
 
 
@@ -371,6 +418,6 @@ def rate_text(value: float) -> str:
 
 
 __all__ = ["BOUNDED", "LOG_RATIO", "LOSS", "OTHER", "PANEL_MARGINS", "RATE", "LogMinorTicks",
-           "LogTicks", "ScaleChoice", "TickText", "draw_legend", "finite", "fits", "is_rate",
-           "legend_handles", "legend_location", "metric_kind", "panel_grid", "rate_text",
+           "LogTicks", "ScaleChoice", "TickText", "best_location", "draw_legend", "finite", "fits", "is_rate",
+           "legend_handles", "metric_kind", "panel_grid", "rate_text",
            "round_up", "set_y_scale", "style_axes", "tick_texts", "x_limits", "y_limits"]

@@ -135,7 +135,7 @@ class Comparison:
             if len(values):
                 ax.set_ylim(*rules.y_limits(float(values.min()), float(values.max()), log, kind))
             ax.set_xlim(*rules.x_limits(0.0, last))
-            rules.draw_legend(ax, ax.get_lines(), kind)
+            rules.draw_legend(ax, ax.get_lines())
         out = io.BytesIO()
         figure.savefig(out, format="png", dpi=dpi)
         return out.getvalue()

@@ -38,6 +38,7 @@ class PlotJob(NamedTuple):
     rate: Any  # the learning-rate panel, or None
     x_range: tuple[float, float]
     metrics: frozenset  # the metric names that exist (for the plot options)
+    made: float = 0.0  # when (the throttle's clock): the next render is due a period later
 
 
 def learning_rate_of(model: Any) -> float | None:
@@ -151,7 +152,7 @@ class LivePlot:
         self._submitted = version
         return PlotJob(panels, tracker.rate_panel(),
                        tracker.x_range(self.presenter.epochs()),
-                       frozenset(tracker.metrics))
+                       frozenset(tracker.metrics), self.presenter.throttle.clock())
 
     def draw(self, job: PlotJob) -> None:
         """Render `job` on this thread and show it."""
@@ -171,7 +172,10 @@ class LivePlot:
         return panels
 
     def _render_job(self, job: PlotJob) -> tuple[bytes, float, int] | None:
-        clock = self.presenter.throttle.clock
+        """Render `job`; its cost is the CPU time of this thread when threaded (what a
+        render takes from training; its wall time on a loaded machine is mostly
+        waiting for a core), the throttle's clock otherwise."""
+        clock = time.thread_time if self.threaded else self.presenter.throttle.clock
         with self.render_lock:
             self._seq += 1
             seq = self._seq
@@ -184,14 +188,15 @@ class LivePlot:
 
     def _publish(self, job: PlotJob, png: bytes, seconds: float, seq: int = 0) -> None:
         """Show a rendered plot (the presenter's lock held); an older render than the
-        one shown is dropped."""
+        one shown is dropped.  The next render is due a period after this one's data
+        was taken (threaded) or after it was drawn."""
         if seq < self._shown:
             return
         self._shown = seq
         presenter = self.presenter
         presenter.snapshot.png = png
         presenter.view.set_plot(png)
-        presenter.throttle.rendered(seconds)
+        presenter.throttle.rendered(seconds, since=job.made if self.threaded else None)
 
     def release(self) -> None:
         """Let the renderer go (its figure is the bulk of a dashboard's memory)."""

@@ -128,6 +128,7 @@ class _PanelArtists:
         self.changes: tuple = ()
         self._labels: list = []
         self.style: tuple = ()  # how the lines are drawn (the legend follows it)
+        self.legend: Any = None  # put back over the lines at every render
         self.ylim: tuple[float, float] | None = None
         self.xlim: tuple[float, float] | None = None
 
@@ -243,6 +244,7 @@ class PlotRenderer:
         self.canvas = FigureCanvasAgg(self.figure)
         self._panels: dict[str, _PanelArtists] = {}
         self._background = None
+        self._legends: list = []
         self.full_draws = 0
         self.blits = 0
         self.size = (0, 0)
@@ -306,12 +308,16 @@ class PlotRenderer:
         """Set the lines' data; True when the background must be redrawn (limits,
         scale, legend, marks changed)."""
         stale = self._set_styles(panel, artists)
-        legend = stale or artists.ax.get_legend() is None
+        legend = stale or artists.legend is None
         marks = artists.set_marks(panel.marks)
         stale |= marks or artists.set_overlay(panel.overlay)
         changes = artists.set_changes(panel.changes)
         stale |= changes
-        shown = [panel.batch[1], panel.epochs[1], panel.val[1]]
+        # the limits fit what reads: the smoothed curve (the raw batches, faint, may
+        # leave the axes), the epoch means, the validation values, an earlier run
+        smoothed = artists.kind != RATE and len(artists.smooth.get_xdata())
+        batch = artists.smooth.get_ydata() if smoothed else panel.batch[1]
+        shown = [np.asarray(batch, dtype=float), panel.epochs[1], panel.val[1]]
         if panel.overlay is not None:
             shown += [panel.overlay[0][1], panel.overlay[1][1]]
         values = ax_rules.finite(shown)
@@ -332,8 +338,8 @@ class PlotRenderer:
                 artists.ylim = ax_rules.y_limits(low, high, log, artists.kind, artists.ylim)
                 ax.set_ylim(*artists.ylim)
                 stale = True
-        if legend and artists.kind != RATE:
-            ax_rules.draw_legend(ax, artists.legend_lines(), artists.kind)
+        if (legend or stale) and artists.kind != RATE:  # placed anew at each full draw
+            artists.legend = ax_rules.draw_legend(ax, artists.legend_lines())
             stale = True
         if changes or (stale and artists.changes):
             artists.place_labels(self.canvas.get_renderer())
@@ -353,16 +359,24 @@ class PlotRenderer:
         stale = False
         for panel in panels:
             stale |= self._update(panel, self._panels[panel.name], x_range)
+        canvas = self.canvas
         if stale or self._background is None:
-            self.canvas.draw()
-            self._background = self.canvas.copy_from_bbox(self.figure.bbox)
+            canvas.draw()
+            self._background = canvas.copy_from_bbox(self.figure.bbox)
+            # the legends' pixels, put back over the lines at every render: no line
+            # crosses a legend, and a legend costs a copy, not a text layout
+            renderer = canvas.get_renderer()
+            self._legends = [canvas.copy_from_bbox(a.legend.get_window_extent(renderer))
+                             for a in self._panels.values() if a.legend is not None]
             self.full_draws += 1
         else:
-            self.canvas.restore_region(self._background)
+            canvas.restore_region(self._background)
             self.blits += 1
         for artists in self._panels.values():
             for line in artists.lines:
                 artists.ax.draw_artist(line)
+        for region in self._legends:
+            canvas.restore_region(region)
         return self._png()
 
     def _png(self) -> bytes:

@@ -99,13 +99,16 @@ class Throttle:
         now = self.clock() if now is None else now
         self.next_plot = now + self.plot_interval
 
-    def rendered(self, seconds: float, now: float | None = None) -> None:
+    def rendered(self, seconds: float, now: float | None = None,
+                 since: float | None = None) -> None:
         """Record a render that took `seconds` (and sent one message); schedule the next.
 
         The wait adapts to the average of recent renders (the first, which
         builds the figure, included), so that rendering stays within
         `plot_share` of the wall time, but never exceeds `max_plot_interval`:
-        the plot of a training run is never much older than that.
+        the plot of a training run is never much older than that.  The wait
+        counts from `since` when given (when the render's data was taken: the
+        render thread keeps a steady period), else from `now`.
         """
         now = self.clock() if now is None else now
         self.renders += 1
@@ -117,7 +120,7 @@ class Throttle:
         cost = self.render_cost = seconds if cost is None else 0.5 * (cost + seconds)
         wait = max(self.plot_interval, cost / self.plot_share if self.plot_share else 0.0)
         wait = min(wait, max(self.max_plot_interval, self.plot_interval))
-        self.next_plot = now + wait
+        self.next_plot = (now if since is None else since) + wait
 
     def reset(self) -> None:
         """Make the next update and render due at once."""

@@ -195,7 +195,7 @@ def test_legend_follows_a_change_of_style():
 def test_tick_texts():
     assert axes.tick_texts([0.0, 0.5, 1.0, 1.5]) == ["0", "0.5", "1.0", "1.5"]
     assert axes.tick_texts([0.1, 1.0, 10.0], log=True) == ["0.1", "1", "10"]
-    assert axes.tick_texts([1e-4, 1e-3, 1e-2], log=True) == ["1e-4", "1e-3", "1e-2"]
+    assert axes.tick_texts([1e-4, 1e-3, 1e-2], log=True) == ["1e-4", "0.001", "0.01"]
     assert axes.tick_texts([0.00024, 0.00026]) == ["2.4e-4", "2.6e-4"]
     assert axes.tick_texts([0.0, 20000.0, 40000.0]) == ["0", "2e4", "4e4"]
     assert axes.rate_text(0.0010000000474974513) == "0.001"
