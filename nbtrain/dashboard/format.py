@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import math
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,18 +92,20 @@ class EpochTable:
         running: the last row is the epoch in progress (not complete).
         best: `(row, column)` of each metric's best epoch value (validation if
             there is one), for completed epochs, when there are two or more.
+        earlier: completed epochs before the first row, not in `rows`.
     """
 
     columns: tuple[str, ...] = ()
     rows: list[tuple[str, ...]] = field(default_factory=list)
     running: bool = False
     best: set[tuple[int, int]] = field(default_factory=set)
+    earlier: int = 0
 
     def __bool__(self) -> bool:
         return bool(self.rows)
 
 
-def _metric_keys(logs: Sequence[dict[str, float]]) -> list[str]:
+def _metric_keys(logs: Sequence[dict[str, Any]]) -> list[str]:
     """The table's metric columns: the loss first, then in the order they appear,
     each training metric followed by its validation one; no learning rate."""
     seen: dict[str, None] = {}
@@ -130,10 +133,56 @@ def _epoch_time(seconds: float | None) -> str:
     return format_duration(seconds)
 
 
-def epoch_table(tracker: Any) -> EpochTable:
+@dataclass
+class _Epochs:
+    """What the completed epochs give the table, computed once per recorded epoch."""
+
+    signature: tuple
+    done: list[tuple[int, dict[str, float]]]
+    keys: dict[str, None]  # their metric keys, in order
+    sizes: dict[str, tuple[float, float]]  # metric -> its smallest and largest |value|
+    best: dict[str, int]  # key of the column holding a metric's best -> its index in `done`
+
+
+_EPOCHS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # tracker -> _Epochs
+
+
+def _epochs(tracker: Any) -> _Epochs:
+    logs = tracker.epoch_logs
+    last = max(logs) if logs else None
+    signature = (id(logs), len(logs), last, tuple(logs[last].items()) if logs else ())
+    cached = _EPOCHS.get(tracker)
+    if cached is not None and cached.signature == signature:
+        return cached
+    done = sorted(logs.items())
+    keys = dict.fromkeys(_metric_keys([values for _, values in done]))
+    sizes: dict[str, tuple[float, float]] = {}
+    for _, values in done:
+        for key, value in values.items():
+            if key in keys and value and math.isfinite(value):
+                name, size = key.removeprefix("val_"), abs(value)
+                small, large = sizes.get(name, (size, size))
+                sizes[name] = (min(small, size), max(large, size))
+    best = {}
+    if len(done) >= 2:
+        for name in dict.fromkeys(k.removeprefix("val_") for k in keys):
+            key = f"val_{name}" if f"val_{name}" in keys else name
+            scored = [(v[key], i) for i, (_, v) in enumerate(done)
+                      if key in v and math.isfinite(v[key])]
+            if scored:
+                best[key] = (min if best_direction(name) == "min" else max)(scored)[1]
+    result = _Epochs(signature, done, keys, sizes, best)
+    _EPOCHS[tracker] = result
+    return result
+
+
+def epoch_table(tracker: Any, limit: int | None = None) -> EpochTable:
     """The table of a `MetricTracker`: its recorded epochs (`epoch_logs`, their
-    `epoch_times`) and the epoch in progress (its metrics' `epoch_avg`, the
-    running averages), if a batch of it is done and it is not recorded yet.
+    `epoch_times`; the latest `limit` of them, None: all) and the epoch in
+    progress (its metrics' `epoch_avg`, the running averages), if a batch of
+    it is done and it is not recorded yet.  The number formats and the best
+    values are those of all epochs (worked out once per recorded epoch: a
+    long run's table costs the rows it shows).
 
     Example:
 
@@ -143,31 +192,27 @@ def epoch_table(tracker: Any) -> EpochTable:
     table.rows      # [('1', '1.2 s', '0.4123', '0.3987'), ('2 so far', '0.40 s', '0.3012', '')]
     ```
     """
-    done = sorted(tracker.epoch_logs.items())
+    epochs = _epochs(tracker)
+    done = epochs.done
     running: dict[str, float] = {}
     if tracker.done > 0 and tracker.epoch not in tracker.epoch_logs:
         running = {m.name: m.epoch_avg for m in tracker.metrics.values()
                    if m.last is not None and m.epoch_avg is not None}
-    keys = _metric_keys([values for _, values in done] + [running])
+    keys = _metric_keys([epochs.keys, running])
     if not keys:
         return EpochTable()
     specs = {}
     for key in keys:
         name = key.removeprefix("val_")
-        values = [v.get(k) for _, v in done for k in (name, f"val_{name}")]
-        specs[key] = number_format([*values, running.get(name)])
+        specs[key] = number_format([*epochs.sizes.get(name, ()), running.get(name)])
+    earlier = max(len(done) - limit, 0) if limit is not None else 0
     rows = [(str(epoch + 1), _epoch_time(tracker.epoch_times.get(epoch)),
              *(format_number(values[k], specs[k]) if k in values else "" for k in keys))
-            for epoch, values in done]
-    table = EpochTable(("epoch", "time", *keys), rows)
-    if len(done) >= 2:
-        for name in dict.fromkeys(k.removeprefix("val_") for k in keys):
-            key = f"val_{name}" if f"val_{name}" in keys else name
-            scored = [(v[key], i) for i, (_, v) in enumerate(done)
-                      if key in v and math.isfinite(v[key])]
-            if scored:
-                pick = min if best_direction(name) == "min" else max
-                table.best.add((pick(scored)[1], keys.index(key) + 2))
+            for epoch, values in done[earlier:]]
+    table = EpochTable(("epoch", "time", *keys), rows, earlier=earlier)
+    for key, index in epochs.best.items():
+        if index >= earlier and key in keys:
+            table.best.add((index - earlier, keys.index(key) + 2))
     if running:
         clock, began = tracker.clock, tracker.epoch_began
         seconds = clock() - began if clock is not None and began is not None else None
@@ -182,8 +227,8 @@ def _shown(table: EpochTable, limit: int | None) -> tuple[range, int]:
     """The rows shown (the running one and the latest `limit` completed) and how
     many earlier ones are not."""
     completed = len(table.rows) - table.running
-    hidden = max(completed - limit, 0) if limit is not None else 0
-    return range(hidden, len(table.rows)), hidden
+    extra = max(completed - limit, 0) if limit is not None else 0
+    return range(extra, len(table.rows)), table.earlier + extra
 
 
 def table_html(table: EpochTable, limit: int | None = LIVE_ROWS,
@@ -229,7 +274,7 @@ def table_html(table: EpochTable, limit: int | None = LIVE_ROWS,
                 style += ";font-weight:bold"
                 attrs = ' title="best"'
             cells.append(f'<td style="{style}"{attrs}>{html.escape(cell)}</td>')
-        stripe = _STRIPE if r % 2 else ""  # every other epoch shaded: a row reads across
+        stripe = _STRIPE if (table.earlier + r) % 2 else ""  # every other epoch shaded: a row reads across
         row = (f' class="nbtrain-running" style="{_RUNNING};{stripe}" title="the epoch in '
                'progress: averages of its batches so far"') if running else (
             f' style="{stripe}"' if stripe else "")

@@ -297,7 +297,7 @@ class Presenter:
                            value=min(done, int(steps or 0)), bar_style=style)
         sent += set_traits(view.batch_counter, value=fmt.batch_text(done, steps, rate))
         reserve = (epochs - (tracker.first_epoch or 0)) if epochs else None
-        table = fmt.table_html(fmt.epoch_table(tracker), reserve=reserve)
+        table = fmt.table_html(fmt.epoch_table(tracker, fmt.LIVE_ROWS), reserve=reserve)
         sent += set_traits(view.metrics, value=table)
         sent += set_traits(view.messages, value=fmt.messages_html(self.messages))
         return sent

@@ -143,3 +143,25 @@ def test_snapshot():
 
 def test_text_fallback_is_constant():
     assert fmt.TEXT_FALLBACK == "nbtrain dashboard"
+
+
+def test_a_long_runs_live_table_formats_only_the_rows_it_shows():
+    epochs = [{"loss": 1.0 / (e + 1), "val_loss": 1.1 / (e + 1)} for e in range(300)]
+    tracker = tracker_of(epochs, running={"loss": 0.0001}, steps=2, dt=0.01)
+    live = fmt.epoch_table(tracker, fmt.LIVE_ROWS)
+    assert len(live.rows) == fmt.LIVE_ROWS + 1 and live.earlier == 290
+    assert fmt.table_html(live) == fmt.table_html(fmt.epoch_table(tracker))
+    # the running epoch's smaller loss sets the decimals of the whole column, every time
+    assert live.rows[-1][2] == "0.0001000" and live.rows[0][2] == "0.0034364"  # epoch 291
+    assert live.best == {(fmt.LIVE_ROWS - 1, 3)}  # epoch 300's val_loss, the best
+
+
+def test_the_table_follows_a_history_loaded_again():
+    from types import SimpleNamespace
+
+    tracker = MetricTracker()
+    tracker.load_history(SimpleNamespace(epoch=[0, 1], history={"loss": [2.0, 1.0]}))
+    assert [row[2] for row in fmt.epoch_table(tracker).rows] == ["2.000", "1.000"]
+    tracker.reset()
+    tracker.load_history(SimpleNamespace(epoch=[0, 1], history={"loss": [2.0, 0.5]}))
+    assert [row[2] for row in fmt.epoch_table(tracker).rows] == ["2.0000", "0.5000"]
