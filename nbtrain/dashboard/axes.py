@@ -277,7 +277,7 @@ class LogMinorTicks(Locator):
         return [t for t in ticks if low <= t <= high]
 
 
-def set_y_scale(ax: Any, log: bool, nbins: int = 4) -> None:
+def set_y_scale(ax: Any, log: bool, nbins: int = 5) -> None:
     """Put `ax`'s y axis on a log or linear scale with readable ticks."""
     if log:
         ax.set_yscale("log", nonpositive="mask")

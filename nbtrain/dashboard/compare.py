@@ -90,7 +90,7 @@ class Comparison:
 
     def __init__(self, runs: list[RunCurves], metrics: list[str], log_y: bool | None = None,
                  smoothing: float = 0.0, width: float = 9.0, panel_height: float = 2.65,
-                 dpi: int = 80):
+                 dpi: int = 100):
         self.runs = runs
         self.metrics = metrics
         self.log_y = log_y

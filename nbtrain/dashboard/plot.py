@@ -234,7 +234,7 @@ class PlotRenderer:
     ```
     """
 
-    def __init__(self, width: float = 9.0, panel_height: float = 2.65, dpi: int = 80,
+    def __init__(self, width: float = 9.0, panel_height: float = 2.65, dpi: int = 100,
                  max_columns: int = 3):
         self.width = width
         self.panel_height = panel_height

@@ -26,9 +26,9 @@ LIVE = frozenset({CREATED, RUNNING, PAUSING, PAUSED, STOPPING})
 """States whose controls row keeps its place even while no control can act."""
 CONTROLS_HEIGHT = "36px"
 """The controls row's height, kept while no button shows (no jump of what is below)."""
-PLOT_HEIGHT = 212
+PLOT_HEIGHT = 265
 """Pixels kept for the plot before its first image: one row of panels
-(`PlotRenderer`'s default figure: (2.3 + 0.35) in at 80 dpi)."""
+(`PlotRenderer`'s default figure: 2.65 in at 100 dpi)."""
 CONTINUE_TIPS = {
     "resume": "Resume the stopped run with its next batch and train to this final epoch",
     "continue": "Train the ended run on, from where it ended, to this final epoch",
