@@ -194,3 +194,51 @@ def test_ordered_enqueuer_join_end_of_epoch():
         assert enqueuer.join_end_of_epoch(timeout=0.01) is False  # the signal was cleared
     finally:
         enqueuer.stop()
+
+
+def _two_outputs() -> keras.Model:
+    keras.utils.set_random_seed(0)
+    a, b = keras.Input((3,), name="input_a"), keras.Input((3,), name="input_b")
+    joined = keras.layers.Concatenate()([a, b])
+    model = keras.Model([a, b], [keras.layers.Dense(4, name="dense_1")(joined),
+                                 keras.layers.Dense(3, name="dense_2")(joined)])
+    model.compile(optimizer="rmsprop", loss=["mse", "mse"], loss_weights=[1.0, 0.5])
+    return model
+
+
+def test_dict_targets_are_fed_to_the_outputs_by_name():
+    """Keras 2.3.1's test_model_methods feeds `{'dense_1': ..., 'dropout': ...}`: targets
+    by output name (Keras 3 takes a dict `y` only for a model whose outputs are a dict)."""
+    rng = np.random.default_rng(0)
+
+    def batches():
+        while True:
+            yield ({"input_b": rng.random((4, 3)), "input_a": rng.random((4, 3))},
+                   {"dense_2": rng.random((4, 3)), "dense_1": rng.random((4, 4)),
+                    "ids": np.arange(4)})
+
+    model = _two_outputs()
+    with pytest.warns(UserWarning, match=r"target dict has the key 'ids', which names no output"):
+        history = nbtrain.fit_generator(model, batches(), steps_per_epoch=3, epochs=2,
+                                        verbose=0, workers=0)
+    assert history.epoch == [0, 1] and np.isfinite(history.history["loss"]).all()
+    x, y = next(batches())
+    del y["ids"]
+    expected = model.evaluate(x, y, verbose=0)  # Keras 3 maps two outputs by name itself
+    got = nbtrain.evaluate_generator(model, iter([(x, y)]), steps=1, workers=0)
+    assert got == pytest.approx(expected, rel=1e-5)
+
+
+def test_a_dict_naming_no_input_is_left_to_the_model_and_a_subclassed_model_gets_it_whole():
+    from nbtrain.engine.batches import NamedFeed
+
+    feed = NamedFeed(_two_outputs())
+    strangers = {"image": np.zeros((2, 3))}
+    assert feed.inputs(strangers) is strangers  # nothing matches: Keras says what it expected
+
+    class Subclassed(keras.Model):
+        def call(self, inputs):
+            return inputs["a"]
+
+    whole = {"a": np.zeros((2, 3)), "note": ["x", "y"]}
+    assert NamedFeed(Subclassed()).inputs(whole) is whole  # its inputs have no names
