@@ -29,6 +29,7 @@ $(STAMP): $(PY) pyproject.toml
 
 setup: $(STAMP)
 
+# nbval's markers are cell tags (nbval-ignore-output, nbval-skip), not comments in the cells.
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg \
 	--nbval-cell-timeout 300
 
@@ -60,7 +61,9 @@ test-backends: $(BACKENDS_STAMP)
 	KERAS_BACKEND=jax $(PY) -m pytest -q $(XDIST) $(BACKEND_TESTS)
 	KERAS_BACKEND=torch $(PY) -m pytest -q $(XDIST) $(BACKEND_TESTS)
 
-# Run the notebooks and store their outputs (after changing one).
+# Run the notebooks and store their outputs (after changing one; the quickstart waits for
+# its minute-long run, which nbval skips: cell tag nbval-skip), then clean them so they
+# open unmodified in JupyterLab (tools/clean_notebook_outputs.py).
 notebooks: $(STAMP)
 	$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace notebooks/*.ipynb
 	$(PY) tools/clean_notebook_outputs.py notebooks/*.ipynb

@@ -276,9 +276,16 @@ def jupyter_command(lab: MakeLab) -> str:
     raise AssertionError(f"no jupyter lab process below make: {lab.processes()}")
 
 
-def run_quickstart(lab: MakeLab, browser, artifacts: Path, name: str) -> None:
-    """Open the printed URL in Chromium, run the quickstart's first cells, and see the
-    dashboard of the finished run."""
+def python_version(checkout: Path) -> str:
+    """The Python version of the checkout's .venv (what its kernels run)."""
+    return subprocess.run([str(checkout / ".venv" / "bin" / "python"), "-c",
+                           "import platform; print(platform.python_version())"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+
+
+def run_quickstart(lab: MakeLab, browser, artifacts: Path, name: str, checkout: Path) -> None:
+    """Open the printed URL in Chromium, see the stored notebook as `make notebooks` left
+    it, run the quickstart's first cells, and see the dashboard of the finished run."""
     context = browser.new_context(viewport={"width": 1280, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(30_000)
@@ -291,6 +298,19 @@ def run_quickstart(lab: MakeLab, browser, artifacts: Path, name: str) -> None:
         expect(page.locator(".jp-NotebookPanel-toolbar")).to_be_visible()
         cells = notebook.code_cells
         fit = notebook.cell_with(QUICK_RUN)
+        # As stored: the run's static snapshot, without the live widget's plain-text
+        # fallback above it (an untrusted notebook's widget output shows only that).
+        expect(fit.locator(".nbtrain-snapshot")).to_contain_text("finished")
+        assert "nbtrain dashboard" not in notebook.outputs_text(fit)
+        # Opened unmodified: JupyterLab rewrites the kernel's name and Python version in
+        # the metadata when they differ from the kernel's (it has shown the kernel's name
+        # by then). The name is stored as JupyterLab writes it; the version is that of the
+        # Python which ran `make notebooks`, so it can only hold where the kernel runs the same.
+        expect(page.locator(".jp-NotebookPanel-toolbar .jp-KernelName")).to_have_text(
+            "Python 3 (ipykernel)")
+        stored = json.loads((checkout / "notebooks" / "quickstart.ipynb").read_text())
+        if stored["metadata"]["language_info"]["version"] == python_version(checkout):
+            expect(page.locator(".lm-TabBar-tab.jp-mod-dirty")).to_have_count(0)
         # The stored outputs go first, so that every prompt and the dashboard seen below
         # come from this kernel.
         notebook.menu("Edit", "editmenu:clear-all")
@@ -341,7 +361,7 @@ def check_make_lab(who: Newcomer, browser, artifacts: Path, name: str) -> MakeLa
         assert "Running as root" not in output, output
         assert "No display: open the URL printed below" in output, output
 
-        run_quickstart(lab, browser, artifacts, name)
+        run_quickstart(lab, browser, artifacts, name, who.checkout)
 
         kernels = [p for p in lab.processes() if full_command_line(p).startswith(
             f"{who.checkout}/.venv/bin/python -m ipykernel_launcher ")]
