@@ -166,8 +166,7 @@ class LivePlot:
         options = self.presenter.plot_options
         panels = options.select(job.panels)
         chosen = options.metrics
-        if job.rate is not None and (not chosen or LEARNING_RATE in chosen
-                                     or LEARNING_RATE not in job.metrics):
+        if job.rate is not None and (not chosen or LEARNING_RATE in chosen):
             panels = [*panels, job.rate]
         return panels
 

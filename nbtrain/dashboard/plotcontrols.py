@@ -19,6 +19,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from nbtrain.dashboard.tracker import LEARNING_RATE
 from nbtrain.run.state import FAILED
 
 SMOOTHING = (("auto", None), ("off", 0.0), ("0.6", 0.6), ("0.8", 0.8), ("0.9", 0.9),
@@ -43,11 +44,12 @@ class PlotOptions:
         self.metrics: tuple[str, ...] | None = None
 
     def select(self, panels: list) -> list:
-        """The panels to draw (all when no metric is chosen or none of them exists yet)."""
+        """The metric panels to draw: the chosen ones (all when none is chosen, or when
+        none of them exists yet and the learning rate is not chosen either)."""
         if not self.metrics:
             return panels
         chosen = [panel for panel in panels if panel.name in self.metrics]
-        return chosen or panels
+        return chosen if chosen or LEARNING_RATE in self.metrics else panels
 
     def apply(self, renderer: Any) -> None:
         """Set the renderer's scale and smoothing."""
@@ -92,6 +94,7 @@ class PlotControls:
         self.scale = _dropdown(SCALES, "y scale", "nbtrain-plot-scale", "150px")
         self.smoothing = _dropdown(SMOOTHING, "smoothing", "nbtrain-plot-smoothing", "160px")
         self.toggles: dict[str, widgets.ToggleButton] = {}
+        self._seen: tuple[int, bool] | None = None  # the metrics and rate known at the last look
         self.metrics = widgets.HBox([], _dom_classes=("nbtrain-plot-metrics",),
                                     layout=widgets.Layout(margin="0 0 0 8px"))
         for widget in (self.scale, self.smoothing):
@@ -128,7 +131,15 @@ class PlotControls:
             return
         if self.box.layout.visibility == "hidden":
             self.box.layout.visibility = None
-        names = [metric.name for metric in self.presenter.tracker.ordered()]
+        tracker = self.presenter.tracker
+        seen = (len(tracker.metrics), bool(tracker.rate_history.rates))
+        if seen == self._seen:
+            return
+        self._seen = seen
+        # the panels the plot has: the metrics' (`panels`), then the learning rate's
+        names = [panel.name for panel in tracker.panels()]
+        if seen[1]:
+            names.append(LEARNING_RATE)
         new = [name for name in names if name not in self.toggles]
         if not new:
             return

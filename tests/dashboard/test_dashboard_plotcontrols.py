@@ -129,3 +129,26 @@ def test_a_metric_that_appears_later_gets_its_toggle_and_is_drawn(clock, cell):
         assert controls.toggles["gain"].value and titles(dashboard) == ["loss", "gain"]
     finally:
         dashboard.close()
+
+
+def test_the_learning_rate_panel_has_its_toggle_from_the_start(clock, cell):
+    run = FakeRun(epochs=2)
+    dashboard = Dashboard.for_run(run, throttle=Throttle(clock=clock))
+    try:
+        controls = dashboard.plot_controls
+        run.set("running")
+        dashboard.tracker.learning_rate(0.001)  # what the dashboard reads from the optimizer
+        train(dashboard, clock, epochs=1, end=False)
+        run.set("paused")
+        assert list(controls.toggles) == ["loss", "acc", "learning_rate"]
+        assert titles(dashboard)[-1] == "learning_rate"
+        controls.toggles["learning_rate"].value = False
+        assert titles(dashboard) == ["loss", "acc"]
+        controls.toggles["loss"].value = False
+        controls.toggles["acc"].value = False  # the last one shown stays
+        assert controls.toggles["acc"].value and titles(dashboard) == ["acc"]
+        controls.toggles["learning_rate"].value = True
+        controls.toggles["acc"].value = False  # the learning rate alone, not every panel
+        assert titles(dashboard) == ["learning_rate"]
+    finally:
+        dashboard.close()
