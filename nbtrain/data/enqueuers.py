@@ -18,6 +18,7 @@ import operator
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -27,6 +28,32 @@ from nbtrain.data.userwarning import warn_user
 from nbtrain.data.workers import DEFAULT_GRACE
 
 _POLL = POLL
+
+
+class _Source:
+    """What every `GeneratorEnqueuer` of one generator shares: the lock that
+    serialises `next()`, and what a thread abandoned at a stop produced after
+    it (handed out first by the next enqueuer's `get()`)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.late: collections.deque = collections.deque()
+
+
+_SOURCES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_SOURCES_LOCK = threading.Lock()
+
+
+def _source_of(generator: Any) -> _Source:
+    """The generator's `_Source` (a new one for an iterator without weak references)."""
+    with _SOURCES_LOCK:
+        try:
+            source = _SOURCES.get(generator)
+            if source is None:
+                source = _SOURCES[generator] = _Source()
+        except TypeError:  # not weakly referenceable, or not hashable
+            source = _Source()
+    return source
 
 
 def _check_start(workers: Any, max_queue_size: Any) -> tuple[int, int]:
@@ -253,7 +280,9 @@ class GeneratorEnqueuer:
         self.leftover: list[Any] = []
         self._threads: list[threading.Thread] = []
         self._queue: queue.Queue | None = None
-        self._lock = threading.Lock()
+        self._source = _source_of(generator)  # its lock: one next() at a time
+        self._held_lock = threading.Lock()
+        self._collected = False  # stop() has taken `_held`: later items go to the source
         self._stop = threading.Event()
         self._finished = False
         self._held: list[Any] = []
@@ -280,6 +309,7 @@ class GeneratorEnqueuer:
         if self._threads or self._backend is not None:
             raise RuntimeError("This enqueuer is already started.")
         self._stop.clear()
+        self._collected = False
         if self.use_multiprocessing:
             from nbtrain.data.processes import ProcessGeneratorBackend
 
@@ -305,9 +335,24 @@ class GeneratorEnqueuer:
                 continue
         return False
 
+    def _keep(self, item: Any) -> None:
+        """An item (or a Failure) produced during or after a stop: for `leftover`,
+        or, once stop() has returned, for the next enqueuer of the generator."""
+        with self._held_lock:
+            (self._source.late if self._collected else self._held).append(item)
+
+    def _take_late(self) -> Iterator[Any]:
+        """What a thread abandoned by an earlier enqueuer's stop produced since."""
+        late = self._source.late
+        while late:
+            item = late.popleft()
+            if isinstance(item, Failure):
+                raise item.exception
+            yield item
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            with self._lock:
+            with self._source.lock:
                 if self._stop.is_set():
                     return
                 if self._finished:  # restarted after the end: say so again
@@ -323,10 +368,11 @@ class GeneratorEnqueuer:
                     return
                 except BaseException as exc:  # noqa: BLE001 - delivered to the consumer
                     self._finished = True
-                    self._put(Failure(exc))
+                    if not self._put(Failure(exc)):
+                        self._keep(Failure(exc))
                     return
                 if not self._put(item):
-                    self._held.append(item)  # produced during stop: keep it
+                    self._keep(item)  # produced during stop: keep it
                     return
 
     def get(self) -> Iterator[Any]:
@@ -336,15 +382,20 @@ class GeneratorEnqueuer:
             return
         if self._queue is None:
             raise RuntimeError("Call start() before get().")
-        yield from iter_queue(self._queue, self._stop.is_set, self.while_waiting)
+        yield from self._take_late()
+        for item in iter_queue(self._queue, self._stop.is_set, self.while_waiting):
+            yield from self._take_late()  # produced before `item`, by an abandoned thread
+            yield item
+        yield from self._take_late()
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop the workers, join them and keep unconsumed items in `leftover`.
 
         Waits up to `timeout` seconds (None: 5 s) for a `next()` in progress;
         then process workers are terminated, and a thread, which cannot be,
-        is abandoned with a `RuntimeWarning` (the item it yields is lost, and
-        the generator stays busy until that `next()` returns)."""
+        is abandoned with a `RuntimeWarning`.  What that `next()` returns or
+        raises is handed out first by the next enqueuer of the same generator
+        (whose threads wait for it: one `next()` at a time)."""
         self._stop.set()
         if self._backend is not None:
             backend, self._backend = self._backend, None
@@ -360,7 +411,8 @@ class GeneratorEnqueuer:
             warn_user(
                 f"The generator's next() was still running after {grace:g} s at the stop "
                 f"(on {', '.join(hung)}): the thread is abandoned (a thread cannot be "
-                "killed) and the item it yields is lost.", RuntimeWarning,
+                "killed); the next start waits for that next() and hands out its item "
+                "first.", RuntimeWarning,
             )
         self._threads = []
         if self._queue is not None:
@@ -372,5 +424,7 @@ class GeneratorEnqueuer:
                 if is_item(item):
                     self.leftover.append(item)
             self._queue = None
-        self.leftover.extend(self._held)
-        self._held = []
+        with self._held_lock:
+            self.leftover.extend(self._held)
+            self._held = []
+            self._collected = True

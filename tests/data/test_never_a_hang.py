@@ -129,20 +129,27 @@ def test_an_abandoned_thread_s_batch_is_ignored_when_it_returns(release):
     assert data.served == [0] and transformed == []  # read, then dropped untransformed
 
 
-def test_a_generator_thread_stuck_in_next_is_abandoned_with_a_warning(release):
+def test_a_generator_thread_stuck_in_next_is_abandoned_and_its_item_comes_first_next_time(
+        release):
     def stuck():
         yield 1
-        release.wait(120)
+        release.wait(120)  # a stuck read
         yield 2
+        yield 3
 
-    enqueuer = GeneratorEnqueuer(stuck())
+    generator = stuck()
+    enqueuer = GeneratorEnqueuer(generator)
     enqueuer.start(workers=1, max_queue_size=1)
     assert next(enqueuer.get()) == 1
     began = time.monotonic()
     with pytest.warns(RuntimeWarning, match="next\\(\\) was still running"):
         enqueuer.stop(timeout=0.2)
     assert time.monotonic() - began < 2 and not enqueuer.is_running()
+    again = GeneratorEnqueuer(generator)  # no "generator already executing": it waits its turn
+    again.start(workers=2)
     release.set()
+    assert list(again.get()) == [2, 3]  # nothing lost, nothing out of order
+    again.stop()
     for thread in threading.enumerate():
         if thread.name.startswith("nbtrain-generator"):
             thread.join(10)
