@@ -5,8 +5,11 @@ does not truncate what file-writing callbacks wrote."""
 from __future__ import annotations
 
 import csv
+import threading
+import time
 
 import keras
+import numpy as np
 import pytest
 from helpers import BatchRecorder, RecordingSequence, make_data, make_model
 
@@ -112,3 +115,65 @@ def test_a_callback_added_to_an_interrupted_training_begins_with_the_next_pass(t
                                         ("epoch_end", 2), "train_end"]
     with open(path, newline="") as f:
         assert [int(row["epoch"]) for row in csv.DictReader(f)] == [1, 2]
+
+
+class HangsOnce(RecordingSequence):
+    """Reading index `at` the first time asks for a stop (`stopping`, what a Run's
+    stop does meanwhile) and hangs until `release` is set."""
+
+    def __init__(self, x, y, at, stopping, release):
+        super().__init__(x, y)
+        self.at, self.stopping, self.release, self.hung = at, stopping, release, False
+
+    def __getitem__(self, index):
+        if index == self.at and not self.hung:
+            self.hung = True
+            self.stopping.set()
+            assert self.release.wait(60)
+        return super().__getitem__(index)
+
+
+@pytest.fixture
+def release():
+    """Set at the end of the test: an abandoned worker thread returns and ends."""
+    event = threading.Event()
+    yield event
+    event.set()
+
+
+@pytest.mark.parametrize("per_call", [1, 2], ids=["one-step", "steps_per_execution=2"])
+def test_a_wait_check_ends_a_pass_waiting_for_a_read_that_hangs_and_loses_no_batch(
+        per_call, release):
+    x, y = make_data(64)  # 8 batches of 8
+
+    def trained(data):
+        rec = BatchRecorder()
+        model = make_model(steps_per_execution=per_call)
+        loop = FitLoop(model, data, epochs=2, verbose=0, callbacks=[rec], shuffle=False,
+                       workers=1)
+        return loop, rec, model
+
+    reference, ref_rec, ref_model = trained(RecordingSequence(x, y))
+    reference.run()
+
+    stopping = threading.Event()
+
+    def check():
+        if stopping.is_set():
+            raise Interrupt
+
+    data = HangsOnce(x, y, at=3, stopping=stopping, release=release)
+    loop, rec, model = trained(data)
+    loop.set_wait_check(check)
+    began = time.monotonic()
+    with pytest.warns(RuntimeWarning, match="nbtrain-sequence_0 reading index 3"):
+        loop.run()  # ends: the read of batch 3 hangs, and a stop came meanwhile
+    assert time.monotonic() - began < 30
+    assert loop.training and (loop.state.epoch, loop.state.batch) == (0, 3 - 3 % per_call)
+    assert "epoch_end" not in [e[0] for e in rec.events if isinstance(e, tuple)]
+    stopping.clear()
+    release.set()  # the abandoned read returns: its batch is dropped, read again below
+    loop.run()
+    assert rec.pairs == ref_rec.pairs and not loop.training
+    for got, want in zip(model.get_weights(), ref_model.get_weights()):
+        np.testing.assert_allclose(got, want, rtol=1e-6)  # every batch trained once, in order
