@@ -91,9 +91,11 @@ def number_format(values: Iterable[float | None], digits: int = DIGITS) -> str:
     `digits` significant digits and all of them with the same decimals, so a
     column lines up at its decimal point.
 
-    Fixed decimals, set by the smallest value, while every value lies in
-    [1e-4, 1e5); else scientific notation, `digits` significant digits each.
-    None, zero and non-finite values do not count.
+    Fixed decimals, set by the smallest value, and at least `digits` of them
+    while every value is under 10 (Keras's `0.3850`, `1.0000`: a loss that
+    falls below 1 keeps its decimals), while every value lies in [1e-4, 1e5);
+    else scientific notation, `digits` significant digits each.  None, zero
+    and non-finite values do not count.
 
     Example:
 
@@ -105,12 +107,13 @@ def number_format(values: Iterable[float | None], digits: int = DIGITS) -> str:
     """
     sizes = [abs(v) for v in values if v is not None and math.isfinite(v) and v != 0]
     if not sizes:
-        return f".{max(digits - 1, 0)}f"
+        return f".{digits}f"
     small, large = min(sizes), max(sizes)
     if small < _SMALL or large >= _LARGE:
         return f".{max(digits - 1, 0)}e"
     # a value in [1, 10) has one digit before the point; each decade below adds one
-    return f".{max(digits - 1 - math.floor(math.log10(small)), 0)}f"
+    decimals = max(digits - 1 - math.floor(math.log10(small)), 0)
+    return f".{max(decimals, digits) if large < 10 else decimals}f"
 
 
 def format_number(value: float | None, spec: str | None = None) -> str:
@@ -125,8 +128,8 @@ def format_number(value: float | None, spec: str | None = None) -> str:
 
     ```python
     format_number(0.123456)          # -> "0.1235"
+    format_number(2.302585)          # -> "2.3026"
     format_number(12345.6)           # -> "12346"
-    format_number(1.0, ".4f")        # -> "1.0000"
     format_number(float("nan"))      # -> "nan"
     ```
     """

@@ -10,7 +10,9 @@ from nbtrain.text import as_written, format_learning_rate, format_number, number
 
 def test_a_value_has_four_significant_digits_and_no_needless_exponent():
     assert format_number(0.123456) == "0.1235"
-    assert format_number(2.302585) == "2.303"
+    assert format_number(2.302585) == "2.3026"  # under 10: 4 decimals, as Keras
+    assert format_number(1.0) == "1.0000" and format_number(0.0) == "0.0000"
+    assert format_number(12.5) == "12.50"
     assert format_number(12345.6) == "12346"
     assert format_number(0.00123456) == "0.001235"
     assert format_number(3.2e-6) == "3.200e-06"
@@ -28,8 +30,10 @@ def test_a_column_has_one_number_of_decimals_set_by_its_smallest_value():
     spec = number_format([0.9, 0.0123, 0.00098])
     assert [format_number(v, spec) for v in (0.9, 0.00098)] == ["0.9000000", "0.0009800"]
     assert number_format([3e-6, 0.5]) == ".3e"  # decades apart: scientific, all of it
-    assert number_format([]) == number_format([0.0]) == ".3f"
+    assert number_format([]) == number_format([0.0]) == ".4f"
     assert number_format([812.4], digits=3) == ".0f"
+    # a loss falling from 2.3 to 0.4 keeps its format: no column changes at 1
+    assert number_format([2.3]) == number_format([2.3, 0.4]) == ".4f"
 
 
 @pytest.mark.parametrize("value, text", [

@@ -73,7 +73,7 @@ def batch_text(done: int, steps: int | None, rate: float | None) -> str:
     """`batch 12/50 · 812 steps/s`."""
     text = f"batch {done}/{steps if steps else '?'}"
     if rate:
-        text += f" · {format_number(rate, number_format([rate], digits=3))} steps/s"
+        text += f" · {format_number(rate, '.3g')} steps/s"  # a measure: 3 digits
     return text
 
 

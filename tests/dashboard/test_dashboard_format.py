@@ -85,7 +85,7 @@ def test_digits_are_shared_by_a_metrics_columns():
 def test_no_learning_rate_column_and_no_running_row_once_recorded():
     table = fmt.epoch_table(tracker_of([{"loss": 1.0, "learning_rate": 0.001}]))
     assert table.columns == ("epoch", "time", "loss") and not table.running
-    assert table.rows == [("1", "2.0 s", "1.000")]
+    assert table.rows == [("1", "2.0 s", "1.0000")]
     assert not fmt.epoch_table(MetricTracker())
 
 
@@ -161,7 +161,7 @@ def test_the_table_follows_a_history_loaded_again():
 
     tracker = MetricTracker()
     tracker.load_history(SimpleNamespace(epoch=[0, 1], history={"loss": [2.0, 1.0]}))
-    assert [row[2] for row in fmt.epoch_table(tracker).rows] == ["2.000", "1.000"]
+    assert [row[2] for row in fmt.epoch_table(tracker).rows] == ["2.0000", "1.0000"]
     tracker.reset()
     tracker.load_history(SimpleNamespace(epoch=[0, 1], history={"loss": [2.0, 0.5]}))
     assert [row[2] for row in fmt.epoch_table(tracker).rows] == ["2.0000", "0.5000"]

@@ -112,5 +112,5 @@ def test_no_eta_while_compiling_then_the_steady_one(dashboard):
     unknown = [b for b, time, _ in shown if "ETA" not in time]
     assert unknown and max(unknown) < 60  # about a second of steady steps first
     batch, time, counter = shown[-1]
-    assert counter == "batch 100/100 · 50.0 steps/s"
+    assert counter == "batch 100/100 · 50 steps/s"
     assert re.fullmatch(r"elapsed 0:22 · ETA 0:04", time)  # 200 steps at 50 a second

@@ -122,7 +122,7 @@ def test_progress_table_and_time(make, clock):
     assert view.batch_counter.value.startswith("batch 12/50 · ")
     assert view.batch_counter.value.endswith(" steps/s")
     assert (view.batch_bar.value, view.batch_bar.max) == (12, 50)
-    assert view.batch_counter.value == "batch 12/50 · 1.00 steps/s"
+    assert view.batch_counter.value == "batch 12/50 · 1 steps/s"
     assert view.time.value == "elapsed 0:12 · ETA 1:28"  # (38 + 50) batches at 1 a second
     table = fmt.epoch_table(dashboard.tracker)
     assert view.metrics.value == fmt.table_html(table, reserve=3)
@@ -465,7 +465,7 @@ def test_display_run_of_an_ended_run_without_a_dashboard(cell):
     try:
         assert run.callbacks == [dashboard]  # between passes: it follows the next ones
         view, table, plot = cell.outputs()
-        best = 'title="best">1.500<'  # epoch 2's val_loss, the best
+        best = 'title="best">1.5000<'  # epoch 2's val_loss, the best
         assert "finished" in table["text/html"] and best in table["text/html"]
         assert "image/png" in plot
         assert dashboard.view.metrics.layout.display is None
