@@ -90,12 +90,12 @@ def evaluate_generator(model: Any, generator: Any, steps: int | None = None,
     try:
         stream.start()
         logs = evaluate_stream(runner, stream, steps or stream.steps_this_epoch(), cbs)
-    finally:
-        runner.sync()  # whatever ended the evaluation, the model holds its state
-        stream.stop()
     except KeyboardInterrupt:
         stream.stop(INTERRUPT_GRACE)  # back to the user within about a second
         raise
+    finally:
+        runner.sync()  # whatever ended the evaluation, the model holds its state
+        stream.stop()
     return _flatten(model, logs)
 
 
@@ -176,11 +176,11 @@ def predict_generator(model: Any, generator: Any, steps: int | None = None,
             outputs.append(out)
             cbs.on_predict_batch_end(step, {"outputs": out})
         cbs.on_predict_end()
-    finally:
-        stream.stop()
-    if not outputs:
     except KeyboardInterrupt:
         stream.stop(INTERRUPT_GRACE)  # back to the user within about a second
         raise
+    finally:
+        stream.stop()
+    if not outputs:
         raise ValueError("predict_generator received no batch to predict on.")
     return _concatenate(outputs)
