@@ -172,12 +172,13 @@ class ThreadPool:
                 if future is not None and not future.is_done:
                     future.is_cancelled = True
             self.cond.notify_all()
-        reads = ", ".join(f"{thread.name} reading index {future.index}" if future is not None
-                          else thread.name for thread, future in hung)
+        name = type(self.sequence).__name__
+        reads = [f"{name}[{future.index}] (thread {thread.name})" if future is not None
+                 else f"a batch of {name} (thread {thread.name})" for thread, future in hung]
         warn_user(
-            f"{type(self.sequence).__name__}.__getitem__ was still running after {grace:g} s "
-            f"at the stop ({reads}): the thread is abandoned (a thread cannot be killed); "
-            "its batch is ignored when it returns and read again by the next start. "
-            "Give a read that can hang a timeout of its own.",
+            f"{', '.join(reads)} {'was' if len(reads) == 1 else 'were'} still being read "
+            f"{grace:g} s after the stop: abandoned (a thread cannot be killed); what it "
+            "returns is ignored, and the batch is read again at the next start. Give a "
+            "read that can hang a timeout of its own.",
             RuntimeWarning,
         )

@@ -82,7 +82,7 @@ def test_stop_completes_within_the_bound_while_a_read_hangs_and_resume_reads_it_
     if processes:
         assert "terminated" in said and f"batch {AT}" in said, said
     else:
-        assert f"reading index {AT}" in said and "abandoned" in said, said
+        assert f"HangsAt[{AT}] (thread nbtrain-sequence_" in said and "abandoned" in said, said
     data.hang = False  # the cause is fixed
     release.set()  # the abandoned thread returns: its batch is ignored
     assert run.resume() is True
@@ -117,7 +117,8 @@ def test_an_abandoned_thread_s_batch_is_ignored_when_it_returns(release):
     waiting.start()
     assert data.hung.wait(10)
     began = time.monotonic()
-    with pytest.warns(RuntimeWarning, match="nbtrain-sequence_0 reading index 0"):
+    with pytest.warns(RuntimeWarning, match=r"HangsAt\[0\] \(thread nbtrain-sequence_0\) was "
+                                            r"still being read 0.2 s after the stop: abandoned"):
         enqueuer.stop(timeout=0.2)
     assert time.monotonic() - began < 2
     waiting.join(5)
@@ -259,4 +260,4 @@ def test_the_first_ctrl_c_returns_within_about_a_second(how, processes):
     if processes:
         assert "terminated" in err and "batch 5" in err, err
     else:
-        assert "reading index 5" in err and "abandoned" in err, err
+        assert "Hangs[5] (thread nbtrain-sequence_" in err and "abandoned" in err, err

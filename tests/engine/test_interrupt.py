@@ -166,7 +166,8 @@ def test_a_wait_check_ends_a_pass_waiting_for_a_read_that_hangs_and_loses_no_bat
     loop, rec, model = trained(data)
     loop.set_wait_check(check)
     began = time.monotonic()
-    with pytest.warns(RuntimeWarning, match="nbtrain-sequence_0 reading index 3"):
+    with pytest.warns(RuntimeWarning,
+                      match=r"HangsOnce\[3\] \(thread nbtrain-sequence_0\) was still being read"):
         loop.run()  # ends: the read of batch 3 hangs, and a stop came meanwhile
     assert time.monotonic() - began < 30
     assert loop.training and (loop.state.epoch, loop.state.batch) == (0, 3 - 3 % per_call)
