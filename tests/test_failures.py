@@ -264,3 +264,36 @@ def test_a_callback_failure_resumed_calls_each_callback_once(hook, at):
     assert breaker.calls.count((hook, at)) == 2  # the failed call, then once fixed
     assert sorted(rows) == [(e, i) for e in range(3) for i in range(4)]  # each batch once
     assert run.history.epoch == [0, 1, 2]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_validation_failure_resumed_validates_the_epoch_again(workers):
+    validation, counts = Flaky(3, bad=1), Counts()  # the first validation fails at its batch 1
+    tests = []
+
+    class Tests(keras.callbacks.Callback):
+        def on_test_begin(self, logs=None):
+            tests.append(validation.bad)
+
+    run = Run(make_model(), Flaky(4, bad=None), epochs=3, shuffle=False, workers=workers,
+              validation_data=validation, callbacks=[counts, Tests()])
+    rows = trained_ids(run)
+    run.start()
+    with pytest.raises(DataError) as info:
+        run.wait(TIMEOUT)
+    failure = run.failure
+    assert (failure.kind, failure.source, failure.resumable) == ("validation", "Flaky[1]", True)
+    assert info.value.__notes__[-1] == (
+        "Validation failed at the end of epoch 1/3: Flaky[1] raised DataError: bad record in "
+        "batch 1. Fix the cause, then run.resume() validates the epoch again and goes on.")
+    assert run.history.epoch == [] and counts.calls[-1] == ("batch_end", 3)
+    validation.bad = None
+    run.resume()
+    run.wait(TIMEOUT)
+    assert run.state == "finished"
+    assert run.history.epoch == [0, 1, 2]
+    assert len(run.history.history["val_loss"]) == 3
+    assert [c for c in counts.calls if c[0] == "epoch_end"] == [("epoch_end", e) for e in range(3)]
+    assert counts.calls.count("train_begin") == 1
+    assert sorted(rows) == [(e, i) for e in range(3) for i in range(4)]  # trained once
+    assert tests == [1, None, None, None]  # epoch 1 validated again, whole

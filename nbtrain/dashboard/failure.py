@@ -188,7 +188,8 @@ def report(exc: BaseException, headline: str) -> FailureText:
     parts, hidden = _format(exc, set(), headline, False)
     user = plain("".join(parts)).rstrip()
     text = FailureText(f"{headline}\n{user}" + (f"\n{_hidden_line(hidden)}" if hidden else ""))
-    body = (f'<div class="nbtrain-failure-line" style="font-weight:bold;margin:2px 0">'
+    body = (f'<div class="nbtrain-failure-line" style="font-weight:bold;line-height:1.4;'
+            f'margin:2px 0">'
             f"{html.escape(headline)}</div>"
             f'<pre class="nbtrain-failure-frames" style="white-space:pre-wrap;margin:2px 0">'
             f"{html.escape(user)}</pre>")

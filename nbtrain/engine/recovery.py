@@ -19,11 +19,14 @@ What can go on (`LoopFailure.resumable`):
   called again from the callback that raised (those before it are not called
   twice), then training goes on; for `on_train_batch_begin` the batch was not
   trained and the whole hook runs again with it;
+- validation on a Sequence (or arrays), whatever failed in it (the data, a
+  test hook, the test step, which changes no weight): the next pass runs the
+  validation again from its first batch, then ends the epoch;
 - starting the workers, or reading the Sequence's length.
 
 What cannot: the training step (it may have changed the weights or the
 optimizer), a generator that raised (Python closes a generator that raised),
-validation, `on_train_begin`, and anything else.
+validation on a generator, `on_train_begin`, and anything else.
 
 The same module holds where the next pass starts after an interruption
 (`interrupted`) or a `BackupAndRestore` restore (`restored_epoch`).
@@ -35,7 +38,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from nbtrain.data import WorkerLost
+from nbtrain.data import WorkerLost, is_sequence
 from nbtrain.engine.callbacks import to_python
 
 _ESCAPES = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -110,6 +113,8 @@ class LoopFailure:
         if blocking:
             return f"{what} Fix the cause and train again (initial_epoch={self.epoch} goes on " \
                    "from this epoch)."
+        if self.resumable and self.kind == "validation":
+            return f"{what} Fix the cause, then run.resume() validates the epoch again and goes on."
         if self.resumable and self.kind == "callback":
             return f"{what} Fix it, then run.resume() calls it again and goes on."
         if self.resumable:
@@ -186,12 +191,41 @@ class Recovery:
         self._call("on_epoch_end", (state.epoch, logs), list(self.loop.callbacks.callbacks),
                    ended)
 
+    def validate(self, logs: dict) -> None:
+        """Validate at the end of an epoch: `logs` gets the `val_` entries.  A
+        validation that fails on a Sequence is run again whole by the next pass
+        (then the epoch ends as usual)."""
+        loop = self.loop
+        again = self._retry is not None and self._retry[0] == "validate"
+        self._retry = None
+        try:
+            val_logs = loop.validate(again=again)
+        except Exception as exc:
+            resumable = is_sequence(loop.val_source) or isinstance(exc, WorkerLost)
+            stream, source = loop.val_stream, None
+            if (stream is not None and stream.is_sequence and stream.cursor.order
+                    and any(frame.f_locals.get("self") is stream for frame in _frames(exc))):
+                source = f"{type(stream.data).__name__}[{stream.cursor.peek()}]"
+            self._context = ("validation", source, resumable, None)
+            if resumable:
+                self._retry = ("validate", logs)
+            raise
+        logs.update({f"val_{k}": v for k, v in val_logs.items()})
+
     def retry(self) -> None:
-        """At the start of a pass: call again the hook a failure interrupted, from
-        the callback that raised."""
-        pending, self._retry = self._retry, None
-        if pending is not None:
-            self._call(*pending)
+        """At the start of a pass: run again the validation or call again the hook a
+        failure interrupted (from the callback that raised)."""
+        pending = self._retry
+        if pending is None:
+            return
+        if pending[0] == "validate":  # the epoch was trained: validate it, then end it
+            logs = pending[1]
+            self.validate(logs)
+            self.loop.segments.logs = logs
+            self.end_epoch(logs, True)
+            return
+        self._retry = None
+        self._call(*pending)
 
     # -- failures -----------------------------------------------------------------------
 
@@ -254,7 +288,7 @@ class Recovery:
         loop = self.loop
         for frame in _frames(exc):
             owner, name = frame.f_locals.get("self"), frame.f_code.co_name
-            if owner is loop and name == "_validate":
+            if owner is loop and name == "validate":
                 return ("validation", None, False, None)
             if owner is loop.train_stream:  # starting workers, a Sequence's length
                 return ("data", type(loop.train_stream.data).__name__,

@@ -232,12 +232,10 @@ class FitLoop(LoopControls):
         grace = None  # how long the data workers get to end (DataStream.stop)
         try:
             self.train_stream.start()
-            self.recovery.retry()  # a callback hook a failure interrupted
-            while state.epoch < self.epochs:
+            self.recovery.retry()  # a validation or callback hook a failure interrupted
+            while state.epoch < self.epochs and not model.stop_training:
                 self.segments.logs, finished = self._run_epoch()
                 self.recovery.end_epoch(self.segments.logs, finished)  # on_epoch_end
-                if model.stop_training:
-                    break
         except Interrupt:
             grace = STOP_GRACE
             self.recovery.interrupted()
@@ -297,8 +295,7 @@ class FitLoop(LoopControls):
         # ends the epoch after the current batch, unvalidated.
         if (finished and self.val_source is not None
                 and should_validate(epoch, self.validation_freq)):
-            val_logs = self._validate()
-            epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
+            self.recovery.validate(epoch_logs)  # adds the val_ logs (again, once fixed)
         return epoch_logs, finished  # run() ends the epoch: Recovery.end_epoch
 
     def _train_batches(self, steps: int) -> Any:
@@ -357,7 +354,15 @@ class FitLoop(LoopControls):
                 break
         return logs
 
-    def _validate(self) -> dict:
+    def validate(self, again: bool = False) -> dict:
+        """Run the validation data through the test step; return its logs.
+
+        Args:
+            again: a validation that failed, run again from its first batch
+                (a Sequence's new pass; a generator is read on).
+        """
+        if again and is_sequence(self.val_source):
+            self.val_stream = None  # its cursor stood at the batch that failed
         stream = self.validation_stream()
         steps = self.validation_steps or stream.steps_this_epoch()
         return evaluate_stream(self.test_steps, stream, steps, self.callbacks)
