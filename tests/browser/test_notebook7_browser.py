@@ -2,7 +2,8 @@
 package), not only in JupyterLab: it renders and updates, and Pause, Resume,
 Stop and Continue steer the kernel's `Run`; Pause and Stop also while a cell
 waits in `run.wait()`; every dropdown shows its value, the learning rate reads
-as written, the height holds while it trains, the table has a row per epoch.
+as written and one applied while paused is pending until Resume, the height
+holds while it trains, the table has a row per epoch.
 A page reloaded while the run trains, stopped from that page, saves the
 snapshot into the fit cell (the view's `SnapshotSaver`).
 
@@ -143,12 +144,19 @@ def test_dashboard_flow_in_notebook7(nb7_page, notebook7, screenshot):
     held = dashboard.position()
     seen, elapsed = dashboard.watch_still(1.5)
     assert elapsed >= 1.5 and seen == {held.key}, f"paused, yet the counters moved: {seen}"
+    # A learning rate applied while paused is pending until Resume, then applied.
+    dashboard.lr_field.fill("0.002")
+    dashboard.lr_apply.click()
+    expect(dashboard.lr_note).to_have_text("pending: from the next batch")
+    expect(dashboard.lr_current).to_have_text("learning rate 0.001")
     screenshot(dashboard.output_area, "nb7-2-paused")
 
     # Resume, then Pause and Resume again while a cell waits in run.wait().
     dashboard.pause.click()
     dashboard.expect_state("running", timeout=10_000)
     dashboard.wait_advance(held, timeout=15_000)
+    expect(dashboard.lr_current).to_have_text("learning rate 0.002")
+    expect(dashboard.lr_note).to_contain_text("applied from epoch")
     wait_cell = notebook.code_cells.last  # the status cell, given a new source:
     assert STATUS.search(wait_cell.locator(".jp-InputArea-editor").inner_text().strip())
     source = wait_cell.locator(".jp-InputArea-editor")
