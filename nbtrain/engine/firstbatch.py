@@ -40,7 +40,7 @@ import numpy as np
 from nbtrain.data import ArraySequence
 from nbtrain.data.userwarning import warn_user
 from nbtrain.engine.batches import unpack_batch, unpack_inputs
-from nbtrain.engine.recovery import plain
+from nbtrain.engine.recovery import add_note, plain
 from nbtrain.engine.stream import DataExhausted
 
 SPARSE = ("sparse_categorical_crossentropy",)
@@ -63,7 +63,22 @@ def _copy_sequence(sequence: Any) -> Any:
 
 def read_first(stream: Any, processes: bool) -> tuple[Any, bool]:
     """The first raw item of `stream` and whether it was taken from it (then the
-    caller gives it back with `stream.unread([stream.transform(item)])`)."""
+    caller gives it back with `stream.unread([stream.transform(item)])`).
+
+    An error reading it is raised as it is, with a note naming the batch (a
+    Sequence's own index) and that it was read to be checked."""
+    try:
+        return _read_first(stream, processes)
+    except Exception as exc:
+        name = type(stream.data).__name__
+        if stream.is_sequence and stream.cursor.order:
+            name = f"{name}[{stream.cursor.peek()}]"
+        add_note(exc, f"Reading the first batch ({name}) to check it against the model, "
+                      "before training started, failed: fix the data, then train again.")
+        raise
+
+
+def _read_first(stream: Any, processes: bool) -> tuple[Any, bool]:
     if stream.is_sequence:
         reader = _copy_sequence(stream.data).__getitem__ if processes else None
         return stream.first(reader), True

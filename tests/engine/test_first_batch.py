@@ -190,3 +190,19 @@ def test_a_generator_gives_its_first_item_once():
     nbtrain.fit_generator(make_model(), gen(), steps_per_epoch=4, epochs=2, verbose=0,
                           callbacks=[Count()])
     assert items == list(range(8)) and seen == [0, 1, 2, 3] * 2
+
+
+def test_a_first_batch_that_cannot_be_read_raises_from_fit_naming_it():
+    class Broken(RecordingSequence):
+        def __getitem__(self, index):
+            raise OSError(f"cannot open the file of batch {index}")
+
+    x, y = make_data(32)
+    hooks = Hooks()
+    before = set(threading.enumerate())
+    with pytest.raises(OSError) as info:
+        nbtrain.fit(make_model(), Broken(x, y), shuffle=False, callbacks=[hooks], display=False)
+    assert set(threading.enumerate()) == before and hooks.calls == []
+    assert info.value.__notes__[-1] == (
+        "Reading the first batch (Broken[0]) to check it against the model, before training "
+        "started, failed: fix the data, then train again.")
