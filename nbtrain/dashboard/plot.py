@@ -163,51 +163,76 @@ class _PanelArtists:
         self.marks = marks
         return True
 
-    def set_changes(self, changes: tuple) -> bool:
+    def set_changes(self, changes: tuple, values: Any = ()) -> bool:
         """The learning-rate panel: a label at each change (its value, then the epoch
-        and batch it landed on); True if they changed."""
+        and batch it landed on); `values`: the rate's values in order (the first
+        before any change), to know which way each change went.  True if they changed."""
         if changes == self.changes:
             return False
         for text in self._labels:
             text.remove()
         self._labels = []
-        for change in changes:
+        values = list(values)
+        for i, change in enumerate(changes):
             where = f"epoch {change.epoch}" + (
                 f", batch {change.batch}" if change.batch is not None else "")
             text = self.ax.annotate(f"{ax_rules.rate_text(change.value)}\n{where}",
-                                    (change.x, change.value), xytext=(3, 2),
+                                    (change.x, change.value), xytext=(4, 3),
                                     textcoords="offset points", fontsize=_FONT - 1,
                                     color=RATE_COLOR, ha="left", va="bottom",
                                     linespacing=1.0, annotation_clip=False)
+            text.falling = i < len(values) and change.value < values[i]
             self._labels.append(text)
         self.changes = changes
         return True
 
+    # where a change's label goes, in order of preference: beside the new level, away
+    # from the step's vertical line and from the old level
+    _FALLING = (("left", "bottom", 4, 3), ("right", "top", -4, -3), ("left", "top", 4, -3),
+                ("right", "bottom", -4, 3))
+    _RISING = (("left", "top", 4, -3), ("right", "bottom", -4, 3), ("left", "bottom", 4, 3),
+               ("right", "top", -4, -3))
+
     def place_labels(self, renderer: Any) -> None:
-        """Keep the change labels inside the panel and apart: each above its point
-        (else below), moved sideways into the panel if it would leave it; an older
-        one that would still overlap a newer one is hidden (its marker and dashed
-        line stay)."""
+        """Keep the change labels inside the panel, apart and off the step line: each
+        at the first place that fits (`_FALLING`, `_RISING`), else moved into the
+        panel; an older one that would still overlap a newer one is hidden (its
+        marker and dashed line stay)."""
         box = self.ax.get_window_extent(renderer)
         points = 72.0 / self.ax.figure.dpi  # pixels to points
         kept: list = []
+
+        def put(text: Any, place: tuple) -> Any:
+            ha, va, dx, dy = place
+            text.set_ha(ha)
+            text.set_va(va)
+            text.set_position((dx, dy))
+            return text.get_window_extent(renderer)
+
+        def inside(extent: Any) -> bool:
+            return (box.x0 <= extent.x0 and extent.x1 <= box.x1 and box.y0 <= extent.y0
+                    and extent.y1 <= box.y1)
+
         for text in reversed(self._labels):  # the newest first
             text.set_visible(True)
-            placed = False
-            for va, dy in (("bottom", 2), ("top", -2)):
-                text.set_va(va)
-                text.set_position((3, dy))
-                extent = text.get_window_extent(renderer)
-                dx = 3 + min(0.0, box.x1 - extent.x1 - 1) * points
-                dx += max(0.0, box.x0 - (extent.x0 + (dx - 3) / points) + 1) * points
-                dy += (min(0.0, box.y1 - extent.y1 - 1) + max(0.0, box.y0 - extent.y0 + 1)) * points
-                text.set_position((dx, dy))
-                extent = text.get_window_extent(renderer)
-                if not any(extent.overlaps(other) for other in kept):
-                    kept.append(extent)
-                    placed = True
+            places = self._FALLING if getattr(text, "falling", True) else self._RISING
+            chosen = None
+            for place in places:
+                extent = put(text, place)
+                if inside(extent) and not any(extent.overlaps(k) for k in kept):
+                    chosen = extent
                     break
-            text.set_visible(placed)
+            if chosen is None:  # nowhere whole: the first place, moved into the panel
+                ha, va, dx, dy = places[0]
+                extent = put(text, places[0])
+                dx += (min(0.0, box.x1 - extent.x1 - 1) + max(0.0, box.x0 - extent.x0 + 1)) * points
+                dy += (min(0.0, box.y1 - extent.y1 - 1) + max(0.0, box.y0 - extent.y0 + 1)) * points
+                extent = put(text, (ha, va, dx, dy))
+                if not any(extent.overlaps(k) for k in kept):
+                    chosen = extent
+            if chosen is not None:
+                kept.append(chosen)
+            text.set_visible(chosen is not None)
 
 
 class PlotRenderer:
@@ -311,7 +336,7 @@ class PlotRenderer:
         legend = stale or artists.legend is None
         marks = artists.set_marks(panel.marks)
         stale |= marks or artists.set_overlay(panel.overlay)
-        changes = artists.set_changes(panel.changes)
+        changes = artists.set_changes(panel.changes, panel.batch[1])
         stale |= changes
         # the limits fit what reads: the smoothed curve (the raw batches, faint, may
         # leave the axes), the epoch means, the validation values, an earlier run

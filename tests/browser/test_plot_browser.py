@@ -118,6 +118,19 @@ def test_a_plot_control_change_shows_within_a_second(shared, screenshot):
             screenshot(dashboard.root, "plot-3-log")
 
 
+def test_a_learning_rate_change_reaches_the_plot_within_two_seconds(shared, screenshot):
+    """Applied from the dashboard's field: the next plot images (the learning-rate
+    panel marks and labels the change) arrive within the plot's period."""
+    _, dashboard = shared
+    dashboard.expect_state("running")
+    dashboard.lr_field.fill("3e-4")
+    dashboard.lr_apply.click()
+    expect(dashboard.lr_note).to_contain_text("applied from epoch", timeout=15_000)
+    times, length = arrivals(dashboard, 4.0)
+    assert times and times[0] <= MAX_GAP, (times, length)
+    screenshot(dashboard.root, "plot-4-learning-rate-changed")
+
+
 def test_a_pause_shows_the_latest_plot_at_once(shared, screenshot):
     """Paused: the plot is drawn once more with the last batches (the screenshots
     of paused and stopped are for a person to look at)."""
@@ -126,8 +139,8 @@ def test_a_pause_shows_the_latest_plot_at_once(shared, screenshot):
     dashboard.pause.click()
     dashboard.expect_state("paused", timeout=15_000)
     dashboard.wait_new_plot(before, timeout=5_000)
-    screenshot(dashboard.root, "plot-4-paused")
+    screenshot(dashboard.root, "plot-5-paused")
     dashboard.stop.click()
     dashboard.expect_state("stopped", timeout=15_000)
     expect(dashboard.plot).to_be_visible()
-    screenshot(dashboard.root, "plot-5-stopped")
+    screenshot(dashboard.root, "plot-6-stopped")

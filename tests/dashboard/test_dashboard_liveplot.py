@@ -156,3 +156,24 @@ def test_an_idle_worker_ends_by_itself():
     assert worker.wait_idle(10)
     worker.stop()
     assert not worker.alive
+
+
+def test_the_learning_rate_panel_is_there_from_the_start_and_stays_when_metrics_are_hidden(
+        clock):
+    dashboard = Dashboard(auto_display=False, throttle=Throttle(clock=clock))
+    dashboard.presenter.live.learning_rate = lambda: 1e-3  # what the model's optimizer says
+    try:
+        dashboard.set_params({"epochs": 3, "steps": 20})
+        dashboard.on_train_begin()
+        dashboard.on_epoch_begin(0)
+        for batch in range(20):
+            dashboard.on_train_batch_end(batch, {"loss": 1.0 / (batch + 1), "acc": 0.5})
+            clock.advance(0.1)
+        titles = [ax.get_title(loc="left") for ax in dashboard.renderer.figure.axes]
+        assert titles == ["loss", "acc", "learning_rate"]  # before any change
+        dashboard.plot_controls.toggles["acc"].value = False
+        dashboard.presenter.set_state("paused")
+        titles = [ax.get_title(loc="left") for ax in dashboard.renderer.figure.axes]
+        assert titles == ["loss", "learning_rate"]
+    finally:
+        dashboard.close()
