@@ -172,6 +172,7 @@ def check_inputs(model: Any, x: Any, what: str) -> None:
         return
     pairs = _leaves_by_input(x, inputs)
     if pairs is None:
+        _check_count(model, x, inputs, what)
         return
     for position, (spec, leaf) in enumerate(pairs):
         expected, received = _shape(spec), _shape(leaf)
@@ -198,6 +199,26 @@ def _name(tensor: Any, position: int, names: Any, kind: str) -> str:
     if not name or name.startswith(("keras_tensor", "input_layer")):
         return f"{kind} {position}"
     return f"{kind} {name!r}"
+
+
+def _check_count(model: Any, x: Any, inputs: list, what: str) -> None:
+    """Refuse a number of input arrays other than the model's, if Keras refuses it too."""
+    if isinstance(x, dict):
+        return
+    received = len(x) if isinstance(x, (list, tuple)) else 1
+    if received == len(inputs) or (received == 1 and len(inputs) == 1):
+        return
+    error = _keras_refuses(model, x)
+    if error is None:
+        return
+    names = ", ".join(_name(spec, i, getattr(model, "input_names", None), "input")
+                      for i, spec in enumerate(inputs))
+    raise ValueError(
+        f"{what} does not fit the model: it has {len(inputs)} input"
+        f"{'s' if len(inputs) != 1 else ''} ({names}), but the first batch's `x` is "
+        f"{received} array{'s' if received != 1 else ''}. Give one array per input, in the "
+        f"order of `model.inputs` (or a dict by input name). Keras says: {_first_line(error)}"
+    ) from error
 
 
 def _text(shape: tuple) -> str:

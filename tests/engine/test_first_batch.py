@@ -206,3 +206,16 @@ def test_a_first_batch_that_cannot_be_read_raises_from_fit_naming_it():
     assert info.value.__notes__[-1] == (
         "Reading the first batch (Broken[0]) to check it against the model, before training "
         "started, failed: fix the data, then train again.")
+
+
+def test_a_wrong_number_of_inputs_names_them():
+    keras.utils.set_random_seed(1)
+    a, b = keras.Input((FEATURES,), name="image"), keras.Input((2,), name="meta")
+    model = keras.Model([a, b], keras.layers.Dense(1)(keras.layers.Concatenate()([a, b])))
+    model.compile("sgd", "mse")
+    x, y = make_data(16)
+    _refused(lambda: nbtrain.fit(model, x, y, display=False),
+             "`x` does not fit the model: it has 2 inputs (input 'image', input 'meta'), but "
+             "the first batch's `x` is 1 array.")
+    history = nbtrain.fit(model, [x, x[:, :2]], y, batch_size=8, display=False).wait(60)
+    assert len(history.history["loss"]) == 1
