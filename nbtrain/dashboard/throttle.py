@@ -4,7 +4,8 @@ Two schedules share a clock.  Bars, counters and table update at most every
 `interval` seconds *and* within a budget of widget messages a second (an
 update that changed three widgets costs three messages, so the next one waits
 three times longer); the plot renders every `plot_interval` seconds (1 s),
-less often when rendering would take more than `plot_share` of the wall time,
+less often when rendering would take more than `plot_share` of the wall time
+(10% of a core; a render costs 6-60 ms of CPU, about 1% at one a second),
 but never more than `max_plot_interval` (2 s) apart: the plot is never more
 than about 2 s behind the counters.  (It used to be 1% of the wall time and
 10 s: with a render's wall time of 65-80 ms on a loaded machine, renders came
@@ -31,9 +32,10 @@ class Throttle:
         interval: minimum seconds between two updates of bars and table.
         budget: widget messages a second the updates (and renders) may send on average.
         plot_interval: seconds between two plot renders.
-        plot_share: largest fraction of wall time spent rendering the plot (5%: on
-            the render thread a render takes 5-25 ms of CPU, far less of the
-            training's time; slower renders space out, up to `max_plot_interval`).
+        plot_share: largest fraction of wall time spent rendering the plot (10% of
+            a core: on the render thread a render takes 6-60 ms of CPU, about 1% of
+            a core at one a second; slower renders space out, up to
+            `max_plot_interval`).
         max_plot_interval: the most seconds between two renders while training.
         clock: the time source (for tests).
 
@@ -52,7 +54,7 @@ class Throttle:
     """
 
     def __init__(self, interval: float = 0.1, budget: float = 12.0, plot_interval: float = 1.0,
-                 plot_share: float = 0.05, max_plot_interval: float = 2.0,
+                 plot_share: float = 0.1, max_plot_interval: float = 2.0,
                  clock: Callable[[], float] = time.monotonic):
         self.interval = interval
         self.budget = budget
