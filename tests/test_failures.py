@@ -297,3 +297,18 @@ def test_a_validation_failure_resumed_validates_the_epoch_again(workers):
     assert counts.calls.count("train_begin") == 1
     assert sorted(rows) == [(e, i) for e in range(3) for i in range(4)]  # trained once
     assert tests == [1, None, None, None]  # epoch 1 validated again, whole
+
+
+def test_the_text_status_of_a_failed_run_is_its_one_line():
+    import io
+
+    from nbtrain.dashboard.text import TextStatus
+
+    out = io.StringIO()
+    run = Run(make_model(), Flaky(6, bad=2), shuffle=False, workers=0)
+    TextStatus.for_run(run, out)
+    run.start()
+    with pytest.raises(DataError):
+        run.wait(TIMEOUT)
+    assert out.getvalue().splitlines()[-1] == f"nbtrain: failed - {run.failure.line()}"
+    assert "\x1b" not in out.getvalue()
