@@ -131,15 +131,22 @@ def test_a_learning_rate_change_reaches_the_plot_within_two_seconds(shared, scre
     screenshot(dashboard.root, "plot-4-learning-rate-changed")
 
 
-def test_a_pause_shows_the_latest_plot_at_once(shared, screenshot):
-    """Paused: the plot is drawn once more with the last batches (the screenshots
-    of paused and stopped are for a person to look at)."""
+def test_pause_shows_the_latest_plot_and_resume_keeps_it_coming(shared, screenshot):
+    """Paused: the plot is drawn once more with the last batches.  Resumed: images
+    come again at the plot's period (issue 25: after a resume the plot stayed at
+    epoch 46 while the counters went on to 73).  Stopped: the screenshot is for a
+    person to look at."""
     _, dashboard = shared
     before = dashboard.plot_source()
     dashboard.pause.click()
     dashboard.expect_state("paused", timeout=15_000)
     dashboard.wait_new_plot(before, timeout=5_000)
     screenshot(dashboard.root, "plot-5-paused")
+    dashboard.pause.click()  # resume
+    dashboard.expect_state("running", timeout=15_000)
+    times, length = arrivals(dashboard, 6.0)
+    gaps = [b - a for a, b in zip([0.0, *times], [*times, length])]
+    assert max(gaps) <= MAX_GAP, f"after resume a plot image waited {max(gaps):.2f} s: {gaps}"
     dashboard.stop.click()
     dashboard.expect_state("stopped", timeout=15_000)
     expect(dashboard.plot).to_be_visible()
