@@ -366,7 +366,7 @@ class NbtrainMagics(Magics):
                 raise UsageError(f"%nbtrain compare: no run named {name!r} in this notebook.")
             runs.append(self.shell.user_ns[name])
         try:
-            return compare(*runs, names=args.names, metrics=args.metrics, log_y=args.log,
+            return compare(*runs, names=args.names, metrics=args.metrics, log_y=args.log or None,
                            smoothing=args.smoothing)
         except (ValueError, TypeError) as exc:
             raise UsageError(f"%nbtrain compare: {exc}") from None
