@@ -410,7 +410,9 @@ def test_stop_ends_a_worker_stuck_in_a_batch_and_releases_the_consumer(tmp_path)
     with open(fifo) as f:  # the worker is inside __getitem__ now
         assert f.read(1) == "x"
     began = time.monotonic()
-    enqueuer.stop(timeout=0.5)
+    with pytest.warns(RuntimeWarning, match="did not stop within 0.5 s while reading batch 0: "
+                                            "terminated"):
+        enqueuer.stop(timeout=0.5)
     consumer.join(5)
     assert not consumer.is_alive() and outcome == []
     assert time.monotonic() - began < 5
