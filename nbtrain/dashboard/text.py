@@ -100,8 +100,10 @@ class TextStatus(keras.callbacks.Callback):
             if self.hint:
                 self._write(f"{self.describe()} - {self.hint}")
             return
-        # Beside Keras's progress bar, whose line is open while an epoch runs: a line of its own.
-        self._write(("" if self.epoch_lines else "\n") + self.describe())
+        # Beside Keras's progress bar, whose line is open while an epoch runs: a line of its
+        # own (the bar ends its line at an epoch's end, so a finish needs none).
+        own_line = not self.epoch_lines and new != FINISHED
+        self._write(("\n" if own_line else "") + self.describe())
 
     def on_steered(self, run: Any, change: Any) -> None:
         """Steering listener: a line per hyperparameter change, e.g.
