@@ -29,6 +29,8 @@ CONTROLS_HEIGHT = "36px"
 PLOT_HEIGHT = 265
 """Pixels kept for the plot before its first image: one row of panels
 (`PlotRenderer`'s default figure: 2.65 in at 100 dpi)."""
+PLOT_COLUMNS = 3
+"""Panels a row of the plot (`PlotRenderer.max_columns`)."""
 CONTINUE_TIPS = {
     "resume": "Resume the stopped run with its next batch and train to this final epoch",
     "continue": "Train the ended run on, from where it ended, to this final epoch",
@@ -57,6 +59,37 @@ def set_traits(widget: widgets.Widget, **traits) -> int:
         for key, value in changed.items():
             setattr(widget, key, value)
     return 1
+
+
+def expected_panels(model: object) -> int | None:
+    """How many panels the live plot of `model`'s training will have, from its compile
+    configuration: the loss, each metric (its validation drawn in the same panel) and
+    the learning rate; None when that cannot be told (several outputs, a model not
+    compiled, metrics that are not a plain list).
+
+    Example:
+
+    ```python
+    model.compile(optimizer="adam", loss="mse", metrics=["mae", "mape"])
+    expected_panels(model)   # -> 4: loss, mae, mape, learning_rate
+    ```
+    """
+    try:
+        config = model.get_compile_config()  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - not compiled, or a config that does not serialize
+        return None
+    loss = config.get("loss") if isinstance(config, dict) else None
+    if loss is None or isinstance(loss, (list, tuple)) or (
+            isinstance(loss, dict) and "class_name" not in loss):
+        return None
+    count = 1  # the loss
+    for key in ("metrics", "weighted_metrics"):
+        metrics = config.get(key) or []
+        if not isinstance(metrics, (list, tuple)) or any(
+                isinstance(m, (list, tuple, dict)) and "class_name" not in m for m in metrics):
+            return None
+        count += len(metrics)
+    return count + 1  # the learning rate
 
 
 def _show(widget: widgets.DOMWidget, shown: bool) -> int:
@@ -151,6 +184,14 @@ class DashboardView:
         """Show a new plot image (before its first image the plot's room is kept, empty)."""
         self.plot.value = png
         return 1 + set_traits(self.plot.layout, visibility=None, height=None, display=None)
+
+    def reserve_plot_rows(self, panels: int | None) -> int:
+        """Keep room for the rows of `panels` panels (three a row) until the first plot
+        (None: one row, the plot's default)."""
+        if self.plot.value or not panels:
+            return 0
+        rows = -(-panels // PLOT_COLUMNS)
+        return set_traits(self.plot.layout, height=f"{rows * PLOT_HEIGHT}px")
 
     def keep_plot_room(self, keep: bool) -> int:
         """Keep the empty plot's room (a run that trains) or give it up (a run that

@@ -34,6 +34,7 @@ from nbtrain.dashboard.plotcontrols import PlotControls
 from nbtrain.dashboard.presenter import Presenter
 from nbtrain.dashboard.steering import SteeringControls
 from nbtrain.dashboard.throttle import Throttle
+from nbtrain.dashboard.view import expected_panels
 from nbtrain.run.state import ACTIVE, ENDED, FAILED, FINISHED, RUNNING, STOPPED
 
 # id(run) -> the Dashboard bound to it.  Weak values: an entry lasts as long as its
@@ -253,6 +254,7 @@ class Dashboard(keras.callbacks.Callback):
         """
         self.controls = RunControls(self, run, follows_history)
         _BOUND[id(run)] = self
+        self.view.reserve_plot_rows(expected_panels(getattr(run, "model", None)))
         self.controls.bind()
         self.steering = SteeringControls.attach(self, run)
 
@@ -344,6 +346,7 @@ class Dashboard(keras.callbacks.Callback):
     def on_train_begin(self, logs: dict | None = None) -> None:
         if not self.outputs and self.auto_display:
             if notebook.choose_display() == notebook.DASHBOARD:
+                self.view.reserve_plot_rows(expected_panels(self.model))
                 self.display()
             else:
                 from nbtrain.engine.progress import TextProgress

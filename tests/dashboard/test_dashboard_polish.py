@@ -22,7 +22,7 @@ from PIL import Image
 from nbtrain.dashboard import failure
 from nbtrain.dashboard import format as fmt
 from nbtrain.dashboard.throttle import Throttle
-from nbtrain.dashboard.view import PLOT_HEIGHT
+from nbtrain.dashboard.view import PLOT_HEIGHT, expected_panels
 from nbtrain.dashboard.widget import Dashboard
 
 
@@ -101,6 +101,38 @@ def test_no_plot_before_a_first_visible_point(bound, clock):
     assert dashboard.plot_controls.shown
     # the room kept is the height of the first plot (one row of panels): nothing moves
     assert Image.open(io.BytesIO(dashboard.png)).size[1] == PLOT_HEIGHT
+
+
+def test_the_room_kept_is_as_many_rows_as_the_model_will_have_panels(clock, cell):
+    import keras
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse", metrics=["mae", "mse", "mape"])
+    assert expected_panels(model) == 5  # loss, 3 metrics, the learning rate: two rows
+    run = FakeRun(epochs=3)
+    run.model = model
+    dashboard = Dashboard(throttle=Throttle(clock=clock), auto_display=False)
+    try:
+        run.add_callback(dashboard)
+        dashboard.bind(run)
+        dashboard.set_model(model)
+        dashboard.display()
+        assert dashboard.view.plot.layout.height == f"{2 * PLOT_HEIGHT}px"
+        start(run, dashboard)
+        for batch in range(30):
+            clock.advance(0.1)
+            dashboard.on_train_batch_end(batch, {"loss": 1.0 / (batch + 1), "mae": 0.5,
+                                                 "mse": 0.4, "mape": 30.0})
+        dashboard.presenter.update(force=True)
+        assert Image.open(io.BytesIO(dashboard.png)).size[1] == 2 * PLOT_HEIGHT
+    finally:
+        dashboard.close()
+    plain = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    assert expected_panels(plain) is None  # not compiled: the default, one row
+    inputs = keras.Input((4,))
+    two = keras.Model(inputs, [keras.layers.Dense(1)(inputs), keras.layers.Dense(1)(inputs)])
+    two.compile(optimizer="sgd", loss=["mse", "mse"])
+    assert expected_panels(two) is None  # several outputs: a loss each, not told
 
 
 def test_a_run_that_ends_before_its_first_plot_gives_up_the_plots_room(bound, clock):
