@@ -164,9 +164,10 @@ class _PanelArtists:
         return True
 
     def set_changes(self, changes: tuple, values: Any = ()) -> bool:
-        """The learning-rate panel: a label at each change (its value, then the epoch
-        and batch it landed on); `values`: the rate's values in order (the first
-        before any change), to know which way each change went.  True if they changed."""
+        """The learning-rate panel: a label at its first value (the value) and at each
+        change (its value, then the epoch and batch it landed on); `values`: the
+        step line's values (the first, then each change's), to know which way each
+        change went.  True if they changed."""
         if changes == self.changes:
             return False
         for text in self._labels:
@@ -174,14 +175,16 @@ class _PanelArtists:
         self._labels = []
         values = list(values)
         for i, change in enumerate(changes):
-            where = f"epoch {change.epoch}" + (
+            where = f"\nepoch {change.epoch}" + (
                 f", batch {change.batch}" if change.batch is not None else "")
-            text = self.ax.annotate(f"{ax_rules.rate_text(change.value)}\n{where}",
+            if i == 0:
+                where = ""  # the value it started with: the value says it all
+            text = self.ax.annotate(f"{ax_rules.rate_text(change.value)}{where}",
                                     (change.x, change.value), xytext=(4, 3),
                                     textcoords="offset points", fontsize=_FONT - 1,
                                     color=RATE_COLOR, ha="left", va="bottom",
                                     linespacing=1.0, annotation_clip=False)
-            text.falling = i < len(values) and change.value < values[i]
+            text.falling = i == 0 or (i < len(values) and change.value < values[i - 1])
             self._labels.append(text)
         self.changes = changes
         return True

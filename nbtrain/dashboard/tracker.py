@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -155,7 +155,7 @@ class Panel:
     val: tuple[np.ndarray, np.ndarray]
     marks: tuple[float, ...] = ()  # where a hyperparameter changed (a steered run)
     overlay: Any = None  # an earlier run's ((x, train), (x, val)) arrays, drawn faintly
-    changes: tuple[RateChange, ...] = ()  # the learning-rate panel: each change, labelled
+    changes: tuple[RateChange, ...] = ()  # the learning-rate panel: its first value, each change
 
 
 @dataclass(frozen=True)
@@ -212,7 +212,8 @@ class RateHistory:
         self.rates.append(RateChange(float(x), float(value), epoch, batch))
 
     def panel(self, start: float, now: float) -> Panel | None:
-        """A step line from `start` to `now` and the changes (None before a value)."""
+        """A step line from `start` to `now` and its points: the first value (at the
+        line's start), then each change (None before a value)."""
         rates = self.rates
         if not rates:
             return None
@@ -221,7 +222,7 @@ class RateHistory:
         y = [r.value for r in rates] + [rates[-1].value]
         empty = (np.empty(0), np.empty(0))
         return Panel(LEARNING_RATE, (np.array(x), np.array(y)), empty, empty,
-                     changes=tuple(rates[1:]))
+                     changes=(replace(rates[0], x=x[0]), *rates[1:]))
 
 
 class MetricTracker:

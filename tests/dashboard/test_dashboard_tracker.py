@@ -195,7 +195,7 @@ def test_learning_rate_history_from_readings_and_changes():
     assert [(r.x, r.value) for r in tracker.rates] == [(0.0, 0.0010000000474974513), (0.5, 3e-4)]
     assert (tracker.rates[1].epoch, tracker.rates[1].batch) == (1, 6)
     panel = tracker.rate_panel()
-    assert panel.name == "learning_rate" and panel.changes == (tracker.rates[1],)
+    assert panel.name == "learning_rate" and panel.changes == tuple(tracker.rates)
     assert panel.batch[0].tolist() == [0.0, 0.5, 1.0]  # from the start to where training is
     assert panel.batch[1].tolist() == [0.0010000000474974513, 3e-4, 3e-4]
     assert "learning_rate" not in [p.name for p in tracker.panels()]  # a panel of its own
