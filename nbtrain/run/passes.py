@@ -13,6 +13,7 @@ import threading
 from typing import Any
 
 from nbtrain.run import registry
+from nbtrain.run.coordinator import LocalCoordinator
 from nbtrain.run.state import FINISHED, RUNNING, STOPPED, check_transition
 from nbtrain.run.waiting import Deadline, join, wait_until
 
@@ -96,8 +97,9 @@ class PassRunner:
         with status.lock:
             self.active = False
             registry.release(self.loop.model, self.owner)
-            if error is not None:
-                status.fail(error, self.loop.recovery.failure)
+            if error is not None:  # the loop's record (not in a job: a failure ends the job)
+                local = isinstance(self.coordinator, LocalCoordinator)
+                status.fail(error, self.loop.recovery.failure if local else None)
             elif self.loop.position().epoch >= self.loop.epochs:
                 status.change(FINISHED)
             else:

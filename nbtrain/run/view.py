@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import keras
 
-from nbtrain.run.coordinator import make_coordinator
+from nbtrain.run.coordinator import LocalCoordinator, make_coordinator
 from nbtrain.run.events import Listener, RunStatus
 from nbtrain.run.history import RunHistory
 from nbtrain.run.hold import Hold
@@ -154,12 +154,14 @@ class RunView:
     @property
     def resumable(self) -> bool:
         """True if the run failed and `resume()` goes on at the batch that failed:
-        reading a Sequence's data, a callback's epoch or batch hook, or a lost data
-        worker process (see `nbtrain.engine.recovery`); fix the cause first."""
+        reading a Sequence's data, a callback's epoch or batch hook, validation on a
+        Sequence, or a lost data worker process (see `nbtrain.engine.recovery`); fix
+        the cause first.  Not in a multi-worker job (a failure there ends the job)."""
         if self._status.state != FAILED:
             return False
         failure = self._status.failure
-        return self.lost_worker or (failure is not None and failure.resumable)
+        local = isinstance(self._coordinator, LocalCoordinator)  # a job's failure ends the job
+        return self.lost_worker or (local and failure is not None and failure.resumable)
 
     @property
     def lost_worker(self) -> bool:

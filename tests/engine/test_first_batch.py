@@ -214,7 +214,7 @@ def test_a_wrong_number_of_inputs_names_them():
     model = keras.Model([a, b], keras.layers.Dense(1)(keras.layers.Concatenate()([a, b])))
     model.compile("sgd", "mse")
     x, y = make_data(16)
-    _refused(lambda: nbtrain.fit(model, x, y, display=False),
+    _refused(lambda: nbtrain.fit(model, x, y, batch_size=8, display=False),
              "`x` does not fit the model: it has 2 inputs (input 'image', input 'meta'), but "
              "the first batch's `x` is 1 array.")
     history = nbtrain.fit(model, [x, x[:, :2]], y, batch_size=8, display=False).wait(60)
