@@ -82,7 +82,7 @@ def test_renders_on_their_own_thread_every_period_and_the_final_one_after_it(
     assert set(rendering_threads[:-1]) == {"nbtrain-plot"}  # never on the training thread
     assert {name for _, name in live} == {"nbtrain-plot"}
     gaps = [b - a for (a, _), (b, _) in zip(live, live[1:])]
-    assert len(live) >= 4 and max(gaps) < 1.5, gaps  # 0.25 s asked; a loaded machine
+    assert len(live) >= 4 and max(gaps) <= 2.0, gaps  # 0.25 s asked; the contract: 2 s
     assert not dashboard.presenter.live.worker.alive  # joined at the end
     assert dashboard.png and dashboard.renderer is None
 
