@@ -127,8 +127,8 @@ class PlotControls:
     def _plotted(self, change: Any) -> None:
         """A plot image was shown (under the presenter's lock): show the controls,
         and a toggle for each metric that has appeared since."""
-        if not change["new"]:
-            return
+        if not self.presenter.view.drawn:
+            return  # the blank stand-in that keeps the plot's room
         if self.box.layout.visibility == "hidden":
             self.box.layout.visibility = None
         tracker = self.presenter.tracker

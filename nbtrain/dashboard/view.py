@@ -12,7 +12,9 @@ budget counts.
 
 from __future__ import annotations
 
+import struct
 import uuid
+import zlib
 
 import ipywidgets as widgets
 
@@ -29,6 +31,8 @@ CONTROLS_HEIGHT = "36px"
 PLOT_HEIGHT = 265
 """Pixels kept for the plot before its first image: one row of panels
 (`PlotRenderer`'s default figure: 2.65 in at 100 dpi)."""
+PLOT_WIDTH = 900
+"""The plot's width in pixels (`PlotRenderer`'s default: 9 in at 100 dpi)."""
 PLOT_COLUMNS = 3
 """Panels a row of the plot (`PlotRenderer.max_columns`)."""
 CONTINUE_TIPS = {
@@ -92,6 +96,21 @@ def expected_panels(model: object) -> int | None:
     return count + 1  # the learning rate
 
 
+def blank_png(width: int, height: int) -> bytes:
+    """A white PNG of `width` x `height` pixels (a few hundred bytes): the plot's
+    stand-in before its first image, so the page keeps the room the image will
+    take, scaled to the cell's width as the image will be."""
+    row = b"\x00" + b"\xff" * ((width + 7) // 8)  # filter byte, then 1-bit white pixels
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1-bit greyscale
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(row * height, 9)) + chunk(b"IEND", b""))
+
+
 def _show(widget: widgets.DOMWidget, shown: bool) -> int:
     """Show or hide (`display: none`) a widget; return the messages sent."""
     return set_traits(widget.layout, display=None if shown else "none")
@@ -151,9 +170,10 @@ class DashboardView:
             layout=w.Layout(display=None if controls else "none", min_height=CONTROLS_HEIGHT))
         self.messages = _classed(w.HTML, "nbtrain-messages")
         self.metrics = _classed(w.HTML, "nbtrain-metrics")
+        self.drawn = False  # the plot shows a rendered image (before: a blank stand-in)
         self.plot = _classed(w.Image, "nbtrain-plot", format="png",  # shown once drawn
+                             value=blank_png(PLOT_WIDTH, PLOT_HEIGHT),
                              layout=w.Layout(max_width="100%", visibility="hidden",
-                                             height=f"{PLOT_HEIGHT}px",
                                              # its own pixels, not stretched to the cell's
                                              # width (blurred, and a height no one knows)
                                              align_self="flex-start"))
@@ -182,22 +202,23 @@ class DashboardView:
 
     def set_plot(self, png: bytes) -> int:
         """Show a new plot image (before its first image the plot's room is kept, empty)."""
+        self.drawn = True
         self.plot.value = png
-        return 1 + set_traits(self.plot.layout, visibility=None, height=None, display=None)
+        return 1 + set_traits(self.plot.layout, visibility=None, display=None)
 
     def reserve_plot_rows(self, panels: int | None) -> int:
         """Keep room for the rows of `panels` panels (three a row) until the first plot
         (None: one row, the plot's default)."""
-        if self.plot.value or not panels:
+        if self.drawn or not panels:
             return 0
         rows = -(-panels // PLOT_COLUMNS)
-        return set_traits(self.plot.layout, height=f"{rows * PLOT_HEIGHT}px")
+        return set_traits(self.plot, value=blank_png(PLOT_WIDTH, rows * PLOT_HEIGHT))
 
     def keep_plot_room(self, keep: bool) -> int:
         """Keep the empty plot's room (a run that trains) or give it up (a run that
         ended before its first plot, or a dashboard without plots); a plot already
         drawn stays."""
-        if self.plot.value:
+        if self.drawn:
             return 0
         return set_traits(self.plot.layout, display=None if keep else "none")
 

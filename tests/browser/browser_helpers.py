@@ -567,7 +567,9 @@ class Dashboard:
         return self.page.wait_for_function(
             """(img) => {
                 const box = img.getBoundingClientRect();
+                // before its first image the plot is a blank stand-in, hidden (its room kept)
                 return img.complete && img.naturalWidth > 0 && box.width > 0 && box.height > 0
+                    && getComputedStyle(img).visibility !== 'hidden'
                     && {natural: [img.naturalWidth, img.naturalHeight],
                         shown: [box.width, box.height]};
             }""", arg=self.plot.element_handle(), timeout=timeout).json_value()

@@ -105,8 +105,7 @@ def test_live_dashboard_and_controls(page, lab, screenshot):
     # a toggle per metric.
     expect(dashboard.plot_controls).to_be_visible()
     assert dashboard.selects() == [(0, "auto"), (0, "auto")], dashboard.selects()
-    expect(dashboard.metric_toggles).to_have_count(2)
-    expect(dashboard.metric_toggles.first).to_have_text("loss")
+    expect(dashboard.metric_toggles).to_have_text(["loss", "accuracy", "learning_rate"])
     scale = dashboard.plot_controls.locator(".nbtrain-plot-scale select")
     scale.select_option("log")
     notebook.run_cell(status_cell)  # the kernel has had the change, and answered it

@@ -22,7 +22,7 @@ from PIL import Image
 from nbtrain.dashboard import failure
 from nbtrain.dashboard import format as fmt
 from nbtrain.dashboard.throttle import Throttle
-from nbtrain.dashboard.view import PLOT_HEIGHT, expected_panels
+from nbtrain.dashboard.view import PLOT_HEIGHT, PLOT_WIDTH, expected_panels
 from nbtrain.dashboard.widget import Dashboard
 
 
@@ -93,14 +93,14 @@ def test_no_plot_before_a_first_visible_point(bound, clock):
     batches(dashboard, clock, 1, dt=5.0)  # one point: a line of one point draws nothing
     dashboard.presenter.update(force=True)
     assert view.plot.layout.visibility == "hidden" and shown(view.plot)  # its room kept
-    assert not view.plot.value and dashboard.png is None
+    assert not view.drawn and dashboard.png is None
     assert not dashboard.plot_controls.shown  # nothing to control yet
     batches(dashboard, clock, 20, start=1, dt=5.0)
     dashboard.presenter.update(force=True)
     assert view.plot.layout.visibility is None and view.plot.value == dashboard.png
     assert dashboard.plot_controls.shown
     # the room kept is the height of the first plot (one row of panels): nothing moves
-    assert Image.open(io.BytesIO(dashboard.png)).size[1] == PLOT_HEIGHT
+    assert Image.open(io.BytesIO(dashboard.png)).size == (PLOT_WIDTH, PLOT_HEIGHT)
 
 
 def test_the_room_kept_is_as_many_rows_as_the_model_will_have_panels(clock, cell):
@@ -117,14 +117,15 @@ def test_the_room_kept_is_as_many_rows_as_the_model_will_have_panels(clock, cell
         dashboard.bind(run)
         dashboard.set_model(model)
         dashboard.display()
-        assert dashboard.view.plot.layout.height == f"{2 * PLOT_HEIGHT}px"
+        blank = Image.open(io.BytesIO(dashboard.view.plot.value))  # the stand-in
+        assert blank.size == (PLOT_WIDTH, 2 * PLOT_HEIGHT)
         start(run, dashboard)
         for batch in range(30):
             clock.advance(0.1)
             dashboard.on_train_batch_end(batch, {"loss": 1.0 / (batch + 1), "mae": 0.5,
                                                  "mse": 0.4, "mape": 30.0})
         dashboard.presenter.update(force=True)
-        assert Image.open(io.BytesIO(dashboard.png)).size[1] == 2 * PLOT_HEIGHT
+        assert Image.open(io.BytesIO(dashboard.png)).size == (PLOT_WIDTH, 2 * PLOT_HEIGHT)
     finally:
         dashboard.close()
     plain = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])

@@ -17,7 +17,7 @@ from PIL import Image
 from nbtrain.dashboard import format as fmt
 from nbtrain.dashboard import notebook
 from nbtrain.dashboard.throttle import Throttle
-from nbtrain.dashboard.view import PLOT_HEIGHT
+from nbtrain.dashboard.view import PLOT_HEIGHT, PLOT_WIDTH
 from nbtrain.dashboard.widget import Dashboard, display_run
 
 CLASSES = ["nbtrain-dashboard", "nbtrain-header", "nbtrain-state", "nbtrain-epoch-bar",
@@ -135,11 +135,14 @@ def test_progress_table_and_time(make, clock):
 def test_callback_mode_ends_finished_and_shows_no_controls(make, clock):
     dashboard = make()
     plot = dashboard.view.plot.layout
-    # no empty image before a plot, but its room is kept: nothing below it moves at the first
-    assert (plot.visibility, plot.height, plot.display) == ("hidden", f"{PLOT_HEIGHT}px", None)
+    # no empty image before a plot, but a hidden blank stand-in of its size keeps its room
+    # (scaled with the cell's width as the image will be): nothing below it moves
+    assert (plot.visibility, plot.display, dashboard.view.drawn) == ("hidden", None, False)
+    blank = Image.open(io.BytesIO(dashboard.view.plot.value))
+    assert blank.size == (PLOT_WIDTH, PLOT_HEIGHT) and blank.getextrema() == (255, 255)
     train(dashboard, clock)
-    assert (plot.visibility, plot.height, plot.display) == (None, None, None)
-    assert dashboard.view.plot.value
+    assert (plot.visibility, plot.display, dashboard.view.drawn) == (None, None, True)
+    assert Image.open(io.BytesIO(dashboard.view.plot.value)).size == (PLOT_WIDTH, PLOT_HEIGHT)
     view = dashboard.view
     assert dashboard.state == "finished"
     assert view.controls.layout.display == "none"
