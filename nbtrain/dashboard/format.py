@@ -34,7 +34,10 @@ STATE_COLORS = {
 
 BAR_STYLES = {FINISHED: "success", FAILED: "danger", STOPPED: "warning",
               STOPPING: "warning", PAUSING: "info", PAUSED: "info"}
-"""The progress bars' `bar_style` for each state (running: the default)."""
+"""The progress bars' `bar_style` for each state (running: the default).  The view
+paints the bars in the badge's colour over it (`style.bar_color` from `STATE_COLORS`,
+`DashboardView.set_state`): the Jupyter theme's warning and info colours are orange
+and teal where the badge is grey (stopped) and amber (paused)."""
 
 LIVE_ROWS = 10
 """Completed epochs the live table shows (the latest); the snapshot shows them all."""
