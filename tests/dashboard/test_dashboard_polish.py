@@ -157,6 +157,18 @@ def test_a_failed_run_shows_no_plot_controls(bound, clock):
     assert not shown(dashboard.view.controls)  # and no run controls: nothing can act
 
 
+@pytest.mark.parametrize("state", ["paused", "stopping", "stopped", "finished", "failed"])
+def test_the_bars_take_the_badges_colour(bound, clock, state):
+    run, dashboard = bound
+    view = dashboard.view
+    start(run, dashboard)
+    batches(dashboard, clock, 5)
+    run.set(state)
+    color = fmt.STATE_COLORS[state]
+    assert color in view.state.value
+    assert view.epoch_bar.style.bar_color == view.batch_bar.style.bar_color == color
+
+
 @pytest.mark.parametrize("state", ["paused", "stopped", "finished"])
 def test_no_stale_rate_once_paused_or_ended(bound, clock, state):
     run, dashboard = bound
