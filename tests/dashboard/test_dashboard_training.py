@@ -179,7 +179,7 @@ def test_a_failed_run_shows_its_traceback(cell):
             x, y = make_data(8)
             return x, y
 
-    run = Run(make_model(), Broken(), epochs=1, workers=0)
+    run = Run(make_model(), Broken(), epochs=1, workers=0, shuffle=False)
     dashboard = Dashboard.for_run(run)
     try:
         run.start()
@@ -188,6 +188,7 @@ def test_a_failed_run_shows_its_traceback(cell):
         assert dashboard.state == "failed"
         messages = dashboard.view.messages.value
         assert "Traceback" in messages and "OSError: disk read failed" in messages
+        assert "Broken[2] raised OSError: disk read failed" in messages  # the one line
         assert fmt.STATE_COLORS["failed"] in dashboard.view.state.value
         assert "OSError: disk read failed" in cell.outputs()[1]["text/html"]
     finally:
