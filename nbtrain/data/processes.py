@@ -34,7 +34,7 @@ from nbtrain.data._queue import END, POLL, Failure, is_item, iter_queue
 from nbtrain.data.pickling import generator_payload, unpack_exception
 from nbtrain.data.userwarning import user_stacklevel
 
-__all__ = ["ProcessGeneratorBackend", "ProcessSequencePool", "WorkerLost"]
+__all__ = ["ProcessGeneratorBackend", "ProcessSequencePool", "WorkerLost", "draw_shuffle_order"]
 
 SLOTS_PER_WORKER = 2  # batches a worker may hold: one being read out, one being made
 _POLL = POLL
@@ -59,6 +59,35 @@ class _Task:
         self.index = index
         self.worker: Worker | None = None
         self.slot: int | None = None
+
+
+_KERAS_ITERATORS = {("keras.src.legacy.preprocessing.image", "Iterator"),
+                    ("keras_preprocessing.image.iterator", "Iterator")}
+
+
+def draw_shuffle_order(sequence: Any) -> None:
+    """Draw, in this process, the shuffle order a Keras image iterator would draw
+    lazily in its first `__getitem__` (`ImageDataGenerator.flow`,
+    `flow_from_directory`, `flow_from_dataframe` without a `seed`).
+
+    Each spawned worker starts with its own random state, so each would draw a
+    different order and the first pass would repeat some samples and miss
+    others; Keras 2's forked workers inherited one random state and drew the
+    same one.  The iterator's own `on_epoch_end` draws it (what it does after
+    every pass); with a `seed` the workers already agree.  Other Sequences are
+    left as they are.
+
+    Example:
+
+    ```python
+    draw_shuffle_order(datagen.flow(x, y, batch_size=32))   # index_array set here
+    ```
+    """
+    keras_iterator = any((getattr(c, "__module__", ""), c.__name__) in _KERAS_ITERATORS
+                         for c in type(sequence).__mro__)
+    if (keras_iterator and getattr(sequence, "index_array", 0) is None
+            and getattr(sequence, "seed", 0) is None):
+        sequence.on_epoch_end()
 
 
 class ProcessSequencePool(WorkerGroup):
@@ -94,6 +123,7 @@ class ProcessSequencePool(WorkerGroup):
         self._slots = dict.fromkeys(range(workers), SLOTS_PER_WORKER)
         self._states: dict[int, tuple[Any, set[int]]] = {}
         self._state_keys = itertools.count()
+        draw_shuffle_order(sequence)  # one order for every worker, as a fork inherited
         key = self._write_state()  # before spawning: an unpicklable dataset fails fast
         self._start(_worker.sequence_main, workers)  # on failure, it shuts down (states too)
         with self._lock:

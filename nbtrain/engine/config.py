@@ -393,6 +393,9 @@ def check_processes(source: Any, name: str, use_multiprocessing: bool, workers: 
             "pass use_multiprocessing=False (threads) or use the dataset's own parallelism "
             "(`dataset.map(..., num_parallel_calls=tf.data.AUTOTUNE)`).")
     if is_sequence(source):
+        from nbtrain.data.processes import draw_shuffle_order
+
+        draw_shuffle_order(source)  # before anything reads a copy of it (the first batch)
         check_sendable(source, name)
     else:
         check_fresh_generator(source, name)

@@ -104,6 +104,21 @@ def test_cifar10_cnn_augmentation_flow_on_two_worker_processes(tmp_path):
     assert len(scores) == 2
 
 
+def test_a_shuffled_flow_serves_every_sample_once_a_pass_from_worker_processes():
+    x = np.arange(32, dtype=np.float32).reshape(32, 1, 1, 1) * np.ones((32, 2, 2, 1), np.float32)
+    flow = _image_data_generator().flow(x, np.arange(32), batch_size=4)  # shuffled, no seed
+    enqueuer = nbtrain.OrderedEnqueuer(flow, use_multiprocessing=True)
+    enqueuer.start(workers=2)
+    try:
+        batches = enqueuer.get()
+        passes = [[int(i) for _ in range(8) for i in next(batches)[1]] for _ in range(2)]
+    finally:
+        enqueuer.stop()
+    # each worker would draw its own order lazily; the parent draws one for all
+    assert [sorted(p) for p in passes] == [list(range(32))] * 2
+    assert passes[0] != list(range(32)) and passes[0] != passes[1]  # shuffled, every pass
+
+
 def _write_pngs(root, folders: dict[str, int], size: int = 12, mode: str = "RGB") -> None:
     from PIL import Image
 
