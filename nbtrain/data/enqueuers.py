@@ -382,9 +382,11 @@ class GeneratorEnqueuer:
             return
         if self._queue is None:
             raise RuntimeError("Call start() before get().")
+        late = self._source.late
         yield from self._take_late()
         for item in iter_queue(self._queue, self._stop.is_set, self.while_waiting):
-            yield from self._take_late()  # produced before `item`, by an abandoned thread
+            if late:  # produced before `item`, by a thread an earlier stop abandoned
+                yield from self._take_late()
             yield item
         yield from self._take_late()
 

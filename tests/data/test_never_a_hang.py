@@ -71,6 +71,7 @@ def test_stop_completes_within_the_bound_while_a_read_hangs_and_resume_reads_it_
     run = nbtrain.fit(make_model(), data, epochs=2, workers=2, use_multiprocessing=processes,
                       shuffle=False, callbacks=[trained], display=False)
     assert trained.reached.wait(60)
+    assert processes or data.hung.wait(10)  # a thread is in the read that hangs
     began = time.monotonic()
     with pytest.warns(RuntimeWarning) as warned:
         assert run.stop() is True
@@ -98,6 +99,7 @@ def test_close_completes_within_the_bound_while_a_read_hangs(processes, release)
     run = nbtrain.fit(make_model(), data, workers=1, use_multiprocessing=processes,
                       shuffle=False, callbacks=[trained], display=False)
     assert trained.reached.wait(60)
+    assert processes or data.hung.wait(10)
     began = time.monotonic()
     with pytest.warns(RuntimeWarning, match="abandoned" if not processes else "terminated"):
         run.close(timeout=STOP_TIMEOUT + 5)
@@ -132,8 +134,11 @@ def test_an_abandoned_thread_s_batch_is_ignored_when_it_returns(release):
 
 def test_a_generator_thread_stuck_in_next_is_abandoned_and_its_item_comes_first_next_time(
         release):
+    inside = threading.Event()
+
     def stuck():
         yield 1
+        inside.set()
         release.wait(120)  # a stuck read
         yield 2
         yield 3
@@ -142,6 +147,7 @@ def test_a_generator_thread_stuck_in_next_is_abandoned_and_its_item_comes_first_
     enqueuer = GeneratorEnqueuer(generator)
     enqueuer.start(workers=1, max_queue_size=1)
     assert next(enqueuer.get()) == 1
+    assert inside.wait(10)  # the worker is in the stuck next()
     began = time.monotonic()
     with pytest.warns(RuntimeWarning, match="next\\(\\) was still running"):
         enqueuer.stop(timeout=0.2)
@@ -173,6 +179,7 @@ class Hangs(nbtrain.Sequence):           # defined in __main__: sent to processe
         return 12
     def __getitem__(self, i):
         if i == 5:
+            print("hung", flush=True)       # (a worker process's output is relayed)
             if self.release is None:
                 time.sleep(600)             # a process worker: terminated
             else:
@@ -218,44 +225,69 @@ print("left", [t.name for t in threading.enumerate() if t is not threading.main_
 """
 
 
-def read_line(proc: subprocess.Popen, deadline: float) -> str:
-    """The child's next stdout line, or '' at the deadline (never blocks past it)."""
-    remaining = deadline - time.monotonic()
-    if remaining > 0 and select.select([proc.stdout], [], [], remaining)[0]:
-        return proc.stdout.readline().strip()
-    return ""
+class Lines:
+    """A child's stdout read line by line from its pipe, never past a deadline (no
+    buffered reader: what `select` sees is all there is)."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.fd, self.buffer = proc.stdout.fileno(), b""
+
+    def next(self, deadline: float) -> str:
+        """The next line, or '' at the deadline or the end."""
+        while b"\n" not in self.buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([self.fd], [], [], remaining)[0]:
+                return ""
+            chunk = os.read(self.fd, 65536)
+            if not chunk:
+                return ""
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return line.decode().strip()
+
+    def rest(self, deadline: float) -> list[str]:
+        """Every line until the end (or the deadline)."""
+        lines = []
+        while line := self.next(deadline):
+            lines.append(line)
+        return lines
 
 
 @pytest.mark.parametrize("processes", [False, True], ids=["threads", "processes"])
 @pytest.mark.parametrize("how", ["wait", "fit_generator", "evaluate_generator"])
-def test_the_first_ctrl_c_returns_within_about_a_second(how, processes):
+def test_the_first_ctrl_c_returns_within_about_a_second(how, processes, tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
-    proc = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(SCRIPT), how,
-         "processes" if processes else "threads"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, bufsize=1)
-    try:
-        reached = read_line(proc, time.monotonic() + 180)
-        if reached != "reached":
-            proc.kill()
-            pytest.fail(f"the child did not reach batch 5: {reached!r}\n{proc.communicate()[1]}")
-        time.sleep(0.3)  # the loop now waits for batch 5, whose read hangs
-        began = time.monotonic()
-        os.kill(proc.pid, signal.SIGINT)  # one Ctrl-C
-        interrupted = read_line(proc, began + 30)
-        took = time.monotonic() - began
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    with open(tmp_path / "stderr", "w+") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(SCRIPT), how,
+             "processes" if processes else "threads"],
+            stdout=subprocess.PIPE, stderr=stderr, env=env, bufsize=0)
+        out = Lines(proc)
+        try:
+            seen, deadline = set(), time.monotonic() + 180
+            while seen != {"reached", "hung"}:  # batch 4 trained, the read of batch 5 hangs
+                line = out.next(deadline)
+                assert line, f"the child did not reach batch 5 (saw {seen})"
+                seen.add(line)
+            began = time.monotonic()
+            os.kill(proc.pid, signal.SIGINT)  # one Ctrl-C
+            interrupted = out.next(began + 30)
+            took = time.monotonic() - began
+            lines = out.rest(time.monotonic() + 60)
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+            stderr.seek(0)
+            err = stderr.read()
     assert interrupted.startswith("interrupted"), (interrupted, err)
     assert took < 2.0, f"the first Ctrl-C took {took:.2f} s to return"
-    lines = out.strip().splitlines()
     if how == "wait":
         assert interrupted.split()[1] in ("stopping", "stopped")
         assert lines[0] == f"then stopped {AT}", err  # stopped at the batch that hung
-    assert lines[-1] == "left [] []", err  # no thread, process or segment left
+    assert lines[-1:] == ["left [] []"], err  # no thread, process or segment left
     assert proc.returncode == 0, err
     if processes:
         assert "terminated" in err and "batch 5" in err, err
