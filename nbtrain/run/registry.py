@@ -72,7 +72,8 @@ def stop_all_at_exit(timeout: float = 10.0) -> None:
         entries = list(_ACTIVE.values())
     for run, _passes in entries:
         with contextlib.suppress(Exception):
-            run.stop()
+            if "stop" in run.allowed_actions():  # not one stopping already: no warning
+                run.stop()
     deadline = Deadline(timeout)
     for _run, passes in entries:
         thread = passes.thread
