@@ -770,13 +770,13 @@ def test_keyboard_interrupt_during_wait_stops_cleanly(how):
     with pytest.raises(KeyboardInterrupt):
         run.wait()
     interrupter.join()
+    assert run.state in ("stopping", "stopped")  # control came back within INTERRUPT_WAIT
+    run.wait(timeout=TIMEOUT)
     assert run.state == "stopped"
     assert_clean()  # enqueuers ended, training thread joined
     assert run.history.epoch == [] and len(trained.rows) >= 4  # an interrupted epoch: no entry
     assert trained.pairs == expected(0, 1, 500)[: len(trained.rows)]
 
-    assert run.state in ("stopping", "stopped")  # control came back within INTERRUPT_WAIT
-    run.wait(timeout=TIMEOUT)
 
 # -- refusals --------------------------------------------------------------------------
 
