@@ -149,8 +149,13 @@ class Recovery:
     """
 
     def __init__(self, loop: Any):
+        from nbtrain.engine.distributed.replicas import is_multi_worker
+
         self.loop = loop
         self.failure: LoopFailure | None = None
+        # In a multi-worker job a failure ends the job (the coordinator reports it to the
+        # others at once): nothing to keep, and reading the metrics would be a collective.
+        self.job = is_multi_worker(getattr(loop.model, "distribute_strategy", None))
         self._context: tuple | None = None  # (kind, source, resumable, batch offset or None)
         self._retry: tuple | None = None  # (hook, args, callbacks still to call, then)
 
@@ -163,7 +168,8 @@ class Recovery:
                 getattr(callback, hook)(*args)
             except Exception:
                 self._retry = (hook, args, callbacks[i:], then)
-                self._context = ("callback", f"{type(callback).__name__}.{hook}", True, None)
+                self._context = ("callback", f"{type(callback).__name__}.{hook}", not self.job,
+                                 None)
                 raise
         if then is not None:
             then()
@@ -201,7 +207,8 @@ class Recovery:
         try:
             val_logs = loop.validate(again=again)
         except Exception as exc:
-            resumable = is_sequence(loop.val_source) or isinstance(exc, WorkerLost)
+            resumable = (is_sequence(loop.val_source) and not self.job) or isinstance(
+                exc, WorkerLost)
             stream, source = loop.val_stream, None
             if (stream is not None and stream.is_sequence and stream.cursor.order
                     and any(frame.f_locals.get("self") is stream for frame in _frames(exc))):
@@ -235,12 +242,14 @@ class Recovery:
         loop = self.loop
         stream, state = loop.train_stream, loop.state
         stream.unread(batches)
-        state.metrics = loop.train_steps.snapshot() if state.batch else None
+        lost = isinstance(exc, WorkerLost)
+        if lost or not self.job:
+            state.metrics = loop.train_steps.snapshot() if state.batch else None
         name = type(stream.data).__name__
         source = name
         if stream.is_sequence and stream.cursor.order:
             source = f"{name}[{stream.cursor.peek()}]"
-        self._context = ("data", source, stream.is_sequence or isinstance(exc, WorkerLost),
+        self._context = ("data", source, lost or (stream.is_sequence and not self.job),
                          len(batches))
 
     def batch_failed(self, exc: BaseException, batches: list, logs: Any) -> None:
@@ -260,7 +269,10 @@ class Recovery:
             self._context = ("step", None, False, 0)
             return
         name = f"{type(failing).__name__}.{hook}" if failing is not None else hook
-        self._context = ("callback", name, True, 0 if hook == "on_train_batch_begin" else -1)
+        self._context = ("callback", name, not self.job,
+                         0 if hook == "on_train_batch_begin" else -1)
+        if self.job:
+            return
         if hook == "on_train_batch_begin":  # not trained: the batch and its hook again
             loop.train_stream.unread(batches)
         else:  # trained: the hook again from the callback that raised
