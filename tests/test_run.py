@@ -727,7 +727,8 @@ def test_failure_ends_in_failed_with_the_original_exception(kind):
     if not resumable:
         with pytest.raises(RuntimeError, match="cannot be resumed"):
             run.resume()
-    assert run.pause() is False and run.stop() is False
+    with pytest.warns(RuntimeWarning, match="did nothing: the run failed"):
+        assert run.pause() is False and run.stop() is False
     if kind == "data":
         assert trained.pairs == expected(0, 1, 6)[:3]
         frames = []
