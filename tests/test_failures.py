@@ -120,21 +120,35 @@ def test_the_failing_index_is_named_in_the_same_words(workers, processes):
     assert_clean()
 
 
+class StepError(Exception):
+    pass
+
+
+def broken_loss(y_true, y_pred):
+    raise StepError("the loss cannot take this")
+
+
 def test_a_step_failure_says_it_cannot_be_resumed():
     keras.utils.set_random_seed(1)
     model = keras.Sequential([keras.Input((FEATURES,)), keras.layers.Dense(1)])
-    model.compile("sgd", lambda y, p: keras.ops.mean(y) / 0 + np.asarray(None))  # raises
+    model.compile("sgd", broken_loss)
     run = nbtrain.fit(model, Flaky(4, bad=None), display=False)
-    with pytest.raises(Exception) as info:
+    with pytest.raises(StepError) as info:
         run.wait(TIMEOUT)
     assert run.failure.kind == "step" and not run.resumable
     assert run.allowed_actions() == set()
     line = run.failure.line()
-    assert line.startswith("The training step failed at epoch 1/1, batch 1/4: ")
+    assert line.startswith("The training step failed at epoch 1/1, batch 1/4: StepError: the "
+                           "loss cannot take this. ")
     assert line.endswith("The step may have changed the model: fix the cause and start a new run.")
     assert info.value.__notes__[-1] == line
     with pytest.raises(RuntimeError, match="cannot be resumed: the training step failed"):
         run.resume()
+    # the dashboard's report: the user's loss function shown, Keras's and TensorFlow's folded
+    shown = report.report(run.exception, report.headline_for(run))
+    assert shown.splitlines()[0] == line and 'raise StepError("the loss cannot take this")' in shown
+    assert "/keras/" not in shown and "/tensorflow/" not in shown
+    assert "/keras/" in shown.html.split("<details")[1]
 
 
 def test_the_report_shows_the_line_first_the_users_frames_and_folds_the_rest():

@@ -40,6 +40,7 @@ from typing import Any, Callable
 
 from nbtrain.data import WorkerLost, is_sequence
 from nbtrain.engine.callbacks import to_python
+from nbtrain.engine.controls import Interrupt
 
 _ESCAPES = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -106,10 +107,11 @@ class LoopFailure:
             "step": f"The training step failed at {where}",
             "validation": f"Validation failed at the end of epoch {self.epoch + 1}/{self.epochs}",
         }.get(self.kind, f"Training failed at {where}")
+        end = "" if error.endswith((".", "!", "?")) else "."
         if self.source:
-            what += f": {self.source} raised {error}."
+            what += f": {self.source} raised {error}{end}"
         else:
-            what += f": {error}."
+            what += f": {error}{end}"
         if blocking:
             return f"{what} Fix the cause and train again (initial_epoch={self.epoch} goes on " \
                    "from this epoch)."
@@ -206,6 +208,9 @@ class Recovery:
         self._retry = None
         try:
             val_logs = loop.validate(again=again)
+        except Interrupt:  # a stop while a validation read hung: validate again on resume
+            self._retry = ("validate", logs)
+            raise
         except Exception as exc:
             resumable = (is_sequence(loop.val_source) and not self.job) or isinstance(
                 exc, WorkerLost)
