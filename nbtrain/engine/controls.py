@@ -15,6 +15,25 @@ from nbtrain.engine.steering import (
 )
 
 
+class Interrupt(Exception):  # noqa: N818 - a signal, like StopIteration, not an error
+    """Raised by a `FitLoop` gate to end the pass before the next batch.
+
+    It is an interruption, not an end: the epoch in progress does not end for
+    the callbacks and the training does not end either; the loop keeps its
+    position and the epoch's metric state, stops its enqueuers and `run()`
+    returns.  The next `run()` continues at the exact next batch.
+
+    Example:
+
+    ```python
+    def gate():
+        if stop_requested.is_set():
+            raise Interrupt
+    loop = FitLoop(model, sequence, epochs=5, gate=gate)
+    ```
+    """
+
+
 class Position(NamedTuple):
     """Where training stands, as its controllers see it.
 
@@ -132,4 +151,4 @@ class LoopControls:
         return HeldMetrics(runner, runner.snapshot() if self.state.batch else None)
 
 
-__all__ = ["HeldMetrics", "LoopControls", "Position"]
+__all__ = ["HeldMetrics", "Interrupt", "LoopControls", "Position"]

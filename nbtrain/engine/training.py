@@ -35,32 +35,13 @@ from nbtrain.engine.batches import (
 )
 from nbtrain.engine.callbacks import LoopCallbacks
 from nbtrain.engine.config import FitConfig, fit_config, should_validate
-from nbtrain.engine.controls import HeldMetrics, LoopControls, Position
+from nbtrain.engine.controls import HeldMetrics, Interrupt, LoopControls, Position
 from nbtrain.engine.firstbatch import check_training
 from nbtrain.engine.progress import make_progress
 from nbtrain.engine.recovery import Recovery, run_blocking
 from nbtrain.engine.segments import TrainingSegments
 from nbtrain.engine.steps import make_steps
 from nbtrain.engine.stream import INTERRUPT_GRACE, STOP_GRACE, DataExhausted, DataStream
-
-
-class Interrupt(Exception):  # noqa: N818 - a signal, like StopIteration, not an error
-    """Raised by a `FitLoop` gate to end the pass before the next batch.
-
-    It is an interruption, not an end: the epoch in progress does not end for
-    the callbacks and the training does not end either; the loop keeps its
-    position and the epoch's metric state, stops its enqueuers and `run()`
-    returns.  The next `run()` continues at the exact next batch.
-
-    Example:
-
-    ```python
-    def gate():
-        if stop_requested.is_set():
-            raise Interrupt
-    loop = FitLoop(model, sequence, epochs=5, gate=gate)
-    ```
-    """
 
 
 @dataclass
@@ -207,6 +188,7 @@ class FitLoop(LoopControls):
                                          transform=test_batch_transform(self.test_steps,
                                                                         self._feed),
                                          **self._val_stream_args)
+        self.val_stream.while_waiting = self.train_stream.while_waiting  # a stop ends a hung read
         self.val_stream.start()  # no-op while running; restarts it after close()
         return self.val_stream
 

@@ -178,3 +178,37 @@ def test_a_wait_check_ends_a_pass_waiting_for_a_read_that_hangs_and_loses_no_bat
     assert rec.pairs == ref_rec.pairs and not loop.training
     for got, want in zip(model.get_weights(), ref_model.get_weights()):
         np.testing.assert_allclose(got, want, rtol=1e-6)  # every batch trained once, in order
+
+
+def test_a_stop_while_a_validation_read_hangs_validates_again_on_the_next_run(release):
+    x, y = make_data(64)
+
+    def loop_for(validation):
+        rec = BatchRecorder()
+        loop = FitLoop(make_model(), RecordingSequence(x, y), epochs=2, verbose=0,
+                       callbacks=[rec], shuffle=False, workers=1, validation_data=validation)
+        return loop, rec
+
+    reference, ref_rec = loop_for(RecordingSequence(x[:32], y[:32]))
+    reference.run()
+
+    stopping = threading.Event()
+
+    def check():
+        if stopping.is_set():
+            raise Interrupt
+
+    loop, rec = loop_for(HangsOnce(x[:32], y[:32], at=2, stopping=stopping, release=release))
+    loop.set_wait_check(check)
+    with pytest.warns(RuntimeWarning, match=r"HangsOnce\[2\] \(thread nbtrain-sequence_0\)"):
+        loop.run()  # ends in epoch 0's validation, whose read of batch 2 hangs
+    assert loop.training and (loop.state.epoch, loop.state.batch) == (0, 8)
+    assert events_without_logs(rec) == ["train_begin", ("epoch_begin", 0)]  # no epoch end yet
+    stopping.clear()
+    release.set()
+    loop.run()  # validates epoch 0 again, whole, then ends it and trains epoch 1
+    assert events_without_logs(rec) == events_without_logs(ref_rec)
+    assert rec.pairs == ref_rec.pairs
+    for got, want in zip(loop.history.history.items(), reference.history.history.items()):
+        assert got[0] == want[0]
+        np.testing.assert_allclose(got[1], want[1], rtol=1e-5)  # loss and val_loss as if uninterrupted
