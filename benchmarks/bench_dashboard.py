@@ -13,7 +13,7 @@ messages a second whatever the step rate; a new plot image at least every 2 s
 while training (goal 1 s) and at most about one a second; memory constant in
 the number of batches.
 
-Run: `.venv/bin/python benchmarks/bench_dashboard.py [--rounds N] [--steps N] [--inline-plot]`
+Run: `.venv/bin/python benchmarks/bench_dashboard.py [--rounds N] [--steps N] [--inline-plot] [--no-plot]`
 (`--inline-plot`: the plot rendered on the training thread, to compare with
 the render thread).
 """
@@ -114,7 +114,7 @@ def speed(args) -> None:
 
     def with_dashboard():
         CountingComm.sent, CountingComm.bytes = [], 0
-        dashboard = TimedDashboard(auto_display=False)  # made in the timed region, as fit would
+        dashboard = TimedDashboard(auto_display=False, plot=not args.no_plot)  # timed, as fit
         dashboard.presenter.live.threaded = not args.inline_plot
         plot_id = dashboard.view.plot.model_id
         start = time.monotonic()
@@ -235,6 +235,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4000, help="steps per epoch")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--width", type=int, default=320, help="hidden layer width")
+    parser.add_argument("--no-plot", action="store_true",
+                        help="a dashboard without its plot (what the rest of it costs)")
     parser.add_argument("--inline-plot", action="store_true",
                         help="render the plot on the training thread (as before issue 25), "
                              "not on the dashboard's render thread")

@@ -38,17 +38,18 @@ LEARNING_RATE = "learning_rate"
 """The name of the learning-rate panel."""
 
 
-_ROUND = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0)
+_ROUND = (1.0, 2.0, 3.0, 5.0)
 
 
 def round_up(x: float) -> float:
-    """The next round number at or above `x` (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8 x 10^k),
-    at least 1: how far the x axis reaches (in epochs from its start).
+    """The next round number at or above `x` (1, 2, 3, 5 x 10^k), at least 1: how
+    far the x axis reaches (in epochs from its start).  The data fill at least half
+    of it, and the axis changes (a full redraw of the plot) 4 times a decade.
 
     Example:
 
     ```python
-    round_up(3.4), round_up(11), round_up(0.2)   # -> (4.0, 12.0, 1.0)
+    round_up(3.4), round_up(11), round_up(0.2)   # -> (5.0, 20.0, 1.0)
     ```
     """
     if not x > 1.0:

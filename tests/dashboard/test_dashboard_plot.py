@@ -125,7 +125,7 @@ def test_x_axis_grows_with_the_data():
     renderer = PlotRenderer()
     tracker = tracker_with(400)  # 4 epochs of 100
     render(renderer, tracker, epochs=100)
-    assert renderer.figure.axes[0].get_xlim() == (0.0, 4.0)
+    assert renderer.figure.axes[0].get_xlim() == (0.0, 5.0)  # 4 epochs: to 5, not 100
     assert all(ax.get_xlabel() == "epoch" for ax in renderer.figure.axes)  # one per panel
 
 

@@ -153,9 +153,9 @@ def test_history_and_positions():
 
 
 @pytest.mark.parametrize("position, final, expected", [
-    (0.0, None, 1.0), (0.3, 100, 1.0), (1.0, 100, 1.0), (1.2, 100, 1.2), (3.4, 100, 4.0),
-    (7.3, 100, 8.0), (11.0, 100, 12.0), (13.0, 100, 15.0), (37.0, 100, 40.0),
-    (97.0, 100, 100.0), (6.5, 7, 7.0), (150.0, 100, 150.0),
+    (0.0, None, 1.0), (0.3, 100, 1.0), (1.0, 100, 1.0), (1.2, 100, 2.0), (3.4, 100, 5.0),
+    (7.3, 100, 10.0), (11.0, 100, 20.0), (13.0, 100, 20.0), (37.0, 100, 50.0),
+    (97.0, 100, 100.0), (6.5, 7, 7.0), (150.0, 100, 200.0), (250.0, None, 300.0),
 ])
 def test_the_x_axis_grows_to_the_next_round_number(position, final, expected):
     assert x_limits(0.0, position, final) == (0.0, expected)
@@ -174,7 +174,7 @@ def test_x_range_follows_training():
         for batch in range(10):
             tracker.batch_end(batch, {"loss": 1.0})
         tracker.end_epoch(epoch, {"loss": 1.0})
-    assert tracker.x_range(100) == (0.0, 12.0)  # 11 epochs done
+    assert tracker.x_range(100) == (0.0, 20.0)  # 11 epochs done
     assert tracker.x_range(11) == (0.0, 11.0)  # the last epoch: no further
 
 
