@@ -326,3 +326,20 @@ def test_the_text_status_of_a_failed_run_is_its_one_line():
         run.wait(TIMEOUT)
     assert out.getvalue().splitlines()[-1] == f"nbtrain: failed - {run.failure.line()}"
     assert "\x1b" not in out.getvalue()
+
+
+def test_a_worker_process_traceback_is_shown_from_the_users_frames():
+    run = nbtrain.fit(make_model(), Flaky(8, bad=3), shuffle=False, workers=2,
+                      use_multiprocessing=True, display=False)
+    with pytest.raises(DataError):
+        run.wait(TIMEOUT)
+    shown = report.report(run.exception, report.headline_for(run))
+    worker = shown.split("The above exception")[0].rstrip()
+    assert worker.splitlines()[1:] == [
+        "Traceback in the data worker process (most recent call last):",
+        f'  File "{__file__}", line {Flaky.__getitem__.__code__.co_firstlineno + 2}, '
+        "in __getitem__",
+        '    raise DataError(f"bad record in batch {index}")',
+        "test_failures.DataError: bad record in batch 3"]
+    assert "_worker.py" not in shown and "_worker.py" in shown.html  # folded, not lost
+    assert_clean()

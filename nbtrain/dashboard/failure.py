@@ -25,6 +25,7 @@ import html
 import importlib.util
 import os
 import queue
+import re
 import threading
 import traceback
 from typing import Any
@@ -119,6 +120,11 @@ def _format(exc: BaseException, seen: set[int], drop: str | None,
         parts.append("\nThe above exception was the direct cause of the following exception:\n\n"
                      if cause is not None else
                      "\nDuring handling of the above exception, another exception occurred:\n\n")
+    remote = getattr(exc, "tb", None)
+    if not every and type(exc).__name__ == "RemoteTraceback" and isinstance(remote, str):
+        text, hidden = _remote(remote)  # a worker process's traceback, as text
+        parts.append(text)
+        return parts, hidden_total + hidden
     frames = traceback.extract_tb(exc.__traceback__)
     shown = list(frames) if every else (
         [f for f in frames if not internal(f.filename)] or list(frames))
@@ -128,6 +134,38 @@ def _format(exc: BaseException, seen: set[int], drop: str | None,
         parts.extend(_frame(f) for f in shown)
     parts.extend(_exception_only(exc, drop))
     return parts, hidden_total + hidden
+
+
+_FRAME_LINE = re.compile(r'^  File "(?P<file>.+)", line (?P<line>\d+), in (?P<name>.+)$')
+
+
+def _remote(text: str) -> tuple[str, int]:
+    """A data worker process's traceback (`RemoteTraceback`'s text) from the user's
+    frames (a notebook cell's named as IPython names it), and the frames left out."""
+    groups: list[list[str]] = []
+    rest: list[str] = []
+    for line in text.strip().strip('"').strip().splitlines():
+        match = _FRAME_LINE.match(line)
+        if match:
+            groups.append([line])
+        elif groups and line.startswith("    ") and not rest:
+            groups[-1].append(line)
+        elif line.strip() and not line.startswith("Traceback (most recent call last)"):
+            rest.append(line)
+    kept: list[str] = []
+    for group in groups:
+        match = _FRAME_LINE.match(group[0])
+        if not internal(match["file"]):
+            cell = _cell_name(match["file"])
+            if cell:
+                group = [f"  {cell}, line {match['line']}, in {match['name']}", *group[1:]]
+            kept.extend(group)
+    if not kept:  # every frame is nbtrain's: show them all
+        return text.strip() + "\n", 0
+    body = "\n".join(["Traceback in the data worker process (most recent call last):", *kept,
+                      *rest])
+    return body + "\n", len(groups) - sum(
+        1 for g in groups if not internal(_FRAME_LINE.match(g[0])["file"]))
 
 
 def _hidden_line(hidden: int) -> str:
