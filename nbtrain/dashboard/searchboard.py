@@ -1,0 +1,594 @@
+"""`SearchDashboard`: the live view of a hyperparameter search (`nbtrain.search`).
+
+It shows, for a search object that has what `ControlledSearch` declares:
+
+- a header: the search's state (the run states' badge, CSS `nbtrain-state`),
+  the trials done out of `max_trials` (`nbtrain-search-progress`, a bar
+  `nbtrain-search-bar`), the elapsed time and an ETA from the mean time of the
+  trials ended (`nbtrain-time`);
+- Pause/Resume, Stop and Skip trial (`nbtrain-pause`, `nbtrain-stop`,
+  `nbtrain-search-skip`), the legal ones only; a click calls the search's
+  method on the kernel's main thread, which a busy cell blocked in
+  `search.wait()` handles as it does a run's (`nbtrain.kernel_events`);
+- the trials table (`nbtrain-search-trials`): hyperparameter values, objective,
+  status, best first;
+- every trial's epoch curves overlaid (`img.nbtrain-search-plot`, drawn by
+  `nbtrain.dashboard.compare`), redrawn when a trial ends and, at most every
+  `PLOT_PERIOD` seconds, when the current trial ends an epoch;
+- the current trial live: its run's own `Dashboard` (bars, table, plot and the
+  learning-rate row, which steers that trial), without its run buttons (the
+  search's buttons act on the trial in progress), in `nbtrain-search-current`.
+
+When the search ends, a static snapshot (state, trials table and overlaid
+curves; `nbtrain-snapshot`) is written into the cell's outputs, as the run
+dashboard's `Snapshot` does, so a saved notebook shows the search without a
+kernel; the live view hides it where widgets render.
+
+Threads: the search calls its listeners from its own thread; they only set
+widget values, under one lock.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import ipywidgets as widgets
+import keras
+
+from nbtrain.dashboard import format as fmt
+from nbtrain.dashboard import notebook
+from nbtrain.dashboard.saver import SnapshotSaver
+from nbtrain.dashboard.view import PAUSE_TIP, RESUME_TIP, set_traits
+from nbtrain.run.state import ACTIVE, ENDED, PAUSED, PAUSING, RUNNING, STOPPED
+
+PLOT_PERIOD = 2.0
+"""Seconds at least between two redraws of the overlaid curves within a trial."""
+SKIP_TIP = "End the trial in progress now (recorded with what it reached); the next one starts"
+STOP_TIP = "Stop the search after the current batch (Resume goes on with it)"
+_CELL = ("padding:2px 10px;line-height:18px;text-align:right;white-space:nowrap;"
+         "font-variant-numeric:tabular-nums")
+_HEAD = "padding:2px 10px;line-height:17px;text-align:right;border-bottom:1px solid #ccc"
+_STRIPE = "background:rgba(128,128,128,0.08)"
+_CURRENT = "color:#757575;font-style:italic"
+_ALLOWED = {RUNNING: {"pause", "stop", "skip"}, PAUSING: {"resume", "stop"},
+            PAUSED: {"resume", "stop", "skip"}, STOPPED: {"resume"}}
+
+
+class ControlledSearch(Protocol):
+    """What the search dashboard uses of a search (`nbtrain.search`'s object).
+
+    Optional: `allowed_actions()` (default: from the state), `max_trials`
+    and `tuner` (its oracle's objective and `max_trials`).
+    """
+
+    state: str
+    trials: Sequence[Any]
+    current: Any
+
+    def add_listener(self, fn: Callable[..., Any]) -> Callable[[], None]: ...
+
+    def pause(self) -> Any: ...
+
+    def resume(self) -> Any: ...
+
+    def stop(self) -> Any: ...
+
+    def skip(self) -> Any: ...
+
+
+def _classed(cls: type, *classes: str, **traits: Any) -> widgets.DOMWidget:
+    return cls(_dom_classes=classes, **traits)
+
+
+def _show(widget: widgets.DOMWidget, shown: bool) -> int:
+    return set_traits(widget.layout, display=None if shown else "none")
+
+
+# -- reading a search and its trials (duck-typed) ------------------------------------------
+
+def allowed_actions(search: Any) -> set[str]:
+    """The actions legal now: the search's own `allowed_actions()` if it has one."""
+    method = getattr(search, "allowed_actions", None)
+    if callable(method):
+        try:
+            return set(method())
+        except Exception:  # noqa: BLE001 - a search that cannot tell: from the state
+            pass
+    return set(_ALLOWED.get(search.state, ()))
+
+
+def max_trials(search: Any) -> int | None:
+    """The search's `max_trials` (its own, else its tuner's oracle's), or None."""
+    value = getattr(search, "max_trials", None)
+    if value is None:
+        oracle = getattr(getattr(search, "tuner", None), "oracle", None)
+        value = getattr(oracle, "max_trials", None)
+    return int(value) if value else None
+
+
+def objective(search: Any) -> tuple[str, str]:
+    """The objective's name and direction (`"min"` or `"max"`) from the tuner's oracle."""
+    oracle = getattr(getattr(search, "tuner", None), "oracle", None)
+    goal = getattr(oracle, "objective", None)
+    name = getattr(goal, "name", None) or "score"
+    direction = getattr(goal, "direction", None) or "min"
+    return str(name), str(direction)
+
+
+def trial_values(trial: Any) -> dict:
+    """A trial record's hyperparameter values, as a dict."""
+    values = getattr(trial, "hyperparameters", None)
+    if values is None:
+        values = getattr(trial, "values", None)
+    if not isinstance(values, dict):  # a keras_tuner HyperParameters
+        values = getattr(values, "values", None)
+    return dict(values) if isinstance(values, dict) else {}
+
+
+def trial_status(trial: Any) -> str:
+    """A trial record's status, lower case (`running`, `completed`, ...)."""
+    return str(getattr(trial, "status", "") or "").lower()
+
+
+def trial_score(trial: Any) -> float | None:
+    """A trial record's score, or None."""
+    score = getattr(trial, "score", None)
+    try:
+        return None if score is None else float(score)
+    except (TypeError, ValueError):
+        return None
+
+
+def trial_run(trial: Any) -> Any:
+    """A trial record's Run, or None."""
+    return getattr(trial, "run", None)
+
+
+def ranked(trials: Sequence[Any], direction: str = "min") -> list[Any]:
+    """Trials best first: scored ones by score (the direction's best first), then the
+    one in progress, then the rest, each in their order."""
+    sign = -1.0 if direction == "max" else 1.0
+    scored = sorted((t for t in trials if trial_score(t) is not None),
+                    key=lambda t: sign * trial_score(t))
+    live = [t for t in trials if trial_score(t) is None and trial_status(t) == "running"]
+    rest = [t for t in trials if trial_score(t) is None and t not in live]
+    return scored + live + rest
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def trials_html(trials: Sequence[Any], metric: str, direction: str,
+                current: Any = None) -> str:
+    """The trials table (`nbtrain-search-trials`): hyperparameters, objective, status,
+    best first; the best row marked (`nbtrain-search-best`), the current one italic."""
+    order = ranked(trials, direction)
+    names: list[str] = []
+    for trial in order:
+        names += [n for n in trial_values(trial) if n not in names]
+    head = "".join(f'<th style="{_HEAD}">{html.escape(h)}</th>'
+                   for h in ["trial", *names, metric, "status"])
+    rows = []
+    best = order[0] if order and trial_score(order[0]) is not None else None
+    for i, trial in enumerate(order):
+        values = trial_values(trial)
+        score = trial_score(trial)
+        status = trial_status(trial)
+        classes = ["nbtrain-search-row"]
+        style = _STRIPE if i % 2 else ""
+        if trial is best:
+            classes.append("nbtrain-search-best")
+            style += ";font-weight:bold"
+        if trial_run(trial) is not None and trial_run(trial) is current:
+            classes.append("nbtrain-search-current-row")
+            style += ";" + _CURRENT
+        cells = [str(getattr(trial, "trial_id", i)) + (" ★" if trial is best else ""),
+                 *(_value_text(values[n]) if n in values else "" for n in names),
+                 "—" if score is None else f"{score:.4g}", status or "—"]
+        rows.append(f'<tr class="{" ".join(classes)}" style="{style}">'
+                    + "".join(f'<td style="{_CELL}">{html.escape(c)}</td>' for c in cells)
+                    + "</tr>")
+    if not rows:
+        rows.append(f'<tr><td style="{_CELL}" colspan="{len(names) + 3}">'
+                    "no trial yet</td></tr>")
+    return ('<table class="nbtrain-search-trials" style="border-collapse:collapse;'
+            f'font-size:12px"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}'
+            "</tbody></table>")
+
+
+def overlay_png(trials: Sequence[Any]) -> bytes | None:
+    """Every trial's epoch curves overlaid (`nbtrain.compare`), or None before any epoch."""
+    from nbtrain.dashboard.compare import compare
+
+    runs = {}
+    for trial in trials:
+        run = trial_run(trial)
+        history = getattr(run, "history", None)
+        if history is not None and getattr(history, "epoch", None):
+            runs[f"trial {getattr(trial, 'trial_id', len(runs))}"] = run
+    if not runs:
+        return None
+    try:
+        return compare(runs).png
+    except ValueError:  # nothing numeric to draw yet
+        return None
+
+
+class _EpochHook(keras.callbacks.Callback):
+    """Added to the current trial's run: its epoch ends redraw the overlaid curves."""
+
+    def __init__(self, board: SearchDashboard):
+        super().__init__()
+        self.board = board
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.board.refresh(epoch_ended=True)
+
+
+class SearchView:
+    """The widget tree of a search dashboard.
+
+    Attributes:
+        root: the `VBox` to display (CSS class `nbtrain-search`).
+        key: marks its snapshot outputs (`format.snapshot_css`).
+        state, progress, bar, time: the header (`nbtrain-state`,
+            `nbtrain-search-progress`, `nbtrain-search-bar`, `nbtrain-time`).
+        pause, stop, skip: the buttons (`nbtrain-pause`, `nbtrain-stop`,
+            `nbtrain-search-skip`) in `nbtrain-search-controls`.
+        messages: what a click could not do (`nbtrain-messages`).
+        trials: the trials table (`nbtrain-search-trials` inside).
+        plot: the overlaid curves (`nbtrain-search-plot`), hidden before the first.
+        title, current: the current trial's heading (`nbtrain-search-current-title`)
+            and its run dashboard's box (`nbtrain-search-current`).
+        saver: the `SnapshotSaver` (a page reloaded before the end saves the snapshot).
+    """
+
+    def __init__(self) -> None:
+        import uuid
+
+        w = widgets
+        self.key = uuid.uuid4().hex[:16]
+        self.style = _classed(w.HTML, "nbtrain-style", value=fmt.snapshot_css(self.key),
+                              layout=w.Layout(display="none"))
+        self.saver = SnapshotSaver(self.key)
+        self.state = _classed(w.HTML, "nbtrain-state", "nbtrain-state-running",
+                              value=fmt.state_html(RUNNING))
+        self.progress = _classed(w.HTML, "nbtrain-search-progress")
+        self.time = _classed(w.HTML, "nbtrain-time")
+        self.header = _classed(w.HBox, "nbtrain-header", "nbtrain-search-header",
+                               children=[self.state, self.progress, self.time])
+        self.bar = _classed(w.IntProgress, "nbtrain-search-bar", max=1, description="trials")
+        self.pause = _classed(w.Button, "nbtrain-pause", description="Pause", icon="pause",
+                              tooltip=PAUSE_TIP)
+        self.stop = _classed(w.Button, "nbtrain-stop", description="Stop", icon="stop",
+                             tooltip=STOP_TIP)
+        self.skip = _classed(w.Button, "nbtrain-search-skip", description="Skip trial",
+                             icon="step-forward", tooltip=SKIP_TIP)
+        self.controls = _classed(w.HBox, "nbtrain-controls", "nbtrain-search-controls",
+                                 children=[self.pause, self.stop, self.skip],
+                                 layout=w.Layout(min_height="36px"))
+        self.messages = _classed(w.HTML, "nbtrain-messages")
+        self.trials = _classed(w.HTML, "nbtrain-search-table")
+        self.plot = _classed(w.Image, "nbtrain-search-plot", format="png",
+                             layout=w.Layout(max_width="100%", display="none",
+                                             align_self="flex-start"))
+        self.title = _classed(w.HTML, "nbtrain-search-current-title")
+        self.current = _classed(w.VBox, "nbtrain-search-current",
+                                layout=w.Layout(border="1px solid #e0e0e0", padding="4px",
+                                                display="none"))
+        self.root = _classed(w.VBox, "nbtrain-search", children=[
+            self.style, self.header, self.bar, self.controls, self.messages, self.trials,
+            self.plot, self.title, self.current, self.saver])
+
+    def set_state(self, state: str) -> int:
+        """The badge, its colour and CSS class `nbtrain-state-<state>`, the bar's colour."""
+        classes = tuple(c for c in self.state._dom_classes if not c.startswith("nbtrain-state-"))
+        sent = set_traits(self.state, value=fmt.state_html(state),
+                          _dom_classes=(*classes, f"nbtrain-state-{state}"))
+        return sent + set_traits(self.bar.style, bar_color=fmt.STATE_COLORS.get(state))
+
+    def set_controls(self, allowed: set[str], state: str) -> int:
+        """Show the legal buttons only: Pause (Resume while pausing, paused or stopped),
+        Stop, Skip trial."""
+        if "pause" in allowed:
+            sent = set_traits(self.pause, description="Pause", icon="pause", tooltip=PAUSE_TIP)
+        else:
+            sent = set_traits(self.pause, description="Resume", icon="play", tooltip=RESUME_TIP)
+        shown = {"pause": "pause" in allowed or "resume" in allowed,
+                 "stop": "stop" in allowed, "skip": "skip" in allowed}
+        for name, button in (("pause", self.pause), ("stop", self.stop), ("skip", self.skip)):
+            sent += set_traits(button, disabled=not shown[name]) + _show(button, shown[name])
+        return sent + _show(self.controls, bool(allowed) or state in ACTIVE)
+
+    def set_plot(self, png: bytes | None) -> int:
+        """Show the overlaid curves (None: keep the last)."""
+        if png is None:
+            return 0
+        self.plot.value = png
+        return 1 + _show(self.plot, True)
+
+    def close(self) -> None:
+        """Close every widget of the search view (not the trial dashboards')."""
+        for widget in (self.style, self.saver, self.state, self.progress, self.time,
+                       self.header, self.bar, self.pause, self.stop, self.skip, self.controls,
+                       self.messages, self.trials, self.plot, self.title, self.current,
+                       self.root):
+            widget.close()
+
+
+class _Clock:
+    """The search's active time (not while paused or ended) and each trial's times."""
+
+    def __init__(self, clock: Callable[[], float]):
+        self.clock = clock
+        self.active = 0.0
+        self.since: float | None = None
+        self.started: dict[Any, float] = {}
+        self.seconds: dict[Any, float] = {}
+
+    def state(self, state: str) -> None:
+        now = self.clock()
+        if self.since is not None:
+            self.active += now - self.since
+        self.since = now if state in ACTIVE and state != PAUSED else None
+
+    def elapsed(self) -> float:
+        extra = self.clock() - self.since if self.since is not None else 0.0
+        return self.active + extra
+
+    def trials(self, trials: Sequence[Any]) -> None:
+        now = self.clock()
+        for trial in trials:
+            key = getattr(trial, "trial_id", id(trial))
+            status = trial_status(trial)
+            if status == "running" and key not in self.started:
+                self.started[key] = now
+            elif status not in ("running", "") and key in self.started and key not in self.seconds:
+                self.seconds[key] = now - self.started[key]
+
+    def eta(self, done: int, total: int | None, current: Any) -> float | None:
+        if not total or not self.seconds:
+            return None
+        mean = sum(self.seconds.values()) / len(self.seconds)
+        left = mean * max(total - done, 0)
+        key = getattr(current, "trial_id", None)
+        if key in self.started and key not in self.seconds:
+            left -= min(self.clock() - self.started[key], mean)
+        return max(left, 0.0)
+
+
+class SearchDashboard:
+    """The live dashboard of a hyperparameter search (see the module's docstring).
+
+    Args:
+        search: an `nbtrain.search` object, or anything with what
+            `ControlledSearch` declares.
+        plot: draw the overlaid curves and the trials' live plots.
+        clock: seconds, for the elapsed time and the ETA (tests pass a fake).
+
+    Attributes:
+        search: as given.
+        view: the `SearchView`.
+        trial_board: the run `Dashboard` of the current trial (None between trials).
+        outputs: the display ids of each time it was displayed.
+
+    Example:
+
+    ```python
+    search = nbtrain.search(tuner, x, y, epochs=3, display=False)
+    board = SearchDashboard.for_search(search)   # what display=None does in a notebook
+    ```
+    """
+
+    def __init__(self, search: Any, *, plot: bool = True,
+                 clock: Callable[[], float] = time.monotonic):
+        self.search = search
+        self.plot = plot
+        self.view = SearchView()
+        self.lock = threading.RLock()
+        self.times = _Clock(clock)
+        self.trial_board: Any = None
+        self.outputs: list[notebook.Outputs] = []
+        self._run: Any = None
+        self._boards: list[Any] = []
+        self._drawn: tuple = ()
+        self._next_plot = 0.0
+        self._snapshot: tuple[dict, dict | None] | None = None
+        self._remove: Callable[[], None] | None = None
+        view = self.view
+        view.pause.on_click(self._on_pause_click)
+        view.stop.on_click(lambda _b: self._act(lambda s: s.stop()))
+        view.skip.on_click(lambda _b: self._act(lambda s: s.skip()))
+
+    @classmethod
+    def for_search(cls, search: Any, **options: Any) -> SearchDashboard:
+        """Make a dashboard for `search`, follow it, display it (main thread), return it."""
+        board = cls(search, **options)
+        board.follow()
+        board.display()
+        return board
+
+    def follow(self) -> None:
+        """Follow the search's state and trials (its listener) and show them now."""
+        self._remove = self.search.add_listener(self.on_search_event)
+        self.refresh()
+
+    def close(self) -> None:
+        """Stop following the search and close the widgets (the trials' dashboards too)."""
+        if self._remove is not None:
+            self._remove()
+            self._remove = None
+        for board in self._boards:
+            board.close()
+        self._boards = []
+        self.view.close()
+
+    # -- display --------------------------------------------------------------------------
+
+    def display(self) -> None:
+        """Show the dashboard in the current cell (and, once ended, its snapshot)."""
+        with self.lock:
+            table, plot = self._snapshot or (None, None)
+            outputs = notebook.show_dashboard(self.view.root.model_id, table, plot, self.view.key)
+            if outputs.view is not None:
+                self.outputs.append(outputs)
+
+    def _ipython_display_(self) -> None:
+        self.display()
+
+    def snapshot_bundles(self) -> tuple[dict, dict | None]:
+        """The static snapshot: state, trials table and overlaid curves, as mime bundles."""
+        search = self.search
+        metric, direction = objective(search)
+        trials = list(search.trials)
+        progress = self.view.progress.value
+        of = fmt.snapshot_class(self.view.key)
+        table = {"text/html": f'<div class="nbtrain-snapshot nbtrain-search-snapshot {of}">'
+                              f'<div style="margin:4px 0">{fmt.state_html(search.state)} '
+                              f"{html.escape(progress)}</div>"
+                              f"{trials_html(trials, metric, direction)}</div>",
+                 "text/plain": trials_text(search.state, progress, trials, metric, direction)}
+        png = self.view.plot.value if self.view.plot.layout.display != "none" else None
+        plot = notebook.png_bundle(png, "<nbtrain search: trials' curves>") if png else None
+        return table, plot
+
+    # -- following the search ---------------------------------------------------------------
+
+    def on_search_event(self, *args: Any) -> None:
+        """The search's listener (any thread): a state change, a trial started or ended."""
+        self.refresh()
+
+    def refresh(self, epoch_ended: bool = False) -> None:
+        """Show the search as it is now (any thread)."""
+        with self.lock:
+            search, view = self.search, self.view
+            state = search.state
+            trials = list(search.trials)
+            run = search.current
+            self.times.state(state)
+            self.times.trials(trials)
+            done = sum(1 for t in trials if trial_status(t) not in ("running", ""))
+            total = max_trials(search)
+            view.set_state(state)
+            view.progress.value = html.escape(
+                f"trial {min(done + (run is not None), total or 10**9)} of {total}"
+                if total else f"trial {done + (run is not None)}") + f" · {done} done"
+            set_traits(view.bar, max=max(total or len(trials) or 1, 1), value=done)
+            current = next((t for t in trials if trial_run(t) is run), None) if run else None
+            eta = self.times.eta(done, total, current) if state in ACTIVE else None
+            view.time.value = fmt.time_text(self.times.elapsed(), eta)
+            view.set_controls(allowed_actions(search), state)
+            metric, direction = objective(search)
+            view.trials.value = trials_html(trials, metric, direction, run)
+            self._follow_trial(run, current)
+            self._redraw(trials, epoch_ended, state)
+            self._write_snapshot(state)
+
+    def _redraw(self, trials: list[Any], epoch_ended: bool, state: str) -> None:
+        if not self.plot:
+            return
+        drawn = tuple((getattr(t, "trial_id", None), trial_status(t)) for t in trials)
+        now = self.times.clock()
+        if drawn != self._drawn or state in ENDED or (epoch_ended and now >= self._next_plot):
+            self._drawn = drawn
+            self._next_plot = now + PLOT_PERIOD
+            self.view.set_plot(overlay_png(trials))
+
+    def _write_snapshot(self, state: str) -> None:
+        if state in ENDED:
+            self._snapshot = self.snapshot_bundles()
+        elif self._snapshot is None:
+            return
+        else:
+            self._snapshot = None
+        for outputs in self.outputs:
+            notebook.update_snapshot(outputs, *(self._snapshot or (None, None)))
+        self.view.saver.set_snapshot(*(self._snapshot or (None, None)))
+
+    def _follow_trial(self, run: Any, trial: Any) -> None:
+        """Show the current trial's run dashboard (a new one for each trial's run)."""
+        view = self.view
+        if run is None:
+            _show(view.current, False)
+            set_traits(view.title, value="")
+            return
+        if run is not self._run:
+            from nbtrain.dashboard.widget import Dashboard
+
+            self._run = run
+            board = Dashboard(auto_display=False, plot=self.plot)
+            try:
+                run.add_callback(board)
+                run.add_callback(_EpochHook(self))
+                follows = False
+            except Exception:  # noqa: BLE001 - the run already started: follow its History
+                follows = True
+            board.bind(run, follows_history=follows)
+            inner = board.view
+            inner.root.children = tuple(c for c in inner.root.children if c is not inner.controls)
+            for old in self._boards:  # the earlier trials' runs have ended
+                old.close()
+            self._boards = [board]
+            self.trial_board = board
+            view.current.children = (board.view.root,)
+        values = ", ".join(f"{k}={_value_text(v)}" for k, v in trial_values(trial).items()) \
+            if trial is not None else ""
+        name = getattr(trial, "trial_id", "") if trial is not None else ""
+        set_traits(view.title, value=f"<b>current trial {html.escape(str(name))}</b> "
+                                     f"{html.escape(values)}")
+        _show(view.current, True)
+
+    # -- clicks (main thread) ---------------------------------------------------------------
+
+    def _act(self, action: Callable[[Any], Any]) -> None:
+        try:
+            action(self.search)
+        except Exception as exc:  # noqa: BLE001 - an action that became illegal meanwhile
+            self.view.messages.value = fmt.messages_html([("warning",
+                                                           f"{type(exc).__name__}: {exc}")])
+        else:
+            self.view.messages.value = ""
+        self.refresh()
+
+    def _on_pause_click(self, _button: Any) -> None:
+        def toggle(search: Any) -> None:
+            if "pause" in allowed_actions(search):
+                search.pause()
+            else:
+                search.resume()
+        self._act(toggle)
+
+
+def trials_text(state: str, progress: str, trials: Sequence[Any], metric: str,
+                direction: str) -> str:
+    """The snapshot's `text/plain`: state, progress, one line a trial, best first."""
+    lines = [f"{state} - {progress}"]
+    for trial in ranked(trials, direction):
+        score = trial_score(trial)
+        values = ", ".join(f"{k}={_value_text(v)}" for k, v in trial_values(trial).items())
+        lines.append(f"trial {getattr(trial, 'trial_id', '?')}: {values}  {metric} "
+                     f"{'—' if score is None else f'{score:.4g}'}  {trial_status(trial)}")
+    return "\n".join(lines)
+
+
+def display_search(search: Any) -> SearchDashboard:
+    """Show a live view of `search` in the current cell (what displaying a search does).
+
+    Args:
+        search: an `nbtrain.search` object.
+
+    Returns:
+        The `SearchDashboard` shown.
+    """
+    return SearchDashboard.for_search(search)
+
+
+__all__ = ["ControlledSearch", "SearchDashboard", "SearchView", "display_search",
+           "overlay_png", "ranked", "trials_html", "trials_text"]

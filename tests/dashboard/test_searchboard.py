@@ -1,0 +1,224 @@
+"""The search dashboard (`nbtrain.dashboard.searchboard`) driven by a fake search with
+`nbtrain.search`'s API: header, ETA, trials table best first, buttons, the current
+trial's run dashboard embedded, overlaid curves and the static snapshot."""
+
+from __future__ import annotations
+
+import base64
+from types import SimpleNamespace
+
+import pytest
+from dashboard_helpers import FakeClock, FakeRun
+
+from nbtrain.dashboard.searchboard import SearchDashboard, trials_html
+
+
+class FakeSearch:
+    """`nbtrain.search`'s object, driven by hand: trials are started and ended by the test."""
+
+    def __init__(self, max_trials: int = 3, direction: str = "min"):
+        self.state = "running"
+        self.trials: list = []
+        self.current = None
+        self.calls: list = []
+        self.listeners: list = []
+        objective = SimpleNamespace(name="val_loss", direction=direction)
+        self.tuner = SimpleNamespace(oracle=SimpleNamespace(max_trials=max_trials,
+                                                            objective=objective))
+
+    def add_listener(self, fn):
+        self.listeners.append(fn)
+        return lambda: self.listeners.remove(fn)
+
+    def _tell(self, *event):
+        for fn in list(self.listeners):
+            fn(self, *event)
+
+    def start_trial(self, **values):
+        run = FakeRun(epochs=2)
+        trial = SimpleNamespace(trial_id=f"{len(self.trials):02d}", hyperparameters=values,
+                                status="RUNNING", score=None, run=run)
+        self.trials.append(trial)
+        self.current = run
+        self._tell("trial_start", trial)
+        run.set("running")
+        return trial
+
+    def end_trial(self, score, losses=(1.0, 0.5), status="COMPLETED"):
+        trial = self.trials[-1]
+        trial.run.history.epoch = list(range(len(losses)))
+        trial.run.history.history = {"loss": list(losses),
+                                     "val_loss": [v + 0.1 for v in losses]}
+        trial.run.set("finished")
+        trial.status, trial.score = status, score
+        self.current = None
+        self._tell("trial_end", trial)
+
+    def set(self, state):
+        old, self.state = self.state, state
+        self._tell("state", old, state)
+
+    def pause(self):
+        self.calls.append("pause")
+        self.set("paused")
+
+    def resume(self):
+        self.calls.append("resume")
+        self.set("running")
+
+    def stop(self):
+        self.calls.append("stop")
+        self.set("stopped")
+
+    def skip(self):
+        self.calls.append("skip")
+        if self.current is None:
+            raise RuntimeError("no trial in progress")
+        self.end_trial(0.9, losses=(1.0,), status="STOPPED")
+
+
+@pytest.fixture
+def make(comm_log):
+    made = []
+
+    def build(search, **options):
+        board = SearchDashboard(search, **options)
+        board.follow()
+        made.append(board)
+        return board
+
+    yield build
+    for board in made:
+        board.close()
+
+
+def shown(widget) -> bool:
+    return widget.layout.display != "none"
+
+
+def row_ids(table_html: str) -> list[str]:
+    import re
+
+    return re.findall(r'<tr class="nbtrain-search-row[^"]*"[^>]*><td[^>]*>(\d+)', table_html)
+
+
+def test_header_counts_trials_and_the_eta_comes_from_the_trials_times(make):
+    clock = FakeClock()
+    search = FakeSearch(max_trials=3)
+    board = make(search, plot=False, clock=clock)
+    view = board.view
+    assert "nbtrain-search" in view.root._dom_classes
+    assert "nbtrain-state-running" in view.state._dom_classes
+    search.start_trial(units=8)
+    assert view.progress.value.startswith("trial 1 of 3")
+    assert "ETA" not in view.time.value  # no trial ended: no time to go by
+    clock.advance(10)
+    search.end_trial(0.5)
+    search.start_trial(units=16)
+    clock.advance(4)
+    board.refresh()
+    assert view.progress.value == "trial 2 of 3 · 1 done"
+    assert (view.bar.value, view.bar.max) == (1, 3)
+    # two trials left at 10 s each, 4 s of the current one spent
+    assert view.time.value == "elapsed 0:14 · ETA 0:16"
+    search.pause()
+    clock.advance(100)
+    search.resume()
+    assert view.time.value.startswith("elapsed 0:14")  # a pause is not the search's time
+    search.end_trial(0.4)
+    search.set("finished")
+    assert "ETA" not in view.time.value and "nbtrain-state-finished" in view.state._dom_classes
+
+
+def test_trials_table_best_first_with_hyperparameters_objective_and_status(make):
+    search = FakeSearch(direction="min")
+    board = make(search, plot=False)
+    for units, score in ((8, 0.7), (16, 0.3), (32, 0.5)):
+        search.start_trial(units=units, lr=1e-3)
+        search.end_trial(score)
+    search.start_trial(units=64, lr=1e-2)
+    table = board.view.trials.value
+    assert 'class="nbtrain-search-trials"' in table
+    assert row_ids(table) == ["01", "02", "00", "03"]  # best first, the running one last
+    assert "<th" in table and ">units<" in table and ">lr<" in table and ">val_loss<" in table
+    assert "nbtrain-search-best" in table.split("</tr>")[1]  # the first body row
+    assert "completed" in table and "running" in table and "nbtrain-search-current-row" in table
+    assert row_ids(trials_html(search.trials, "accuracy", "max")) == ["00", "02", "01", "03"]
+
+
+def test_buttons_show_what_is_legal_and_call_the_search(make):
+    search = FakeSearch()
+    board = make(search, plot=False)
+    view = board.view
+    search.start_trial(units=8)
+    assert [shown(b) for b in (view.pause, view.stop, view.skip)] == [True, True, True]
+    assert "nbtrain-pause" in view.pause._dom_classes
+    assert "nbtrain-search-skip" in view.skip._dom_classes
+    view.skip.click()
+    assert search.calls == ["skip"] and search.trials[0].status == "STOPPED"
+    search.start_trial(units=16)
+    view.pause.click()
+    assert search.calls[-1] == "pause" and view.pause.description == "Resume"
+    assert shown(view.skip)  # a paused search may skip its trial
+    view.pause.click()
+    assert search.calls[-1] == "resume" and view.pause.description == "Pause"
+    view.stop.click()
+    assert search.calls[-1] == "stop" and view.pause.description == "Resume"
+    assert not shown(view.stop) and not shown(view.skip)
+    search.set("finished")
+    assert not shown(view.controls)
+
+
+def test_a_refused_click_is_shown_as_a_message(make):
+    search = FakeSearch()
+    board = make(search, plot=False)
+    board.view.skip.click()  # no trial in progress
+    assert "no trial in progress" in board.view.messages.value
+
+
+def test_the_current_trial_shows_its_run_dashboard_without_its_run_buttons(make):
+    search = FakeSearch()
+    board = make(search, plot=False)
+    assert not shown(board.view.current)
+    first = search.start_trial(units=8, lr=0.001)
+    inner = board.trial_board
+    assert inner is not None and inner.run is first.run
+    assert board.view.current.children == (inner.view.root,)
+    assert inner.view.controls not in inner.view.root.children  # the search's buttons act
+    assert inner in first.run.callbacks  # it is the run's own live dashboard
+    assert "current trial 00" in board.view.title.value and "units=8" in board.view.title.value
+    search.end_trial(0.5)
+    assert not shown(board.view.current)
+    second = search.start_trial(units=16, lr=0.01)
+    assert board.trial_board.run is second.run and board.trial_board is not inner
+
+
+def test_every_trials_curves_overlaid_and_redrawn_as_trials_end(make):
+    search = FakeSearch()
+    board = make(search)
+    assert not shown(board.view.plot)  # nothing to draw yet
+    search.start_trial(units=8)
+    search.end_trial(0.5, losses=(1.0, 0.5))
+    first = board.view.plot.value
+    assert shown(board.view.plot) and first[:8] == b"\x89PNG\r\n\x1a\n"
+    search.start_trial(units=16)
+    search.end_trial(0.3, losses=(0.8, 0.3))
+    assert board.view.plot.value != first
+
+
+def test_the_snapshot_is_written_when_the_search_ends_and_cleared_when_it_goes_on(make, cell):
+    search = FakeSearch(max_trials=1)
+    board = make(search)
+    board.display()
+    view_out, table_out, plot_out = cell.outputs()
+    assert table_out == {} and plot_out == {}
+    search.start_trial(units=8)
+    search.end_trial(0.25)
+    search.set("finished")
+    _, table_out, plot_out = cell.outputs()
+    assert "nbtrain-snapshot" in table_out["text/html"]
+    assert "nbtrain-search-trials" in table_out["text/html"]
+    assert "trial 00: units=8  val_loss 0.25  completed" in table_out["text/plain"]
+    assert base64.b64decode(plot_out["image/png"]) == board.view.plot.value
+    search.set("running")  # e.g. a stopped search resumed
+    assert cell.outputs()[1:] == [{}, {}]
