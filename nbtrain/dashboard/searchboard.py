@@ -120,13 +120,16 @@ def objective(search: Any) -> tuple[str, str]:
 
 
 def trial_values(trial: Any) -> dict:
-    """A trial record's hyperparameter values, as a dict."""
+    """A trial record's hyperparameter values, as a dict (without Hyperband's
+    bookkeeping, `tuner/epochs` and the like)."""
     values = getattr(trial, "hyperparameters", None)
     if values is None:
         values = getattr(trial, "values", None)
     if not isinstance(values, dict):  # a keras_tuner HyperParameters
         values = getattr(values, "values", None)
-    return dict(values) if isinstance(values, dict) else {}
+    if not isinstance(values, dict):
+        return {}
+    return {k: v for k, v in values.items() if not str(k).startswith("tuner/")}
 
 
 def trial_status(trial: Any) -> str:
@@ -348,7 +351,10 @@ class _Clock:
         for trial in trials:
             key = getattr(trial, "trial_id", id(trial))
             status = trial_status(trial)
-            if status == "running" and key not in self.started:
+            duration = getattr(trial, "duration", None)  # the record's own times
+            if getattr(trial, "ended", None) is not None and duration is not None:
+                self.seconds[key] = float(duration)
+            elif status == "running" and key not in self.started:
                 self.started[key] = now
             elif status not in ("running", "") and key in self.started and key not in self.seconds:
                 self.seconds[key] = now - self.started[key]
@@ -461,8 +467,14 @@ class SearchDashboard:
 
     # -- following the search ---------------------------------------------------------------
 
-    def on_search_event(self, *args: Any) -> None:
-        """The search's listener (any thread): a state change, a trial started or ended."""
+    def on_search_event(self, search: Any = None, event: str | None = None,
+                        detail: Any = None) -> None:
+        """The search's listener (any thread): `(search, event, detail)`, a state change,
+        a trial begun or ended, or (`'run'`) a trial's new Run before it starts, whose
+        dashboard is made then (as one of the run's callbacks)."""
+        if event == "run" and detail is not None:
+            with self.lock:
+                self._follow_run(detail)
         self.refresh()
 
     def refresh(self, epoch_ended: bool = False) -> None:
@@ -477,17 +489,24 @@ class SearchDashboard:
             done = sum(1 for t in trials if trial_status(t) not in ("running", ""))
             total = max_trials(search)
             view.set_state(state)
+            at = done + any(trial_status(t) == "running" for t in trials)
             view.progress.value = html.escape(
-                f"trial {min(done + (run is not None), total or 10**9)} of {total}"
-                if total else f"trial {done + (run is not None)}") + f" · {done} done"
+                f"trial {min(at, total or at)} of {total}" if total else f"trial {at}"
+            ) + f" · {done} done"
             set_traits(view.bar, max=max(total or len(trials) or 1, 1), value=done)
-            current = next((t for t in trials if trial_run(t) is run), None) if run else None
+            if run is not None and run is not self._run:
+                self._follow_run(run)
+            shown = self._run if run is not None or (
+                self._run is not None and self._run.state not in ENDED) else None
+            current = next((t for t in trials if shown is not None and trial_run(t) is shown),
+                           None) or next((t for t in trials if trial_status(t) == "running"),
+                                         None)
             eta = self.times.eta(done, total, current) if state in ACTIVE else None
             view.time.value = fmt.time_text(self.times.elapsed(), eta)
             view.set_controls(allowed_actions(search), state)
             metric, direction = objective(search)
-            view.trials.value = trials_html(trials, metric, direction, run)
-            self._follow_trial(run, current)
+            view.trials.value = trials_html(trials, metric, direction, shown)
+            self._show_trial(shown, current)
             self._redraw(trials, epoch_ended, state)
             self._write_snapshot(state)
 
@@ -512,32 +531,36 @@ class SearchDashboard:
             notebook.update_snapshot(outputs, *(self._snapshot or (None, None)))
         self.view.saver.set_snapshot(*(self._snapshot or (None, None)))
 
-    def _follow_trial(self, run: Any, trial: Any) -> None:
-        """Show the current trial's run dashboard (a new one for each trial's run)."""
+    def _follow_run(self, run: Any) -> None:
+        """A new Run of the current trial: its own run dashboard, shown in the current box."""
+        from nbtrain.dashboard.widget import Dashboard
+
+        if run is self._run:
+            return
+        self._run = run
+        board = Dashboard(auto_display=False, plot=self.plot)
+        try:
+            run.add_callback(board)
+            run.add_callback(_EpochHook(self))
+            follows = False
+        except Exception:  # noqa: BLE001 - the run already started: follow its History
+            follows = True
+        board.bind(run, follows_history=follows)
+        inner = board.view
+        inner.root.children = tuple(c for c in inner.root.children if c is not inner.controls)
+        for old in self._boards:  # the earlier trials' runs have ended
+            old.close()
+        self._boards = [board]
+        self.trial_board = board
+        self.view.current.children = (inner.root,)
+
+    def _show_trial(self, run: Any, trial: Any) -> None:
+        """Show the current trial's heading and run dashboard (None: hide them)."""
         view = self.view
         if run is None:
             _show(view.current, False)
             set_traits(view.title, value="")
             return
-        if run is not self._run:
-            from nbtrain.dashboard.widget import Dashboard
-
-            self._run = run
-            board = Dashboard(auto_display=False, plot=self.plot)
-            try:
-                run.add_callback(board)
-                run.add_callback(_EpochHook(self))
-                follows = False
-            except Exception:  # noqa: BLE001 - the run already started: follow its History
-                follows = True
-            board.bind(run, follows_history=follows)
-            inner = board.view
-            inner.root.children = tuple(c for c in inner.root.children if c is not inner.controls)
-            for old in self._boards:  # the earlier trials' runs have ended
-                old.close()
-            self._boards = [board]
-            self.trial_board = board
-            view.current.children = (board.view.root,)
         values = ", ".join(f"{k}={_value_text(v)}" for k, v in trial_values(trial).items()) \
             if trial is not None else ""
         name = getattr(trial, "trial_id", "") if trial is not None else ""
@@ -578,6 +601,59 @@ def trials_text(state: str, progress: str, trials: Sequence[Any], metric: str,
     return "\n".join(lines)
 
 
+class SearchText:
+    """The search as lines of text, where there is no notebook (a terminal, a script):
+    its state changes and each trial's start and end.
+
+    Args:
+        search: the search to follow.
+        write: where a line goes (default: `print`).
+    """
+
+    def __init__(self, search: Any, write: Callable[[str], Any] = print):
+        self.search = search
+        self.write = write
+        self._remove = search.add_listener(self.on_search_event)
+
+    def on_search_event(self, search: Any, event: str, detail: Any = None) -> None:
+        """The search's listener: one line per state change and per trial start and end."""
+        total = max_trials(search)
+        metric, _ = objective(search)
+        if event == "state":
+            self.write(f"search {detail[1]}")
+        elif event in ("trial_begin", "trial_end"):
+            values = ", ".join(f"{k}={_value_text(v)}" for k, v in trial_values(detail).items())
+            name = getattr(detail, "trial_id", "?")
+            if event == "trial_begin":
+                self.write(f"trial {name} begins: {values}")
+                return
+            done = sum(1 for t in search.trials if trial_status(t) not in ("running", ""))
+            score = trial_score(detail)
+            self.write(f"trial {name} {trial_status(detail)}: {metric} "
+                       f"{'—' if score is None else f'{score:.4g}'} "
+                       f"({done}{f' of {total}' if total else ''} done)")
+
+    def close(self) -> None:
+        """Stop following the search."""
+        self._remove()
+
+
+def attach_search_display(search: Any, display: bool | None = None) -> Any:
+    """Show `search` as `nbtrain.search(..., display=...)` asks (call before it starts,
+    on the main thread): the dashboard in a notebook, lines of text elsewhere, nothing
+    for `display=False` (`notebook.choose_display`).
+
+    Returns:
+        The `SearchDashboard`, the `SearchText`, or None.
+    """
+    choice = notebook.choose_display(display)
+    if choice == notebook.DASHBOARD:
+        return SearchDashboard.for_search(search)
+    if choice == notebook.TEXT:
+        return SearchText(search)
+    return None
+
+
 def display_search(search: Any) -> SearchDashboard:
     """Show a live view of `search` in the current cell (what displaying a search does).
 
@@ -590,5 +666,6 @@ def display_search(search: Any) -> SearchDashboard:
     return SearchDashboard.for_search(search)
 
 
-__all__ = ["ControlledSearch", "SearchDashboard", "SearchView", "display_search",
+__all__ = ["ControlledSearch", "SearchDashboard", "SearchText", "SearchView",
+           "attach_search_display", "display_search",
            "overlay_png", "ranked", "trials_html", "trials_text"]

@@ -30,17 +30,18 @@ class FakeSearch:
         self.listeners.append(fn)
         return lambda: self.listeners.remove(fn)
 
-    def _tell(self, *event):
+    def _tell(self, event, detail=None):
         for fn in list(self.listeners):
-            fn(self, *event)
+            fn(self, event, detail)
 
     def start_trial(self, **values):
         run = FakeRun(epochs=2)
         trial = SimpleNamespace(trial_id=f"{len(self.trials):02d}", hyperparameters=values,
                                 status="RUNNING", score=None, run=run)
         self.trials.append(trial)
+        self._tell("trial_begin", trial)
+        self._tell("run", run)  # before it starts: its dashboard is one of its callbacks
         self.current = run
-        self._tell("trial_start", trial)
         run.set("running")
         return trial
 
@@ -56,7 +57,7 @@ class FakeSearch:
 
     def set(self, state):
         old, self.state = self.state, state
-        self._tell("state", old, state)
+        self._tell("state", (old, state))
 
     def pause(self):
         self.calls.append("pause")
@@ -222,3 +223,30 @@ def test_the_snapshot_is_written_when_the_search_ends_and_cleared_when_it_goes_o
     assert base64.b64decode(plot_out["image/png"]) == board.view.plot.value
     search.set("running")  # e.g. a stopped search resumed
     assert cell.outputs()[1:] == [{}, {}]
+
+
+def test_hyperband_bookkeeping_is_not_a_column(make):
+    search = FakeSearch()
+    board = make(search, plot=False)
+    search.start_trial(units=8, **{"tuner/epochs": 2, "tuner/initial_epoch": 0})
+    assert ">units<" in board.view.trials.value and "tuner/" not in board.view.trials.value
+
+
+def test_outside_a_notebook_the_search_is_lines_of_text(monkeypatch):
+    from nbtrain.dashboard import notebook
+    from nbtrain.dashboard.searchboard import SearchText, attach_search_display
+
+    monkeypatch.setattr(notebook, "in_notebook", lambda: False)
+    search = FakeSearch(max_trials=2)
+    assert attach_search_display(search, display=False) is None and not search.listeners
+    lines: list[str] = []
+    text = attach_search_display(search)
+    assert isinstance(text, SearchText)
+    text.write = lines.append
+    search.start_trial(units=8)
+    search.end_trial(0.25)
+    search.set("finished")
+    assert lines == ["trial 00 begins: units=8", "trial 00 completed: val_loss 0.25 (1 of 2 done)",
+                     "search finished"]
+    text.close()
+    assert not search.listeners
