@@ -32,6 +32,7 @@ _LAZY = {
     "WorkerLostError": "nbtrain.engine.distributed",
     "Dashboard": "nbtrain.dashboard",
     "compare": "nbtrain.dashboard.compare",
+    "search": "nbtrain.tuning",
 }
 _MODULES = {"legacy": "nbtrain.legacy"}
 
@@ -51,6 +52,7 @@ __all__ = [
     "legacy",
     "multi_worker_strategy",
     "predict_generator",
+    "search",
 ]
 
 
