@@ -34,6 +34,7 @@ USAGE = """\
 %nbtrain lr [NAME] VALUE
 %nbtrain compare NAME NAME... [--metrics M ...] [--log] [--smoothing W]
 %nbtrain status
+%nbtrain search [NAME]
 %nbtrain legacy [on|off]
 Each subcommand takes --help."""
 
@@ -96,6 +97,11 @@ def _parsers() -> dict[str, _Parser]:
     parsers["compare"] = compare
     parsers["status"] = _Parser(prog="%nbtrain status",
                                 description="A table of the runs in this kernel's namespace.")
+    search = _Parser(prog="%nbtrain search",
+                     description="A table of the searches (nbtrain.search) in this kernel's "
+                                 "namespace; with NAME, that search's dashboard in this cell.")
+    search.add_argument("name", nargs="?", default=None, help="a search's name")
+    parsers["search"] = search
     legacy = _Parser(prog="%nbtrain legacy",
                      description="Give keras.Model back fit_generator, evaluate_generator and "
                                  "predict_generator (delegating to nbtrain), or take them away.")
@@ -271,6 +277,7 @@ class NbtrainMagics(Magics):
         %nbtrain lr [NAME] VALUE
         %nbtrain compare NAME NAME... [--metrics M ...] [--log] [--smoothing W]
         %nbtrain status
+        %nbtrain search [NAME]
         %nbtrain legacy [on|off]
         ```
         """
@@ -380,6 +387,25 @@ class NbtrainMagics(Magics):
         runs = {k: v for k, v in self.shell.user_ns.items()
                 if isinstance(v, Run) and not k.startswith("_")}
         text, markup = runs_table(runs)
+        from IPython.display import display
+
+        display({"text/plain": text, "text/html": markup}, raw=True)
+        return None
+
+    def _search(self, args: argparse.Namespace) -> Any:
+        from nbtrain.dashboard.searchboard import display_search, searches_table
+        from nbtrain.tuning import Search
+
+        if args.name is not None:
+            value = self.shell.user_ns.get(args.name)
+            if not isinstance(value, Search):
+                raise UsageError(f"%nbtrain search: no search named {args.name!r} in this "
+                                 "notebook.")
+            display_search(value)
+            return None
+        searches = {k: v for k, v in self.shell.user_ns.items()
+                    if isinstance(v, Search) and not k.startswith("_")}
+        text, markup = searches_table(searches)
         from IPython.display import display
 
         display({"text/plain": text, "text/html": markup}, raw=True)

@@ -654,6 +654,41 @@ def attach_search_display(search: Any, display: bool | None = None) -> Any:
     return None
 
 
+def searches_table(searches: dict[str, Any]) -> tuple[str, str]:
+    """Plain-text and HTML tables of searches (`%nbtrain search`): name, state, trials
+    done out of `max_trials`, the best score and its trial, the trial in progress.
+
+    Example:
+
+    ```
+    search  state    trials  best val_loss  best trial  current
+    s       running  2/10           0.2113  1           2
+    ```
+    """
+    header = ["search", "state", "trials", "best", "best trial", "current"]
+    rows = []
+    for name, search in searches.items():
+        trials = list(search.trials)
+        metric, direction = objective(search)
+        done = sum(1 for t in trials if trial_status(t) not in ("running", ""))
+        total = max_trials(search)
+        order = ranked(trials, direction)
+        best = order[0] if order and trial_score(order[0]) is not None else None
+        running = next((t for t in trials if trial_status(t) == "running"), None)
+        rows.append([name, str(search.state), f"{done}/{total}" if total else str(done),
+                     f"{metric} {trial_score(best):.4g}" if best is not None else "—",
+                     str(getattr(best, "trial_id", "—")) if best is not None else "—",
+                     str(getattr(running, "trial_id", "—")) if running is not None else "—"])
+    table = [header, *rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    text = "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table)
+    cells = "".join(f"<th style='text-align:left'>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td style='text-align:left'>{html.escape(c)}</td>"
+                                    for c in r) + "</tr>" for r in rows)
+    return text, (f"<table class='nbtrain-search-status'><thead><tr>{cells}</tr></thead>"
+                  f"<tbody>{body}</tbody></table>")
+
+
 def display_search(search: Any) -> SearchDashboard:
     """Show a live view of `search` in the current cell (what displaying a search does).
 
@@ -667,5 +702,5 @@ def display_search(search: Any) -> SearchDashboard:
 
 
 __all__ = ["ControlledSearch", "SearchDashboard", "SearchText", "SearchView",
-           "attach_search_display", "display_search",
+           "attach_search_display", "display_search", "searches_table",
            "overlay_png", "ranked", "trials_html", "trials_text"]

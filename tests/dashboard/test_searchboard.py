@@ -250,3 +250,52 @@ def test_outside_a_notebook_the_search_is_lines_of_text(monkeypatch):
                      "search finished"]
     text.close()
     assert not search.listeners
+
+
+def test_a_real_search_shown_to_the_end_and_listed_by_the_magic(comm_log, ipython, tmp_path,
+                                                                capsys):
+    keras_tuner = pytest.importorskip("keras_tuner")
+    import keras
+    import numpy as np
+
+    from nbtrain.tuning import Search
+
+    def build(hp):
+        model = keras.Sequential([keras.Input((4,)),
+                                  keras.layers.Dense(hp.Int("units", 2, 8, step=2)),
+                                  keras.layers.Dense(1)])
+        model.compile(keras.optimizers.SGD(hp.Choice("learning_rate", [0.01, 0.05])), "mse")
+        return model
+
+    x = np.random.default_rng(0).random((32, 4)).astype("float32")
+    tuner = keras_tuner.RandomSearch(build, objective="val_loss", max_trials=2, seed=1,
+                                     directory=str(tmp_path), overwrite=True)
+    search = Search(tuner, x, x.sum(1), epochs=2, validation_split=0.25, batch_size=8)
+    search.set_tuner_verbose(0)
+    board = SearchDashboard(search)
+    board.follow()
+    try:
+        search.start()
+        search.wait(timeout=120)
+        view = board.view
+        assert search.state == "finished" and "nbtrain-state-finished" in view.state._dom_classes
+        assert view.progress.value == "trial 2 of 2 · 2 done"
+        scores = {t.trial_id: t.score for t in search.trials}
+        best = min(scores, key=scores.get)
+        assert row_ids(view.trials.value)[0] == best  # the tuner's best, first
+        assert "learning_rate" in view.trials.value and "tuner/" not in view.trials.value
+        assert shown(view.plot) and not shown(view.current)
+        assert board.trial_board.run is search.trials[-1].run  # each trial's run was shown
+        ipython.run_line_magic("load_ext", "nbtrain")
+        ipython.user_ns["s"] = search
+        ipython.run_line_magic("nbtrain", "search")
+        out = capsys.readouterr().out.splitlines()
+        assert out[0].split() == ["search", "state", "trials", "best", "best", "trial", "current"]
+        assert out[1].split() == ["s", "finished", "2/2", "val_loss", f"{scores[best]:.4g}",
+                                  best, "—"]
+        with pytest.raises(Exception, match="no search named 'nope'"):
+            ipython.run_line_magic("nbtrain", "search nope")
+    finally:
+        ipython.user_ns.pop("s", None)
+        board.close()
+        search.close()
