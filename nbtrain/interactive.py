@@ -20,7 +20,7 @@ from typing import Any
 import keras
 
 from nbtrain.dashboard.display import attach_display, progress_for
-from nbtrain.dashboard.notebook import in_notebook
+from nbtrain.dashboard.notebook import check_display, in_notebook
 from nbtrain.dashboard.text import TextStatus
 from nbtrain.engine.config import check_verbose, fit_config
 from nbtrain.engine.recovery import run_blocking
@@ -34,7 +34,7 @@ def fit(model: Any, x: Any, y: Any = None, *, batch_size: int | None = None, epo
         sample_weight: Any = None, initial_epoch: int = 0, steps_per_epoch: int | None = None,
         validation_steps: int | None = None, validation_batch_size: int | None = None,
         validation_freq: Any = 1, workers: int = 1, use_multiprocessing: bool = False,
-        max_queue_size: int = 10, display: bool | None = None,
+        max_queue_size: int = 10, display: bool | str | None = None,
         compare_with: Any = None) -> Run:
     """Train `model` in a background thread and return its `Run` at once.
 
@@ -77,9 +77,14 @@ def fit(model: Any, x: Any, y: Any = None, *, batch_size: int | None = None, epo
         workers: 0 reads data on the training thread; N >= 1 uses N workers.
         use_multiprocessing: the workers are processes instead of threads.
         max_queue_size: batches read ahead by the workers.
-        display: None shows the dashboard in a notebook (text elsewhere, see
-            `verbose`; nothing on a multi-worker job's workers other than the
-            chief); True always the dashboard; False nothing.
+        display: None: the frontend's default, the widget dashboard in
+            JupyterLab, Notebook 7 and VS Code, the HTML output in Colab and
+            Kaggle, text outside a notebook (see `verbose`), overridden by the
+            environment variable `NBTRAIN_DISPLAY`; nothing on a multi-worker
+            job's workers other than the chief.  True or `"dashboard"`: the
+            widget dashboard; `"html"`: one HTML output updated in place (no
+            widgets: steer with `run.pause()` ... or `%nbtrain`); `"text"`:
+            text; False: nothing.
         compare_with: an earlier `nbtrain.Run` or `keras.callbacks.History`
             whose epoch curves the dashboard's plot draws faintly behind this
             run's (see `nbtrain.compare` for a figure of several runs).
@@ -96,8 +101,7 @@ def fit(model: Any, x: Any, y: Any = None, *, batch_size: int | None = None, epo
     history = run.wait()
     ```
     """
-    if display not in (None, True, False):
-        raise ValueError(f"`display` must be None, True or False, got {display!r}.")
+    check_display(display)
     if verbose != "auto":
         check_verbose(verbose)
     if compare_with is not None:

@@ -86,7 +86,7 @@ def test_one_display_choice(monkeypatch):
     assert notebook.choose_display() == notebook.TEXT  # not a notebook here
     assert notebook.choose_display(None, chief=False) is None
     assert notebook.choose_display(True, chief=False) == notebook.DASHBOARD
-    with pytest.raises(ValueError, match="`display` must be None, True or False"):
+    with pytest.raises(ValueError, match="`display` must be None, True, False, 'dashboard'"):
         notebook.choose_display("yes")
     monkeypatch.setattr(notebook, "in_notebook", lambda: True)
     assert notebook.choose_display() == notebook.DASHBOARD

@@ -16,20 +16,37 @@ and then acts on them:
 
 There is nothing to continue once the call has returned, so no Continue here.
 Outside a kernel whose events can be driven (`nbtrain.kernel_events.current()`
-is None) there are no controls: the dashboard is as before.
+is None) there are no controls; in a notebook kernel (ipykernel 6) the
+dashboard says instead how to stop: interrupt the kernel (`STOP_HINT`).
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from nbtrain import kernel_events as kernel_events
+from nbtrain.dashboard import notebook
 from nbtrain.dashboard.view import set_traits
 
 _ALLOWED = {
     "running": frozenset({"pause", "stop"}),
     "paused": frozenset({"resume", "stop"}),
 }
+
+
+STOP_HINT = ("This kernel cannot take clicks while the cell trains (ipykernel 6): to stop, "
+             "interrupt the kernel (■). Training ends after the current batch; the model "
+             "keeps its weights and the dashboard the epochs trained.")
+"""What a dashboard on the cell's own thread says where its buttons cannot answer."""
+
+
+def _say_how_to_stop(dashboard: Any) -> None:
+    """No buttons that cannot answer: in a kernel whose busy cell cannot take clicks
+    (ipykernel 6), the widget dashboard says how to stop (the HTML one always does)."""
+    if (threading.current_thread() is threading.main_thread() and notebook.in_notebook()
+            and not dashboard.presenter.listeners):
+        dashboard.message(STOP_HINT)
 
 
 class CellControls:
@@ -55,7 +72,10 @@ class CellControls:
     def attach(cls, dashboard: Any) -> CellControls | None:
         """Controls for `dashboard` if the calling thread can handle widget messages, else None."""
         events = kernel_events.current()
-        return None if events is None else cls(dashboard, events)
+        if events is None:
+            _say_how_to_stop(dashboard)
+            return None
+        return cls(dashboard, events)
 
     def _show(self) -> None:
         # Clicks and training share the cell's thread: nothing else changes these widgets.

@@ -26,9 +26,12 @@ def attach_display(run: Any, display: Any = None, verbose: Any = "auto") -> Any:
 
     Args:
         run: the run.
-        display: None: the dashboard in a notebook kernel, a text status
-            elsewhere, nothing on a worker of a multi-worker job other than the
-            chief; True: the dashboard; False: nothing.
+        display: None: the frontend's default (`notebook.choose_display`: the
+            dashboard in JupyterLab, Notebook 7 and VS Code, the HTML output in
+            Colab and Kaggle, a text status outside a notebook; `NBTRAIN_DISPLAY`
+            overrides it), nothing on a worker of a multi-worker job other than
+            the chief; True or `"dashboard"`: the widget dashboard; `"html"`: one
+            HTML output updated in place; `"text"`: the text status; False: nothing.
         verbose: the text display (outside a notebook): `"auto"` a line per
             epoch and per change of state; 1 Keras's progress bar and 2 Keras's
             line per epoch (what `model.fit` prints), each with the state lines;
@@ -38,7 +41,7 @@ def attach_display(run: Any, display: Any = None, verbose: Any = "auto") -> Any:
         The display object (`Dashboard` or `TextStatus`), or None.
 
     Raises:
-        ValueError: `display` is not None, True or False.
+        ValueError: `display` is none of these.
 
     Example:
 
@@ -66,13 +69,15 @@ def attach_display(run: Any, display: Any = None, verbose: Any = "auto") -> Any:
         return status
     from nbtrain.dashboard.widget import Dashboard
 
-    register_run_display()
+    html = kind == notebook.HTML
+    if not html:
+        register_run_display()
     mine = [cb for cb in run.callbacks if isinstance(cb, Dashboard)]
     if mine:  # the user passed a Dashboard in `callbacks`: bind and show that one
         mine[0].bind(run)
-        mine[0].display()
+        mine[0].display(html=html)
         return mine[0]
-    return Dashboard.for_run(run)
+    return Dashboard.for_run(run, html=html)
 
 
 def progress_for(verbose: Any) -> Any:
@@ -92,7 +97,8 @@ def progress_for(verbose: Any) -> Any:
     """
     from nbtrain.engine.progress import make_progress
 
-    if verbose in (1, True, "auto") and notebook.choose_display() == notebook.DASHBOARD:
+    if verbose in (1, True, "auto") and notebook.choose_display() in (notebook.DASHBOARD,
+                                                                        notebook.HTML):
         from nbtrain.dashboard.widget import Dashboard
 
         return Dashboard()

@@ -2,8 +2,11 @@
 
 A displayed dashboard is three outputs of its cell, each with a display id:
 
-1. the live widget, as `application/vnd.jupyter.widget-view+json` with a
-   `text/plain` fallback that is the same on every run (`format.TEXT_FALLBACK`);
+1. the live widget (core ipywidgets only: the custom `SnapshotSaver` is a
+   widget model the page creates but no output displays, so a frontend that
+   cannot load it still draws the whole dashboard), as
+   `application/vnd.jupyter.widget-view+json` with a `text/plain` fallback
+   that is the same on every run (`format.TEXT_FALLBACK`);
 2. the metric table snapshot (`text/html` + `text/plain`), empty while training;
 3. the plot snapshot (`image/png` + `text/plain`), empty while training.
 
@@ -19,14 +22,16 @@ updates (Jupyter routes them to the page that ran the cell), only the widgets:
 there the view's `SnapshotSaver` writes the snapshot into 2 and 3, which carry
 the dashboard's key in their metadata (`snapshot_metadata`) for it to find.
 
-It also holds `choose_display`, the one choice between the dashboard, text
-and nothing.  Nothing here imports ipywidgets or matplotlib, nor any other
-module of the dashboard but `format`.
+It also holds `frontend` (Colab, Kaggle, VS Code, Jupyter or a console, from
+what the kernel can see) and `choose_display`, the one choice between the
+widget dashboard, the HTML output, text and nothing.  Nothing here imports
+ipywidgets or matplotlib, nor any other module of the dashboard but `format`.
 """
 
 from __future__ import annotations
 
 import base64
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -60,44 +65,122 @@ def in_notebook() -> bool:
 
 DASHBOARD = "dashboard"
 TEXT = "text"
+HTML = "html"
+DISPLAYS = (DASHBOARD, HTML, TEXT)
+"""The displays `choose_display` may return (or None: nothing)."""
+
+ENV_DISPLAY = "NBTRAIN_DISPLAY"
+"""The environment variable that overrides the frontend's default display:
+`dashboard`, `html`, `text` or `none`."""
+
+COLAB, KAGGLE, VSCODE, JUPYTER, CONSOLE = "colab", "kaggle", "vscode", "jupyter", "console"
+
+FRONTEND_DISPLAYS = {
+    JUPYTER: DASHBOARD,  # JupyterLab 4, Notebook 7: tested here (browser tests)
+    VSCODE: DASHBOARD,   # core ipywidgets render; the snapshot outputs keep the end
+    COLAB: HTML,         # widgets updated from a thread may not refresh (colabtools#3373)
+    KAGGLE: HTML,        # widget outputs stuck on "Loading widget..." (docker-python#1443)
+    CONSOLE: TEXT,       # a terminal, a script, IPython without a kernel
+}
+"""The default display of each frontend (the README's frontend table says why)."""
 
 
-def choose_display(display: bool | None = None, *, chief: bool = True) -> str | None:
-    """The one choice of how a training is shown: `DASHBOARD`, `TEXT` or None.
+def frontend() -> str:
+    """Which frontend the kernel runs under, from what the kernel can see.
+
+    - `"colab"`: `google.colab` imported, or `COLAB_RELEASE_TAG` / `COLAB_GPU` set;
+    - `"kaggle"`: `KAGGLE_KERNEL_RUN_TYPE` (or `KAGGLE_URL_BASE`) set;
+    - `"vscode"`: `VSCODE_PID` / `VSCODE_CWD` set, or VS Code's
+      `__vsc_ipynb_file__` in the user's namespace;
+    - `"jupyter"`: any other notebook kernel (JupyterLab, Notebook 7, nbconvert, ...;
+      `JPY_*` variables are set by Jupyter Server);
+    - `"console"`: no notebook kernel (`in_notebook()` is False).
+
+    Example:
+
+    ```python
+    frontend()   # "colab" in Google Colab, "console" in a terminal
+    ```
+    """
+    if not in_notebook():
+        return CONSOLE
+    env = os.environ
+    if "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in env or "COLAB_GPU" in env:
+        return COLAB
+    if "KAGGLE_KERNEL_RUN_TYPE" in env or "KAGGLE_URL_BASE" in env:
+        return KAGGLE
+    if "VSCODE_PID" in env or "VSCODE_CWD" in env or "__vsc_ipynb_file__" in _user_ns():
+        return VSCODE
+    return JUPYTER
+
+
+def _user_ns() -> dict:
+    from IPython import get_ipython
+
+    return getattr(get_ipython(), "user_ns", None) or {}
+
+
+def check_display(display: Any) -> None:
+    """Raise ValueError unless `display` is None, True, False, or one of `DISPLAYS`."""
+    if display is None or display is True or display is False or display in DISPLAYS:
+        return
+    raise ValueError(f"`display` must be None, True, False, {', '.join(map(repr, DISPLAYS))}; "
+                     f"got {display!r}.")
+
+
+def _from_env() -> str | bool | None:
+    value = os.environ.get(ENV_DISPLAY, "").strip().lower()
+    if not value:
+        return None
+    if value in ("none", "0", "false", "off"):
+        return False
+    if value not in DISPLAYS:
+        raise ValueError(f"{ENV_DISPLAY}={value!r}: expected one of "
+                         f"{', '.join(DISPLAYS)} or none.")
+    return value
+
+
+def choose_display(display: bool | str | None = None, *, chief: bool = True) -> str | None:
+    """The one choice of how a training is shown: `DASHBOARD`, `HTML`, `TEXT` or None.
 
     Every display of nbtrain asks it (`nbtrain.fit`, `fit_generator`'s
     `verbose=1`, a `Dashboard` given to a plain `model.fit`); the builders are in
     `nbtrain.dashboard.display`.
 
     Args:
-        display: None: the dashboard in a notebook kernel that can show
-            widgets, text elsewhere, nothing when not `chief`; True: the
-            dashboard; False: nothing.
+        display: None: the default of the frontend (`FRONTEND_DISPLAYS` by
+            `frontend()`: the widget dashboard in JupyterLab, Notebook 7 and VS
+            Code, the HTML output in Colab and Kaggle, text outside a notebook),
+            unless `NBTRAIN_DISPLAY` says otherwise; nothing when not `chief`.
+            True or `"dashboard"`: the widget dashboard; `"html"`: one HTML output
+            updated in place (no widgets); `"text"`: text; False: nothing.
         chief: False on a worker of a multi-worker job other than the chief
             (the chief shows the job; the others run headless).
 
     Returns:
-        `DASHBOARD`, `TEXT` or None.
+        `DASHBOARD`, `HTML`, `TEXT` or None.
 
     Raises:
-        ValueError: `display` is not None, True or False.
+        ValueError: `display` (or `NBTRAIN_DISPLAY`) is none of these.
 
     Example:
 
     ```python
-    choose_display()          # "text" in a terminal, "dashboard" in JupyterLab
+    choose_display()          # "text" in a terminal, "dashboard" in JupyterLab, "html" in Colab
+    choose_display("html")    # "html"
     choose_display(False)     # None
     ```
     """
+    check_display(display)
+    if display is None:
+        if not chief:
+            return None
+        display = _from_env()
+        if display is None:
+            return FRONTEND_DISPLAYS[frontend()]
     if display is False:
         return None
-    if display not in (None, True):
-        raise ValueError(f"`display` must be None, True or False, got {display!r}.")
-    if display is None and not chief:
-        return None
-    if display is True or in_notebook():
-        return DASHBOARD
-    return TEXT
+    return DASHBOARD if display is True else display
 
 
 def widget_bundle(model_id: str) -> dict:
@@ -181,9 +264,12 @@ def show_dashboard(model_id: str, table: dict | None = None, plot: dict | None =
 
 
 def update_snapshot(outputs: Outputs, table: dict | None, plot: dict | None) -> None:
-    """Set (or, with None, empty) the snapshot outputs of a displayed dashboard."""
-    update(outputs.table, table or {}, snapshot_metadata("table", outputs.key))
-    update(outputs.plot, plot or {}, snapshot_metadata("plot", outputs.key))
+    """Set (or, with None, empty) the snapshot outputs of a displayed dashboard
+    (none for a dashboard shown as one HTML output: `htmlview`)."""
+    if outputs.table is not None:
+        update(outputs.table, table or {}, snapshot_metadata("table", outputs.key))
+    if outputs.plot is not None:
+        update(outputs.plot, plot or {}, snapshot_metadata("plot", outputs.key))
 
 
 def after_cell(callback: Callable[[Any], None]) -> Callable[[], None]:

@@ -186,6 +186,9 @@ class Presenter:
         self.flush_next = False  # the batch in flight at a state change is shown at once
         self.plot_options = PlotOptions()  # log scale, smoothing, metrics (plot controls)
         self.live = LivePlot(self)  # the plot: its renderer, its thread, its schedule
+        # other views of what it shows (`htmlview.HtmlView`): called after each update
+        # (True: forced, a state change) and once more after an ended run's final plot
+        self.listeners: list[Callable[[bool], None]] = []
 
     @property
     def renderer(self) -> Any:
@@ -227,6 +230,8 @@ class Presenter:
             if state in ENDED:
                 self.live.stop()  # the render thread (the final plot was drawn here)
                 self.snapshot.write(*self.snapshot_bundles())
+                for listener in self.listeners:
+                    listener(True)  # with the final plot
                 self.live.release()  # its figure is the bulk of a dashboard's memory
 
     def snapshot_bundles(self) -> tuple[dict, dict | None]:
@@ -265,6 +270,8 @@ class Presenter:
             throttle.spent(self._update_widgets(now), now)
             if self.plot and (force or throttle.plot_due(now)):
                 self.live.update(now, force)
+            for listener in self.listeners:
+                listener(force)
 
     def replot(self) -> None:
         """The plot options changed: draw again at once (while training, on the render

@@ -129,7 +129,8 @@ class SnapshotSaver(anywidget.AnyWidget):
     """An invisible widget that writes a dashboard's static snapshot into the
     notebook document from the page, also in a page reloaded after its cell ran.
 
-    Part of `DashboardView` (its CSS class: `nbtrain-saver`); `Snapshot` sets
+    Held by `DashboardView` but displayed nowhere: its code runs in the page
+    when the model is created (`initialize`); `Snapshot` sets
     it wherever it fills or empties the snapshot outputs.
 
     Args:

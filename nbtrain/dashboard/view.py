@@ -127,8 +127,11 @@ class DashboardView:
     from the kernel's widget state, shows it all.  Its `style` part (hidden)
     holds a CSS rule that hides this dashboard's static snapshot outputs
     (`key`) wherever the view renders: the snapshot is for where widgets do not.
-    Its `saver` part (hidden) writes the snapshot into the outputs from the
-    page, so a page reloaded before the end saves it too.
+    Its `saver` writes the snapshot into the outputs from the page, so a page
+    reloaded before the end saves it too; it is a custom widget, so it is not in
+    `root` (core ipywidgets only) nor in any output: the page creates its model
+    (and runs its code) when the kernel opens it or a reloaded page restores it,
+    and a frontend that cannot load it still draws the whole dashboard.
 
     Attributes:
         root: the `VBox` to display (CSS class `nbtrain-dashboard`).
@@ -186,8 +189,7 @@ class DashboardView:
             self.messages,
             self.plot,  # above the table: the table's room for the epochs to come is last
             self.metrics,
-            self.saver,  # hidden, last: the visible parts keep their places
-        ])
+        ])  # core widgets only: the saver (custom) is a model no output displays
 
     def set_state(self, state: str) -> int:
         """Show a run state: the badge, its colour, its CSS class `nbtrain-state-<state>`,

@@ -29,6 +29,7 @@ import keras
 from nbtrain.dashboard import failure, notebook
 from nbtrain.dashboard.cell import CellControls
 from nbtrain.dashboard.controls import RunControls
+from nbtrain.dashboard.htmlview import show_html
 from nbtrain.dashboard.liveplot import learning_rate_of
 from nbtrain.dashboard.plotcontrols import PlotControls
 from nbtrain.dashboard.presenter import Presenter
@@ -221,13 +222,13 @@ class Dashboard(keras.callbacks.Callback):
     # -- construction ---------------------------------------------------------------------
 
     @classmethod
-    def for_run(cls, run: Any, **options: Any) -> Dashboard:
+    def for_run(cls, run: Any, *, html: bool = False, **options: Any) -> Dashboard:
         """Create a dashboard for `run` on the calling (main) thread, add it to the
         run's callbacks, bind the controls, display it and return it.
 
         Args:
             run: an `nbtrain.Run` that has not started.
-            **options: passed to `Dashboard`.
+            html, **options: `display(html)`'s (HTML output); passed to `Dashboard`.
 
         Example:
 
@@ -240,7 +241,7 @@ class Dashboard(keras.callbacks.Callback):
         dashboard = cls(auto_display=False, **options)
         run.add_callback(dashboard)
         dashboard.bind(run)
-        dashboard.display()
+        dashboard.display(html=html)
         return dashboard
 
     def bind(self, run: Any, *, follows_history: bool = False) -> None:
@@ -280,13 +281,13 @@ class Dashboard(keras.callbacks.Callback):
 
     # -- display and messages -------------------------------------------------------------
 
-    def display(self) -> None:
-        """Show the dashboard in the current cell (call on the main thread).
+    def display(self, html: bool = False) -> None:
+        """Show the dashboard in the current cell (main thread; `html`: as one HTML output).
 
         Displaying it again (in another cell) shows another view of the same
         widgets; every view gets the snapshot when the run ends.
         """
-        self.presenter.display()
+        show_html(self) if html else self.presenter.display()
 
     def _ipython_display_(self) -> None:
         self.display()
@@ -345,9 +346,9 @@ class Dashboard(keras.callbacks.Callback):
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         if not self.outputs and self.auto_display:
-            if notebook.choose_display() == notebook.DASHBOARD:
+            if (kind := notebook.choose_display()) in (notebook.DASHBOARD, notebook.HTML):
                 self.view.reserve_plot_rows(expected_panels(self.model))
-                self.display()
+                self.display(html=kind == notebook.HTML)
             else:
                 from nbtrain.engine.progress import TextProgress
 

@@ -7,6 +7,8 @@ kernel, no browser (tests/browser/test_reload_browser.py runs the page's half).
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from dashboard_helpers import FakeRun
 from test_dashboard_widget import train
@@ -35,7 +37,15 @@ def test_the_saver_is_a_hidden_part_of_the_view_with_the_dashboards_key(bound, c
     _, dashboard = bound
     view = dashboard.view
     saver = view.saver
-    assert isinstance(saver, SnapshotSaver) and saver in view.root.children
+    assert isinstance(saver, SnapshotSaver) and saver not in view.root.children
+    # core widgets only in the dashboard's box; the saver is in no output either
+    assert len(cell.outputs()) == 3
+    assert saver.model_id not in json.dumps(cell.outputs())
+    pending = [view.root]
+    while pending:
+        widget = pending.pop()
+        assert type(widget).__module__.startswith("ipywidgets."), type(widget)
+        pending.extend(getattr(widget, "children", ()))
     assert saver.layout.display == "none" and "nbtrain-saver" in saver._dom_classes
     assert saver.key == view.key
     state = saver.get_state()  # what the front-end gets: an inline ES module, no URL
