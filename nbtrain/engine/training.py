@@ -26,6 +26,7 @@ import keras
 
 from nbtrain.data import ArraySequence, is_sequence, sequence_length
 from nbtrain.data.userwarning import user_stacklevel
+from nbtrain.engine.autolog import autolog_callbacks
 from nbtrain.engine.batches import (
     NamedFeed,
     apply_class_weight,
@@ -136,7 +137,8 @@ class FitLoop(LoopControls):
         if steps is None and is_sequence(config.data):
             steps = sequence_length(config.data)  # Keras 2: params['steps'] is len(sequence)
         self.callbacks = LoopCallbacks(
-            list(config.callbacks) + ([progress] if progress is not None else []),
+            list(config.callbacks) + autolog_callbacks(config)  # MLflow's autolog, if on
+            + ([progress] if progress is not None else []),
             model=model, history=history, verbose=config.verbose, epochs=self.epochs,
             steps=steps,
         )

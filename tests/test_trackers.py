@@ -1,0 +1,153 @@
+"""The experiment trackers Keras users already have, with nbtrain's loop.
+
+MLflow's Keras autologging (which patches `keras.Model.fit`, never called by
+nbtrain) against a real local MLflow store (SQLite in tmp_path): an nbtrain
+training is logged as `fit` would be, and a Run across a stop and a resume is one
+MLflow run.  W&B's `WandbMetricsLogger` in offline mode across a stop and a
+resume.  (TensorBoard's callback across a stop and a resume:
+tests/test_run_keras_callbacks.py.)
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+import keras
+import pytest
+from helpers import make_data, make_model
+
+import nbtrain
+
+mlflow = pytest.importorskip("mlflow")  # the `test` extra installs it
+
+TIMEOUT = 60
+
+
+class HoldAt(keras.callbacks.Callback):
+    """Blocks the training thread after batch (epoch, batch) until `go` is set."""
+
+    def __init__(self, epoch: int, batch: int):
+        super().__init__()
+        self.at, self.epoch = (epoch, batch), None
+        self.reached, self.go = threading.Event(), threading.Event()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (self.epoch, batch) == self.at and not self.go.is_set():
+            self.reached.set()
+            assert self.go.wait(TIMEOUT)
+
+
+@pytest.fixture(scope="module")
+def tracking(tmp_path_factory):
+    """A local MLflow store (SQLite) for the module: making its tables takes seconds."""
+    uri = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}")
+    yield mlflow.MlflowClient()
+    mlflow.set_tracking_uri(uri)
+
+
+@pytest.fixture
+def store(tracking, request):
+    """A new experiment in the store, with Keras autologging on; off again after."""
+    mlflow.set_experiment(request.node.name)
+    mlflow.keras.autolog(silent=True)
+    yield tracking
+    mlflow.keras.autolog(disable=True)
+    while mlflow.active_run():  # only if a test failed half-way
+        mlflow.end_run()
+
+
+def runs(client):
+    """The runs of the test's experiment (the current one)."""
+    return mlflow.search_runs(output_format="list")
+
+
+def history(client, run_id, key):
+    return [(m.step, m.value) for m in sorted(client.get_metric_history(run_id, key),
+                                              key=lambda m: m.step)]
+
+
+def test_autolog_run_across_stop_and_resume_is_one_mlflow_run(store):
+    x, y = make_data(64)
+    hold = HoldAt(1, 3)
+    run = nbtrain.Run(make_model(), x, y, batch_size=8, epochs=3, workers=0,
+                      validation_data=(x[:16], y[:16]), callbacks=[hold])
+    run.start()
+    assert hold.reached.wait(TIMEOUT)
+    run.stop()
+    hold.go.set()
+    run.wait(timeout=TIMEOUT)
+    assert run.state == "stopped"
+
+    # -- while stopped: one MLflow run, still running, with epoch 0 logged
+    (logged,) = runs(store)
+    assert logged.info.status == "RUNNING"
+    assert [step for step, _ in history(store, logged.info.run_id, "loss")] == [0]
+
+    run.resume()
+    run.wait(timeout=TIMEOUT)
+    assert run.state == "finished"
+    (logged,) = runs(store)  # the same run, ended at the training's real end
+    run_id = logged.info.run_id
+    assert logged.info.status == "FINISHED"
+    assert logged.data.tags["mlflow.autologging"] == "keras"
+    for key in ("loss", "val_loss"):
+        assert history(store, run_id, key) == [
+            (epoch, pytest.approx(value)) for epoch, value in enumerate(run.history.history[key])]
+    params = logged.data.params
+    assert (params["epochs"], params["batch_size"], params["initial_epoch"]) == ("3", "8", "0")
+    assert float(params["optimizer_learning_rate"]) == pytest.approx(0.01)
+    assert "model_summary.txt" in [f.path for f in store.list_artifacts(run_id)]
+    (model,) = mlflow.search_logged_models(experiment_ids=[logged.info.experiment_id],
+                                           output_format="list")
+    assert model.source_run_id == run_id
+    reloaded = mlflow.keras.load_model(model.model_uri)
+    assert reloaded.predict(x[:4], verbose=0) == pytest.approx(run.model.predict(x[:4], verbose=0))
+    assert mlflow.active_run() is None  # nothing left on this thread's run stack
+    run.close()
+
+
+def test_autolog_fit_generator_and_a_users_own_run(store):
+    mlflow.keras.autolog(silent=True, log_models=False)  # the model's logging: the test above
+    x, y = make_data(64)
+    model = make_model()
+
+    def batches():
+        while True:
+            for i in range(0, 64, 16):
+                yield x[i:i + 16], y[i:i + 16]
+
+    hist = nbtrain.fit_generator(model, batches(), steps_per_epoch=4, epochs=2, verbose=0)
+    (logged,) = runs(store)
+    assert logged.info.status == "FINISHED"
+    assert history(store, logged.info.run_id, "loss") == [
+        (epoch, pytest.approx(value)) for epoch, value in enumerate(hist.history["loss"])]
+    assert logged.data.params["steps_per_epoch"] == "4"
+    assert mlflow.active_run() is None
+
+    with mlflow.start_run() as mine:  # autolog logs into the user's run and leaves it open
+        hist = nbtrain.fit_generator(model, batches(), steps_per_epoch=4, epochs=2, verbose=0)
+        assert mlflow.active_run().info.run_id == mine.info.run_id
+        assert store.get_run(mine.info.run_id).info.status == "RUNNING"
+    assert len(runs(store)) == 2
+    assert [v for _, v in history(store, mine.info.run_id, "loss")] == pytest.approx(
+        hist.history["loss"])
+
+
+def test_autolog_off_or_mlflow_not_imported_adds_nothing(store, monkeypatch):
+    from nbtrain.engine.autolog import MlflowAutolog, autolog_callbacks
+    from nbtrain.engine.config import fit_config
+
+    x, y = make_data(16)
+    config = fit_config(make_model(), x, y, api="fit", batch_size=8)
+    assert [type(c) for c in autolog_callbacks(config)] == [MlflowAutolog]
+    mlflow.keras.autolog(disable=True)
+    assert autolog_callbacks(config) == []
+    mlflow.keras.autolog(silent=True)
+    monkeypatch.delitem(sys.modules, "mlflow")  # a user who never imported MLflow
+    assert autolog_callbacks(config) == []
+    assert "mlflow" not in sys.modules  # and nbtrain did not import it
