@@ -31,6 +31,7 @@ widget values, under one lock.
 from __future__ import annotations
 
 import html
+import io
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -46,7 +47,8 @@ from nbtrain.dashboard.view import PAUSE_TIP, RESUME_TIP, set_traits
 from nbtrain.run.state import ACTIVE, ENDED, PAUSED, PAUSING, RUNNING, STOPPED
 
 PLOT_PERIOD = 2.0
-"""Seconds at least between two redraws of the overlaid curves within a trial."""
+"""Seconds at least between two redraws of the overlaid curves within a trial (more
+when a redraw takes over 5% of that: it runs on the trial's training thread)."""
 SKIP_TIP = "End the trial in progress now (recorded with what it reached); the next one starts"
 STOP_TIP = "Stop the search after the current batch (Resume goes on with it)"
 _CELL = ("padding:2px 10px;line-height:18px;text-align:right;white-space:nowrap;"
@@ -206,22 +208,41 @@ def trials_html(trials: Sequence[Any], metric: str, direction: str,
             "</tbody></table>")
 
 
-def overlay_png(trials: Sequence[Any]) -> bytes | None:
-    """Every trial's epoch curves overlaid (`nbtrain.compare`), or None before any epoch."""
-    from nbtrain.dashboard.compare import compare
+def overlay_png(trials: Sequence[Any], width: float = 8.0,
+                panel_height: float = 2.3) -> bytes | None:
+    """Every trial's epoch curves overlaid, as `nbtrain.compare` draws runs (one panel
+    per metric, a colour per trial, validation dashed), on an x axis as long as the
+    longest trial's epochs (a first epoch is not drawn at the right edge), with a
+    legend of the trials only; None before any epoch."""
+    from nbtrain.dashboard import axes as rules
+    from nbtrain.dashboard.compare import Comparison, RunCurves
 
-    runs = {}
+    curves, extent = [], 1
     for trial in trials:
         run = trial_run(trial)
         history = getattr(run, "history", None)
-        if history is not None and getattr(history, "epoch", None):
-            runs[f"trial {getattr(trial, 'trial_id', len(runs))}"] = run
-    if not runs:
+        if history is None or not getattr(history, "epoch", None):
+            continue
+        curves.append(RunCurves(f"trial {getattr(trial, 'trial_id', len(curves))}", history))
+        extent = max(extent, int(getattr(run, "epochs", 0) or 0), int(curves[-1].epochs[-1]))
+    metrics: list[str] = []
+    for run_curves in curves:
+        metrics += [m for m in run_curves.metrics() if m not in metrics]
+    metrics.sort(key=lambda m: m != "loss")
+    if not metrics:
         return None
-    try:
-        return compare(runs).png
-    except ValueError:  # nothing numeric to draw yet
-        return None
+    comparison = Comparison(curves, metrics, width=width, panel_height=panel_height)
+    figure = comparison.figure
+    for ax in figure.axes:
+        ax.set_xlim(*rules.x_limits(0.0, float(extent)))
+        trained = [line for line in ax.get_lines()
+                   if not line.get_label().startswith("_") and line.get_linestyle() == "-"]
+        legend = rules.draw_legend(ax, trained)
+        if legend is not None and any(line.get_linestyle() == "--" for line in ax.get_lines()):
+            legend.set_title("dashed: validation", prop={"size": 6})
+    out = io.BytesIO()
+    figure.savefig(out, format="png", dpi=figure.dpi)
+    return out.getvalue()
 
 
 class _EpochHook(keras.callbacks.Callback):
@@ -263,8 +284,9 @@ class SearchView:
         self.saver = SnapshotSaver(self.key)
         self.state = _classed(w.HTML, "nbtrain-state", "nbtrain-state-running",
                               value=fmt.state_html(RUNNING))
-        self.progress = _classed(w.HTML, "nbtrain-search-progress")
-        self.time = _classed(w.HTML, "nbtrain-time")
+        self.progress = _classed(w.HTML, "nbtrain-search-progress",
+                                 layout=w.Layout(margin="0 0 0 12px"))
+        self.time = _classed(w.HTML, "nbtrain-time", layout=w.Layout(margin="0 0 0 12px"))
         self.header = _classed(w.HBox, "nbtrain-header", "nbtrain-search-header",
                                children=[self.state, self.progress, self.time])
         self.bar = _classed(w.IntProgress, "nbtrain-search-bar", max=1, description="trials")
@@ -490,9 +512,12 @@ class SearchDashboard:
             total = max_trials(search)
             view.set_state(state)
             at = done + any(trial_status(t) == "running" for t in trials)
-            view.progress.value = html.escape(
-                f"trial {min(at, total or at)} of {total}" if total else f"trial {at}"
-            ) + f" · {done} done"
+            if state in ENDED:
+                text = f"{done} of {total} trials done" if total else f"{done} trials done"
+            else:
+                text = (f"trial {min(at, total or at)} of {total}" if total else f"trial {at}"
+                        ) + f" · {done} done"
+            view.progress.value = html.escape(text)
             set_traits(view.bar, max=max(total or len(trials) or 1, 1), value=done)
             if run is not None and run is not self._run:
                 self._follow_run(run)
@@ -517,8 +542,10 @@ class SearchDashboard:
         now = self.times.clock()
         if drawn != self._drawn or state in ENDED or (epoch_ended and now >= self._next_plot):
             self._drawn = drawn
-            self._next_plot = now + PLOT_PERIOD
+            started = time.perf_counter()
             self.view.set_plot(overlay_png(trials))
+            # within a trial (on its training thread) the curves take at most 5% of the time
+            self._next_plot = now + max(PLOT_PERIOD, 20 * (time.perf_counter() - started))
 
     def _write_snapshot(self, state: str) -> None:
         if state in ENDED:

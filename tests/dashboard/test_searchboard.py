@@ -128,6 +128,7 @@ def test_header_counts_trials_and_the_eta_comes_from_the_trials_times(make):
     assert view.time.value.startswith("elapsed 0:14")  # a pause is not the search's time
     search.end_trial(0.4)
     search.set("finished")
+    assert view.progress.value == "2 of 3 trials done"
     assert "ETA" not in view.time.value and "nbtrain-state-finished" in view.state._dom_classes
 
 
@@ -279,7 +280,7 @@ def test_a_real_search_shown_to_the_end_and_listed_by_the_magic(comm_log, ipytho
         search.wait(timeout=120)
         view = board.view
         assert search.state == "finished" and "nbtrain-state-finished" in view.state._dom_classes
-        assert view.progress.value == "trial 2 of 2 · 2 done"
+        assert view.progress.value == "2 of 2 trials done"
         scores = {t.trial_id: t.score for t in search.trials}
         best = min(scores, key=scores.get)
         assert row_ids(view.trials.value)[0] == best  # the tuner's best, first
