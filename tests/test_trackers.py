@@ -14,12 +14,11 @@ import sys
 import threading
 
 import keras
+import mlflow  # the `test` extra installs mlflow-skinny and wandb
 import pytest
 from helpers import make_data, make_model
 
 import nbtrain
-
-mlflow = pytest.importorskip("mlflow")  # the `test` extra installs it
 
 TIMEOUT = 60
 
@@ -151,3 +150,72 @@ def test_autolog_off_or_mlflow_not_imported_adds_nothing(store, monkeypatch):
     monkeypatch.delitem(sys.modules, "mlflow")  # a user who never imported MLflow
     assert autolog_callbacks(config) == []
     assert "mlflow" not in sys.modules  # and nbtrain did not import it
+
+
+# -- Weights & Biases (offline) ----------------------------------------------------------
+
+
+def wandb_history(path) -> list[dict]:
+    """The rows `wandb.log` wrote to an offline run's `.wandb` file (W&B's record log:
+    a LevelDB-style log of `wandb_internal_pb2.Record`s, in blocks of 32 KiB)."""
+    import json
+    import struct
+
+    from wandb.proto import wandb_internal_pb2
+
+    data, block = path.read_bytes(), 32768
+    assert data[:4] == b":W&B"
+    pos, chunks, rows = 7, b"", []
+    while pos + 7 <= len(data):
+        left = block - pos % block
+        _crc, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        if left < 7 or (kind, length) == (0, 0):  # a block's padding
+            pos += left
+            continue
+        chunks += data[pos + 7:pos + 7 + length]
+        pos += 7 + length
+        if kind in (1, 4):  # a whole record, or its last piece
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(chunks)
+            chunks = b""
+            if record.WhichOneof("record_type") == "history":
+                rows.append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
+                             for item in record.history.item})
+    return rows
+
+
+def test_wandb_metrics_logger_across_stop_and_resume(tmp_path, monkeypatch):
+    import wandb
+    from wandb.integration.keras import WandbMetricsLogger
+
+    for name, value in (("WANDB_MODE", "offline"), ("WANDB_SILENT", "true"),
+                        ("WANDB_DIR", str(tmp_path))):
+        monkeypatch.setenv(name, value)
+    tracked = wandb.init(project="nbtrain", dir=tmp_path, settings=wandb.Settings(console="off"))
+    try:
+        x, y = make_data(64)
+        hold = HoldAt(1, 3)
+        run = nbtrain.Run(make_model(), x, y, batch_size=8, epochs=3, workers=0,
+                          validation_data=(x[:16], y[:16]),
+                          callbacks=[WandbMetricsLogger(log_freq="batch"), hold])
+        run.start()
+        assert hold.reached.wait(TIMEOUT)
+        run.stop()
+        hold.go.set()
+        run.wait(timeout=TIMEOUT)
+        assert run.state == "stopped"
+        run.resume()
+        run.wait(timeout=TIMEOUT)
+        assert run.state == "finished"
+        run.close()
+    finally:
+        wandb.finish()
+        wandb.teardown()  # W&B's service and its threads end here
+    (path,) = (tmp_path / "wandb").glob(f"offline-run-*-{tracked.id}/run-{tracked.id}.wandb")
+    rows = wandb_history(path)
+    epochs = [row for row in rows if "epoch/epoch" in row]
+    assert [row["epoch/epoch"] for row in epochs] == [0, 1, 2]  # each epoch once
+    for key in ("loss", "val_loss"):
+        assert [row[f"epoch/{key}"] for row in epochs] == pytest.approx(run.history.history[key])
+    steps = [row["batch/batch_step"] for row in rows if "batch/batch_step" in row]
+    assert steps == list(range(3 * 8))  # no batch logged twice or lost across the stop
