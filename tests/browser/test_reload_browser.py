@@ -272,3 +272,83 @@ def test_reload_after_a_failure_keeps_the_snapshot(page, lab, screenshot):
     dashboard = Dashboard(notebook.cell_with("nbtrain.fit("))
     expect(dashboard.snapshot).to_be_visible()
     expect(dashboard.snapshot).to_contain_text("failed")
+
+
+def _html_output_state(cell) -> str:
+    """The state class of the HTML display's badge (`nbtrain-state-<state>`)."""
+    badge = cell.locator(".nbtrain-html .nbtrain-state")
+    return next((c for c in (badge.get_attribute("class") or "").split()
+                 if c.startswith("nbtrain-state-") and c != "nbtrain-state"), "")
+
+
+def test_html_display_and_a_dashboard_without_its_custom_widget(page, lab, screenshot):
+    """Issue 29: `display="html"` is one output that updates while training and
+    ends with the final table and plot, saved with the notebook; and a page that
+    cannot load the custom widget (anywidget's code blocked, as a frontend without
+    it) still draws the whole dashboard, made of core widgets only."""
+    blocked: list[str] = []
+
+    def block(route):
+        blocked.append(route.request.url)
+        route.abort()
+
+    page.route(re.compile(r"/lab/extensions/anywidget/"), block)
+    name = "frontends_test.ipynb"
+    notebook = Notebook(page, lab, name).open(timeout=START)
+    notebook.run_all()
+
+    # The HTML output: live updates (the batch counter moves, the badge says running)
+    cell = notebook.cell_with("display=")
+    output = cell.locator(".nbtrain-html")
+    expect(output).to_be_visible(timeout=START)
+    counter = output.locator(".nbtrain-batch-counter")
+    seen: set[str] = set()
+    page.wait_for_function(
+        """(cell) => {
+            const badge = cell.querySelector('.nbtrain-html .nbtrain-state');
+            const counter = cell.querySelector('.nbtrain-html .nbtrain-batch-counter');
+            if (!badge || !counter) return false;
+            window.__nbtrainSeen = window.__nbtrainSeen || new Set();
+            if (badge.classList.contains('nbtrain-state-running'))
+                window.__nbtrainSeen.add(counter.textContent);
+            return window.__nbtrainSeen.size >= 3;
+        }""", arg=cell.element_handle(), timeout=START, polling=50)
+    seen.update(page.evaluate("[...window.__nbtrainSeen]"))
+    assert len(seen) >= 3, seen  # updated in place while training
+    screenshot(cell.locator(".jp-Cell-outputWrapper"), "frontends-1-html-running")
+    expect(cell.locator(".nbtrain-html .nbtrain-state-finished")).to_have_count(1, timeout=60_000)
+    expect(cell.locator(".jp-OutputArea-output")).to_have_count(1)  # one output, in place
+    expect(cell.locator(".nbtrain-dashboard")).to_have_count(0)  # no widget
+    rows = output.locator(".nbtrain-metrics table tbody tr")
+    expect(rows).to_have_count(6)  # the final table: every epoch
+    plot = output.locator("img.nbtrain-plot")
+    page.wait_for_function("(img) => img.complete && img.naturalWidth > 0",
+                           arg=plot.element_handle(), timeout=10_000)
+    expect(counter).to_have_text("batch 12/12")
+    screenshot(cell.locator(".jp-Cell-outputWrapper"), "frontends-2-html-finished")
+
+    # The widget dashboard in a page without anywidget: drawn whole, to its end.
+    dashboard = Dashboard(notebook.cell_with("epochs=3)"))
+    expect(dashboard.root).to_be_visible(timeout=START)
+    dashboard.expect_state("finished", timeout=60_000)
+    expect(dashboard.epoch_counter).to_have_text("epoch 3 / 3")
+    expect(dashboard.metrics.locator("table.nbtrain-table")).to_be_visible()
+    dashboard.wait_plot(timeout=30_000)
+    assert blocked, "anywidget's code was never requested: nothing was blocked"
+    screenshot(dashboard.output_area, "frontends-3-dashboard-without-anywidget")
+
+    # Saved: the HTML output is the final state, table and plot, as any output.
+    notebook.wait_all_executed(timeout=60_000)
+    notebook.save()
+    expect(page.locator(".lm-TabBar-tab.jp-mod-dirty")).to_have_count(0)
+    saved = json.loads((lab.notebooks / name).read_text())
+    (fit,) = [c for c in saved["cells"] if c["cell_type"] == "code"
+              and "display=" in "".join(c["source"])]
+    outputs = [o for o in fit["outputs"] if o["output_type"] != "stream"]
+    assert len(outputs) == 1 and WIDGET not in outputs[0]["data"], outputs
+    html = "".join(outputs[0]["data"]["text/html"])
+    assert "nbtrain-state-finished" in html and "data:image/png;base64," in html
+    assert html.count("<tr") == 7, html  # header and 6 epochs
+    assert "finished - epoch 6 / 6" in "".join(outputs[0]["data"]["text/plain"])
+    tables, images = saved_snapshot(lab, name, "epochs=3)")  # the widget's snapshot too
+    assert len(tables) == 1 and "finished" in tables[0] and images == 1, tables
