@@ -101,6 +101,7 @@ class TrialBook:
     def end(self, record: TrialRecord, trial: Any, skipped: bool) -> None:
         """Copy the oracle's verdict on `trial` into its record."""
         with self.lock:
+            record.hyperparameters = dict(trial.hyperparameters.values)  # fit's own too
             record.status = _status_of(trial, skipped)
             record.score = trial.score
             record.message = trial.message
