@@ -20,7 +20,7 @@ import json
 import re
 import struct
 
-from browser_helpers import Dashboard, Notebook, Position, Status
+from browser_helpers import Dashboard, Notebook, Position, Status, cell_busy
 
 try:
     from playwright.sync_api import expect
@@ -333,3 +333,69 @@ def test_quickstart_saved_with_its_snapshot(page, lab, screenshot):
     expect(image).to_be_visible()
     assert image.evaluate("(img) => img.naturalWidth * img.getBoundingClientRect().height") > 0
     screenshot(dashboard.cell.locator(".jp-Cell-outputWrapper"), "6-reopened")
+
+
+def test_search_dashboard_skip_and_pause(page, lab, screenshot):
+    """`nbtrain.search`'s dashboard (`search_test.ipynb`): Skip trial ends the first trial
+    (recorded as skipped, the next one starts), Pause and Resume answer while a cell
+    waits in `search.wait()`, the trials table and the overlaid curves update."""
+    notebook = Notebook(page, lab, "search_test.ipynb").open()
+    notebook.run_all()
+    cell = notebook.cell_with("nbtrain.search(")
+    root = cell.locator(".nbtrain-search")
+    state = root.locator(".nbtrain-search-header .nbtrain-state")
+    progress = root.locator(".nbtrain-search-progress")
+    skip = root.locator("button.nbtrain-search-skip")
+    pause = root.locator(".nbtrain-search-controls button.nbtrain-pause")
+    rows = root.locator("table.nbtrain-search-trials tr.nbtrain-search-row")
+    plot = root.locator("img.nbtrain-search-plot")
+    current = root.locator(".nbtrain-search-current .nbtrain-dashboard")
+
+    def shot(name: str) -> None:  # the search's header at the top of the page
+        root.locator(".nbtrain-search-header").evaluate("e => e.scrollIntoView()")
+        screenshot(page, name)
+
+    # The first trial's first epoch drawn: skip the rest of it.
+    expect(root).to_be_visible(timeout=START)
+    expect(plot).to_be_visible(timeout=START)
+    expect(progress).to_contain_text("trial 1 of 3")
+    skip.click()
+    expect(rows.filter(has_text="skipped")).to_have_count(1, timeout=30_000)
+    expect(progress).to_contain_text("trial 2 of 3 · 1 done")
+    expect(root.locator(".nbtrain-search-current-title")).to_contain_text("current trial 1")
+    expect(state).to_have_text("running")
+    expect(root.locator(".nbtrain-search-header .nbtrain-time")).to_contain_text("ETA")
+    # The current trial's own dashboard, live, with its learning rate; no run buttons.
+    expect(current.locator(".nbtrain-batch-counter")).to_contain_text("/25")
+    expect(current.locator(".nbtrain-steering")).to_be_visible()
+    expect(current.locator("button.nbtrain-pause")).to_have_count(0)
+
+    # Paused within the second trial, while a cell waits for the search.
+    expect(current.locator(".nbtrain-state")).to_have_text("running")
+    wait_cell = notebook.cell_with("search.wait()")
+    assert cell_busy(wait_cell)  # the clicks below are answered in a busy cell
+    pause.click()
+    expect(state).to_have_text("paused", timeout=10_000)
+    expect(pause).to_have_text("Resume")
+    expect(current.locator(".nbtrain-state")).to_have_text("paused")
+    held = current.locator(".nbtrain-batch-counter").inner_text()
+    drawn = plot.get_attribute("src")
+    shot("search-2-paused")
+    assert current.locator(".nbtrain-batch-counter").inner_text() == held
+    pause.click()
+    expect(state).to_have_text("running", timeout=10_000)
+    expect(pause).to_have_text("Pause")
+    page.wait_for_function("([img, src]) => img.src !== src",  # the second trial's curves
+                           arg=[plot.element_handle(), drawn], timeout=30_000)
+    shot("search-1-running")
+
+    notebook.wait_all_executed(timeout=60_000)
+    status = notebook.outputs_text(notebook.cell_with("search state="))
+    assert status.startswith("search state=finished 0:skipped 1:completed 2:completed"), status
+    expect(state).to_have_text("finished")
+    expect(progress).to_have_text("3 of 3 trials done")
+    expect(rows).to_have_count(3)
+    expect(root.locator(".nbtrain-search-best")).to_have_count(1)
+    expect(skip).to_be_hidden()
+    expect(root.locator(".nbtrain-search-current")).to_be_hidden()
+    shot("search-3-finished")
