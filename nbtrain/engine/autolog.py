@@ -158,12 +158,12 @@ class MlflowAutolog(keras.callbacks.Callback):
                 self.run_id = run.info.run_id
         if self.managed:
             client.update_run(self.run_id, status="RUNNING")
+        if self.options["log_models"]:  # each segment's model, as each fit logs one
+            self.model_id = mlflow.initialize_logged_model(
+                "model", source_run_id=self.run_id).model_id
         if self.begun:
             return  # a continue after a finish: the same run goes on
         self.begun = True
-        if self.options["log_models"]:
-            self.model_id = mlflow.initialize_logged_model(
-                "model", source_run_id=self.run_id).model_id
         mlflow.log_params({k: _param(v) for k, v in self.fit_args.items()}, run_id=self.run_id)
         optimizer = {f"optimizer_{k}": _param(v) for k, v in self.model.optimizer.get_config().items()}
         mlflow.log_params(optimizer, run_id=self.run_id)
