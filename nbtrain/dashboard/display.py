@@ -77,7 +77,7 @@ def attach_display(run: Any, display: Any = None, verbose: Any = "auto") -> Any:
         mine[0].bind(run)
         mine[0].display(html=html)
         return mine[0]
-    return Dashboard.for_run(run, html=html)
+    return Dashboard.for_run(run, html=True) if html else Dashboard.for_run(run)
 
 
 def progress_for(verbose: Any) -> Any:
