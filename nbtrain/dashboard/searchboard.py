@@ -676,7 +676,7 @@ def attach_search_display(search: Any, display: bool | None = None) -> Any:
     choice = notebook.choose_display(display)
     if choice == notebook.DASHBOARD:
         return SearchDashboard.for_search(search)
-    if choice == notebook.TEXT:
+    if choice in (notebook.TEXT, notebook.HTML):  # no HTML view of a search yet: its lines
         return SearchText(search)
     return None
 
