@@ -171,10 +171,13 @@ def speed(args) -> None:
           f"{statistics.median(stats['kb']):.1f} KB/s; then {max(stats['final'])} in the "
           "final flush at the end")
     print(f"bar/table updates: {statistics.median(stats['updates']):.1f}/s  (<= 10/s)")
+    if args.no_plot:
+        return
+    where = "the training thread's wall time" if args.inline_plot else "the render thread's CPU"
     print(f"plot renders while training: {statistics.median(stats['renders']):.2f}/s on "
-          f"average, at most {max(stats['render_window'])} in any 1 s window  (goal <= 1/s); "
-          f"{statistics.median(stats['render_ms']):.1f} ms per render (the final flush renders "
-          "once more)")
+          f"average, at most {max(stats['render_window'])} in any 1 s window (about 1/s); "
+          f"{statistics.median(stats['render_ms']):.1f} ms per render ({where}; the final "
+          "flush renders once more)")
     print(f"longest wait for a new plot image while training: {max(stats['gap']):.2f} s "
           f"(median of the rounds {statistics.median(stats['gap']):.2f} s; goal <= 2 s)")
 
