@@ -16,6 +16,7 @@ made.
 from __future__ import annotations
 
 import sys
+import threading
 from typing import Any
 
 from nbtrain.dashboard import notebook
@@ -76,8 +77,29 @@ def attach_display(run: Any, display: Any = None, verbose: Any = "auto") -> Any:
     if mine:  # the user passed a Dashboard in `callbacks`: bind and show that one
         mine[0].bind(run)
         mine[0].display(html=html)
-        return mine[0]
-    return Dashboard.for_run(run, html=True) if html else Dashboard.for_run(run)
+        shown = mine[0]
+    else:
+        shown = Dashboard.for_run(run, html=True) if html else Dashboard.for_run(run)
+    if not html and not _busy_cells_take_clicks():
+        shown.message(WAIT_HINT)
+    return shown
+
+
+WAIT_HINT = ("This kernel (ipykernel 6) takes the buttons' clicks only while no cell runs: "
+             "to stop the run while a cell waits for it (run.wait()), interrupt the kernel (■); "
+             "the run stops and keeps its history.")
+"""What a run's widget dashboard says in a notebook kernel whose busy cells cannot
+take clicks (`nbtrain.kernel_events`: ipykernel 7 can)."""
+
+
+def _busy_cells_take_clicks() -> bool:
+    """False in a notebook kernel whose busy cell cannot handle widget messages
+    (ipykernel 6), asked on the kernel's main thread; True elsewhere."""
+    if threading.current_thread() is not threading.main_thread() or not notebook.in_notebook():
+        return True
+    from nbtrain import kernel_events
+
+    return "ipykernel" not in sys.modules or kernel_events.current() is not None
 
 
 def progress_for(verbose: Any) -> Any:

@@ -154,3 +154,30 @@ def test_a_plain_fit_in_colab_gets_the_html_output(monkeypatch, cell, clock, com
         assert htmlview.CELL_HINT not in final["text/html"]  # only while training
     finally:
         dashboard.close()
+
+
+@pytest.mark.parametrize("clicks_reach_busy_cells", [False, True])
+def test_a_runs_dashboard_says_how_to_stop_where_busy_cells_take_no_clicks(
+        monkeypatch, cell, comm_log, clicks_reach_busy_cells):
+    import sys
+
+    from nbtrain import kernel_events
+
+    monkeypatch.setattr(notebook, "in_notebook", lambda: True)
+    monkeypatch.setattr(notebook, "frontend", lambda: notebook.JUPYTER)
+    monkeypatch.delenv(notebook.ENV_DISPLAY, raising=False)
+    monkeypatch.setitem(sys.modules, "ipykernel", sys.modules.get("ipykernel") or object())
+    events = object() if clicks_reach_busy_cells else None  # ipykernel 7 / 6
+    monkeypatch.setattr(kernel_events, "current", lambda: events)
+    run = FakeRun(epochs=2)
+    shown = display.attach_display(run)
+    try:
+        hinted = ("warning", display.WAIT_HINT) in list(shown.messages)
+        assert hinted is not clicks_reach_busy_cells
+    finally:
+        shown.close()
+    html = display.attach_display(FakeRun(epochs=2), "html")  # says it in its own words
+    try:
+        assert not html.messages
+    finally:
+        html.close()
