@@ -123,6 +123,18 @@ class Search:
         """What `tuner.search` raised, if the search failed."""
         return self._control.exception
 
+    def allowed_actions(self) -> set[str]:
+        """The controls that would act now: a subset of `{'pause', 'resume', 'stop', 'skip'}`."""
+        control = self._control
+        with control.cond:
+            if control.closing:
+                return set()
+            allowed = {RUNNING: {"pause", "stop"}, PAUSING: {"resume", "stop"},
+                       PAUSED: {"resume", "stop"}, STOPPED: {"resume"}}.get(control.state, set())
+            if control.current is not None and control.skipping is not control.current:
+                allowed = allowed | {"skip"}
+            return set(allowed)
+
     def __repr__(self) -> str:
         done = sum(record.status != "running" for record in self.trials)
         total = "?" if self.max_trials is None else self.max_trials

@@ -88,14 +88,17 @@ def test_pause_stop_resume_inside_a_trial_train_every_batch_once(tmp_path):
     run = search.current
     assert run.state == "paused" and (run.epoch, run.batch) == (0, 3)
     assert sequence.served == [0, 1, 2]  # the batch in progress trained, no other read
+    assert search.allowed_actions() == {"resume", "stop", "skip"}
     assert search.stop() is True
     assert search.wait(timeout=60) is tuner and search.state == "stopped"
     assert run.state == "stopped" and search.current is run
     assert sequence.served == [0, 1, 2]
+    assert search.allowed_actions() == {"resume", "skip"}
     assert search.resume() is True
     search.wait(timeout=120)
     assert search.state == "finished"
     assert sequence.served == EPOCH * 2 * 2  # 2 trials of 2 epochs: each batch once
+    assert search.allowed_actions() == set()
     first = search.trials[0]
     assert first.runs == [run] and run.history.epoch == [0, 1] and first.status == "completed"
 
