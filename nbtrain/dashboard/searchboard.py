@@ -42,13 +42,13 @@ import keras
 
 from nbtrain.dashboard import format as fmt
 from nbtrain.dashboard import notebook
+from nbtrain.dashboard.plotworker import PlotWorker
 from nbtrain.dashboard.saver import SnapshotSaver
 from nbtrain.dashboard.view import PAUSE_TIP, RESUME_TIP, set_traits
 from nbtrain.run.state import ACTIVE, ENDED, PAUSED, PAUSING, RUNNING, STOPPED
 
 PLOT_PERIOD = 2.0
-"""Seconds at least between two redraws of the overlaid curves within a trial (more
-when a redraw takes over 5% of that: it runs on the trial's training thread)."""
+"""Seconds at least between two redraws of the overlaid curves within a trial."""
 SKIP_TIP = "End the trial in progress now (recorded with what it reached); the next one starts"
 STOP_TIP = "Stop the search after the current batch (Resume goes on with it)"
 _CELL = ("padding:2px 10px;line-height:18px;text-align:right;white-space:nowrap;"
@@ -173,7 +173,8 @@ def _value_text(value: Any) -> str:
 def trials_html(trials: Sequence[Any], metric: str, direction: str,
                 current: Any = None) -> str:
     """The trials table (`nbtrain-search-trials`): hyperparameters, objective, status,
-    best first; the best row marked (`nbtrain-search-best`), the current one italic."""
+    best first; the best row marked (`nbtrain-search-best`), the current one italic,
+    each drawn trial's colour in the overlaid curves beside its id (`trial_colors`)."""
     order = ranked(trials, direction)
     names: list[str] = []
     for trial in order:
@@ -181,6 +182,7 @@ def trials_html(trials: Sequence[Any], metric: str, direction: str,
     head = "".join(f'<th style="{_HEAD}">{html.escape(h)}</th>'
                    for h in ["trial", *names, metric, "status"])
     rows = []
+    colors = trial_colors(trials)
     best = order[0] if order and trial_score(order[0]) is not None else None
     for i, trial in enumerate(order):
         values = trial_values(trial)
@@ -197,8 +199,12 @@ def trials_html(trials: Sequence[Any], metric: str, direction: str,
         cells = [str(getattr(trial, "trial_id", i)) + (" ★" if trial is best else ""),
                  *(_value_text(values[n]) if n in values else "" for n in names),
                  "—" if score is None else f"{score:.4g}", status or "—"]
+        color = colors.get(_key(trial))
+        swatch = (f'<span class="nbtrain-search-swatch" style="color:{color};font-style:normal">'
+                  "&#9632;</span> ") if color else ""
         rows.append(f'<tr class="{" ".join(classes)}" style="{style}">'
-                    + "".join(f'<td style="{_CELL}">{html.escape(c)}</td>' for c in cells)
+                    + "".join(f'<td style="{_CELL}">{swatch if j == 0 else ""}'
+                              f"{html.escape(c)}</td>" for j, c in enumerate(cells))
                     + "</tr>")
     if not rows:
         rows.append(f'<tr><td style="{_CELL}" colspan="{len(names) + 3}">'
@@ -208,22 +214,43 @@ def trials_html(trials: Sequence[Any], metric: str, direction: str,
             "</tbody></table>")
 
 
+def _key(trial: Any) -> str:
+    return str(getattr(trial, "trial_id", id(trial)))
+
+
+def _drawn(trial: Any) -> bool:
+    history = getattr(trial_run(trial), "history", None)
+    return history is not None and bool(getattr(history, "epoch", None))
+
+
+def trial_colors(trials: Sequence[Any]) -> dict[str, str]:
+    """Each drawn trial's colour in the overlaid curves (`compare.COLORS` in the order
+    the trials started, counting those with an epoch), by trial id."""
+    from nbtrain.dashboard.compare import COLORS
+
+    colors: dict[str, str] = {}
+    for trial in trials:
+        if _drawn(trial):
+            colors[_key(trial)] = COLORS[len(colors) % len(COLORS)]
+    return colors
+
+
 def overlay_png(trials: Sequence[Any], width: float = 8.0,
                 panel_height: float = 2.3) -> bytes | None:
     """Every trial's epoch curves overlaid, as `nbtrain.compare` draws runs (one panel
-    per metric, a colour per trial, validation dashed), on an x axis as long as the
-    longest trial's epochs (a first epoch is not drawn at the right edge), with a
-    legend of the trials only; None before any epoch."""
+    per metric, a colour per trial, `trial_colors`, validation dashed), on an x axis
+    as long as the longest trial's epochs (a first epoch is not drawn at the right
+    edge); no legend (with many trials it hides the curves): the trials table shows
+    each trial's colour.  None before any epoch."""
     from nbtrain.dashboard import axes as rules
     from nbtrain.dashboard.compare import Comparison, RunCurves
 
     curves, extent = [], 1
     for trial in trials:
-        run = trial_run(trial)
-        history = getattr(run, "history", None)
-        if history is None or not getattr(history, "epoch", None):
+        if not _drawn(trial):
             continue
-        curves.append(RunCurves(f"trial {getattr(trial, 'trial_id', len(curves))}", history))
+        run = trial_run(trial)
+        curves.append(RunCurves(f"trial {_key(trial)}", run.history))
         extent = max(extent, int(getattr(run, "epochs", 0) or 0), int(curves[-1].epochs[-1]))
     metrics: list[str] = []
     for run_curves in curves:
@@ -233,13 +260,15 @@ def overlay_png(trials: Sequence[Any], width: float = 8.0,
         return None
     comparison = Comparison(curves, metrics, width=width, panel_height=panel_height)
     figure = comparison.figure
+    dashed = False
     for ax in figure.axes:
         ax.set_xlim(*rules.x_limits(0.0, float(extent)))
-        trained = [line for line in ax.get_lines()
-                   if not line.get_label().startswith("_") and line.get_linestyle() == "-"]
-        legend = rules.draw_legend(ax, trained)
-        if legend is not None and any(line.get_linestyle() == "--" for line in ax.get_lines()):
-            legend.set_title("dashed: validation", prop={"size": 6})
+        if ax.get_legend() is not None:  # the trials table shows each trial's colour
+            ax.get_legend().remove()
+        dashed = dashed or any(line.get_linestyle() == "--" for line in ax.get_lines())
+    figure.text(0.995, 0.01, "solid: training" + (", dashed: validation" if dashed else "")
+                + "; colours as in the trials table", ha="right", va="bottom", fontsize=7,
+                color="#616161")
     out = io.BytesIO()
     figure.savefig(out, format="png", dpi=figure.dpi)
     return out.getvalue()
@@ -405,6 +434,7 @@ class SearchDashboard:
         search: as given.
         view: the `SearchView`.
         trial_board: the run `Dashboard` of the current trial (None between trials).
+        worker: the `PlotWorker` that draws the overlaid curves.
         outputs: the display ids of each time it was displayed.
 
     Example:
@@ -430,6 +460,9 @@ class SearchDashboard:
         self._next_plot = 0.0
         self._snapshot: tuple[dict, dict | None] | None = None
         self._remove: Callable[[], None] | None = None
+        self.worker = PlotWorker(lambda trials: (overlay_png(trials),),
+                                 lambda _trials, png: self.view.set_plot(png), self.lock,
+                                 name="nbtrain-search-plot")
         view = self.view
         view.pause.on_click(self._on_pause_click)
         view.stop.on_click(lambda _b: self._act(lambda s: s.stop()))
@@ -453,6 +486,7 @@ class SearchDashboard:
         if self._remove is not None:
             self._remove()
             self._remove = None
+        self.worker.stop()
         for board in self._boards:
             board.close()
         self._boards = []
@@ -536,16 +570,22 @@ class SearchDashboard:
             self._write_snapshot(state)
 
     def _redraw(self, trials: list[Any], epoch_ended: bool, state: str) -> None:
+        """Draw the overlaid curves again when a trial began or ended, and at most every
+        `PLOT_PERIOD` s at an epoch's end: on the plot worker's thread (neither the
+        trial's training thread nor the search's waits for it); once the search
+        ended, here, for the snapshot."""
         if not self.plot:
             return
         drawn = tuple((getattr(t, "trial_id", None), trial_status(t)) for t in trials)
         now = self.times.clock()
-        if drawn != self._drawn or state in ENDED or (epoch_ended and now >= self._next_plot):
+        if state in ENDED:
+            self.worker.stop()
             self._drawn = drawn
-            started = time.perf_counter()
             self.view.set_plot(overlay_png(trials))
-            # within a trial (on its training thread) the curves take at most 5% of the time
-            self._next_plot = now + max(PLOT_PERIOD, 20 * (time.perf_counter() - started))
+        elif drawn != self._drawn or (epoch_ended and now >= self._next_plot):
+            self._drawn = drawn
+            self._next_plot = now + PLOT_PERIOD
+            self.worker.submit(trials)
 
     def _write_snapshot(self, state: str) -> None:
         if state in ENDED:
@@ -730,4 +770,4 @@ def display_search(search: Any) -> SearchDashboard:
 
 __all__ = ["ControlledSearch", "SearchDashboard", "SearchText", "SearchView",
            "attach_search_display", "display_search", "searches_table",
-           "overlay_png", "ranked", "trials_html", "trials_text"]
+           "overlay_png", "ranked", "trial_colors", "trials_html", "trials_text"]

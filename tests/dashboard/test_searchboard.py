@@ -100,7 +100,8 @@ def shown(widget) -> bool:
 def row_ids(table_html: str) -> list[str]:
     import re
 
-    return re.findall(r'<tr class="nbtrain-search-row[^"]*"[^>]*><td[^>]*>(\d+)', table_html)
+    return re.findall(r'<tr class="nbtrain-search-row[^"]*"[^>]*><td[^>]*>'
+                      r'(?:<span[^>]*>[^<]*</span> )?(\d+)', table_html)
 
 
 def test_header_counts_trials_and_the_eta_comes_from_the_trials_times(make):
@@ -201,11 +202,20 @@ def test_every_trials_curves_overlaid_and_redrawn_as_trials_end(make):
     assert not shown(board.view.plot)  # nothing to draw yet
     search.start_trial(units=8)
     search.end_trial(0.5, losses=(1.0, 0.5))
+    assert board.worker.wait_idle()  # drawn on the plot worker's thread
     first = board.view.plot.value
     assert shown(board.view.plot) and first[:8] == b"\x89PNG\r\n\x1a\n"
     search.start_trial(units=16)
     search.end_trial(0.3, losses=(0.8, 0.3))
+    assert board.worker.wait_idle()
     assert board.view.plot.value != first
+    # no legend on the curves: the table shows each trial's colour, as compare assigns them
+    from nbtrain.dashboard.compare import COLORS
+    from nbtrain.dashboard.searchboard import trial_colors
+
+    assert trial_colors(search.trials) == {"00": COLORS[0], "01": COLORS[1]}
+    rows = board.view.trials.value.split("</tr>")[1:3]  # best first: trial 01, then 00
+    assert f"color:{COLORS[1]}" in rows[0] and f"color:{COLORS[0]}" in rows[1]
 
 
 def test_the_snapshot_is_written_when_the_search_ends_and_cleared_when_it_goes_on(make, cell):
