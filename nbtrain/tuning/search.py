@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from typing import Any, Callable
 
@@ -308,9 +309,9 @@ class Search:
         except KeyboardInterrupt:
             if control.state in _STOPPABLE:
                 self.stop()
-                with control.cond:
+                with contextlib.suppress(TimeoutError), control.cond:
                     wait_until(control.cond, lambda: control.state in DONE,
-                               Deadline(INTERRUPT_WAIT), lambda: "")
+                               Deadline(INTERRUPT_WAIT))
             raise
         if control.state == FAILED and control.exception is not None:
             raise control.exception

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import _thread
 import json
 import os
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -204,3 +206,29 @@ def test_import_nbtrain_does_not_import_keras_tuner():
     code = ("import sys, nbtrain; assert 'keras_tuner' not in sys.modules; "
             "assert 'search' in dir(nbtrain)")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_ctrl_c_in_wait_stops_the_search_and_resume_goes_on(tmp_path):
+    assert threading.current_thread() is threading.main_thread()
+    x, y = make_data()
+    sequence = GatedSequence(x, y, gates={3})
+    tuner = random_search(tmp_path, max_trials=1)
+    search = nbtrain.search(tuner, sequence, epochs=1, validation_data=(x, y), shuffle=False,
+                            workers=0, display=False, verbose=0)
+
+    def interrupt():
+        _, go = sequence.next_hit()
+        _thread.interrupt_main()
+        wait_for_state(search, "stopping", "stopped")  # the stop is asked: let the read end
+        go.set()
+
+    interrupter = threading.Thread(target=interrupt)
+    interrupter.start()
+    with pytest.raises(KeyboardInterrupt):
+        search.wait()
+    interrupter.join()
+    search.wait(timeout=60)
+    assert search.state == "stopped" and sequence.served == [0, 1, 2]
+    search.resume()
+    search.wait(timeout=60)
+    assert search.state == "finished" and sequence.served == EPOCH
