@@ -12,7 +12,7 @@ from nbtrain import tf_startup as _tf_startup
 _tf_startup.install()  # TensorFlow's native start-up lines held to TF_CPP_MIN_LOG_LEVEL
 if "ipykernel" in _sys.modules:  # in a kernel: clicks reach busy cells (not in data workers)
     from nbtrain import kernel_events  # noqa: F401
-from nbtrain.data import (
+from nbtrain.data import (  # noqa: E402 (after the start-up hook above)
     GeneratorEnqueuer,
     OrderedEnqueuer,
     Sequence,
