@@ -304,6 +304,8 @@ def test_a_real_search_shown_to_the_end_and_listed_by_the_magic(comm_log, ipytho
         assert out[0].split() == ["search", "state", "trials", "best", "best", "trial", "current"]
         assert out[1].split() == ["s", "finished", "2/2", "val_loss", f"{scores[best]:.4g}",
                                   best, "—"]
+        ipython.run_line_magic("nbtrain", "search s")  # its dashboard again, in this cell
+        assert "nbtrain dashboard" in capsys.readouterr().out  # the widget's text fallback
         with pytest.raises(Exception, match="no search named 'nope'"):
             ipython.run_line_magic("nbtrain", "search nope")
     finally:
