@@ -10,16 +10,20 @@ tests/test_run_keras_callbacks.py.)
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import warnings
 
 import keras
-import mlflow  # the `test` extra installs mlflow-skinny and wandb
 import pytest
 from helpers import make_data, make_model
 
 import nbtrain
+
+# mlflow and wandb (the `test` extra installs mlflow-skinny and wandb) are imported in
+# the tests: at collection they would cost every pytest worker seconds, and put MLflow
+# in sys.modules for every other test.
 
 TIMEOUT = 60
 
@@ -44,6 +48,8 @@ class HoldAt(keras.callbacks.Callback):
 @pytest.fixture(scope="module")
 def tracking(tmp_path_factory):
     """A local MLflow store (SQLite) for the module: making its tables takes seconds."""
+    import mlflow
+
     uri = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}")
     yield mlflow.MlflowClient()
@@ -51,8 +57,17 @@ def tracking(tmp_path_factory):
 
 
 @pytest.fixture
-def store(tracking, request):
-    """A new experiment in the store, with Keras autologging on; off again after."""
+def store(tracking, request, monkeypatch):
+    """A new experiment in the store, with Keras autologging on; off again after.
+
+    Logging a model, MLflow infers its pip requirements by loading it in a new Python
+    process (importing TensorFlow: 10 s and more); its fallback when that fails, the
+    Keras flavor's default requirements, stands in for the inference here."""
+    import mlflow
+    import mlflow.keras.save
+
+    monkeypatch.setattr(mlflow.keras.save, "infer_pip_requirements",
+                        lambda path, flavor, fallback=None: fallback)
     mlflow.set_experiment(request.node.name)
     mlflow.keras.autolog(silent=True)
     with warnings.catch_warnings(record=True) as caught:
@@ -67,6 +82,8 @@ def store(tracking, request):
 
 def runs(client):
     """The runs of the test's experiment (the current one)."""
+    import mlflow
+
     return mlflow.search_runs(output_format="list")
 
 
@@ -76,6 +93,8 @@ def history(client, run_id, key):
 
 
 def test_autolog_run_across_stop_and_resume_is_one_mlflow_run(store):
+    import mlflow
+
     x, y = make_data(64)
     hold = HoldAt(1, 3)
     run = nbtrain.Run(make_model(), x, y, batch_size=8, epochs=3, workers=0,
@@ -106,6 +125,10 @@ def test_autolog_run_across_stop_and_resume_is_one_mlflow_run(store):
     assert (params["epochs"], params["batch_size"], params["initial_epoch"]) == ("3", "8", "0")
     assert float(params["optimizer_learning_rate"]) == pytest.approx(0.01)
     assert "model_summary.txt" in [f.path for f in store.list_artifacts(run_id)]
+    inputs = {tag.value: d.dataset for d in logged.inputs.dataset_inputs for tag in d.tags
+              if tag.key == "mlflow.data.context"}
+    assert sorted(inputs) == ["eval", "train"]
+    assert json.loads(inputs["train"].profile)["features_shape"] == [64, 4]
     (model,) = mlflow.search_logged_models(experiment_ids=[logged.info.experiment_id],
                                            output_format="list")
     assert model.source_run_id == run_id
@@ -126,6 +149,8 @@ def test_autolog_run_across_stop_and_resume_is_one_mlflow_run(store):
 
 
 def test_autolog_fit_generator_and_a_users_own_run(store):
+    import mlflow
+
     mlflow.keras.autolog(silent=True, log_models=False)  # the model's logging: the test above
     x, y = make_data(64)
     model = make_model()
@@ -153,6 +178,8 @@ def test_autolog_fit_generator_and_a_users_own_run(store):
 
 
 def test_autolog_off_or_mlflow_not_imported_adds_nothing(store, monkeypatch):
+    import mlflow
+
     from nbtrain.engine.autolog import MlflowAutolog, autolog_callbacks
     from nbtrain.engine.config import fit_config
 

@@ -24,6 +24,7 @@ autologging can only be on if the user imported MLflow.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import sys
@@ -31,6 +32,7 @@ import warnings
 from typing import Any
 
 import keras
+import numpy as np
 
 FLAVORS = ("keras", "tensorflow")  # the autolog integrations that patch keras.Model.fit
 # What MLflow's patch leaves out of the parameters (mlflow/keras/autologging.py).
@@ -77,8 +79,22 @@ def autolog_callbacks(config: Any) -> list[keras.callbacks.Callback]:
     user_run = mlflow.active_run()
     if user_run is not None and options["exclusive"]:
         return []  # exclusive: autologged content never goes to a user's run
+    options["datasets"] = array_datasets(config) if get_autologging_config(
+        flavor, "log_datasets", True) else []
     cls = MlflowAutologSteps if options["log_every_n_steps"] else MlflowAutolog
     return [cls(flavor, fit_params(config), user_run.info.run_id if user_run else None, **options)]
+
+
+def array_datasets(config: Any) -> list[tuple[str, Any, Any]]:
+    """The NumPy training and validation arrays, as MLflow's patch logs them
+    (`(context, features, targets)`, contexts "train" and "eval"); data of other
+    kinds is not logged (MLflow's patch logs only arrays and TensorFlow data)."""
+    found = []
+    for context, source in (("train", config.data), ("eval", config.validation)):
+        x, y = getattr(source, "x", None), getattr(source, "y", None)
+        if isinstance(x, np.ndarray) and (y is None or isinstance(y, np.ndarray)):
+            found.append((context, x, y))
+    return found
 
 
 def fit_params(config: Any) -> dict:
@@ -164,6 +180,8 @@ class MlflowAutolog(keras.callbacks.Callback):
         if self.begun:
             return  # a continue after a finish: the same run goes on
         self.begun = True
+        if self.options["datasets"]:
+            self._log_datasets(mlflow)
         mlflow.log_params({k: _param(v) for k, v in self.fit_args.items()}, run_id=self.run_id)
         optimizer = {f"optimizer_{k}": _param(v) for k, v in self.model.optimizer.get_config().items()}
         mlflow.log_params(optimizer, run_id=self.run_id)
@@ -212,19 +230,40 @@ class MlflowAutolog(keras.callbacks.Callback):
                 signature = get_model_signature(self.model)
             except Exception:  # MLflow's patch too logs the model without it then
                 signature = None
-        active = mlflow.active_run()
-        outside = active is None or active.info.run_id != self.run_id
-        if outside:
-            mlflow.start_run(run_id=self.run_id)
-        try:
+        with self._active_here(mlflow):
             log_model(self.model, name="model", signature=signature, model_id=self.model_id,
                       save_exported_model=self.options["save_exported_model"],
                       registered_model_name=self.options["registered_model_name"])
+
+    def _log_datasets(self, mlflow: Any) -> None:
+        """The training and validation arrays' metadata, as MLflow's patch logs them."""
+        from mlflow.data.code_dataset_source import CodeDatasetSource
+        from mlflow.data.numpy_dataset import from_numpy
+        from mlflow.entities import LoggedModelInput
+        from mlflow.tracking.context import registry
+
+        source = CodeDatasetSource(tags=registry.resolve_tags())
+        model = LoggedModelInput(model_id=self.model_id) if self.model_id else None
+        with self._active_here(mlflow):
+            for context, x, y in self.options["datasets"]:
+                mlflow.log_input(from_numpy(features=x, targets=y, source=source), context,
+                                 model=model)
+
+    @contextlib.contextmanager
+    def _active_here(self, mlflow: Any) -> Any:
+        """The run made active on this thread for MLflow functions that log only to
+        the active run (a pass's thread has none); popped after, its status kept
+        RUNNING (`on_train_end` sets it FINISHED when it is nbtrain's to end)."""
+        active = mlflow.active_run()
+        if active is not None and active.info.run_id == self.run_id:
+            yield
+            return
+        mlflow.start_run(run_id=self.run_id, nested=active is not None)
+        try:
+            yield
         finally:
-            if outside:
-                mlflow.end_run()  # pops it from this thread's stack
-                if not self.managed:
-                    self._client().update_run(self.run_id, status="RUNNING")
+            mlflow.end_run()  # pops it from this thread's stack (and marks it FINISHED)
+            self._client().update_run(self.run_id, status="RUNNING")
 
 
 class MlflowAutologSteps(MlflowAutolog):
