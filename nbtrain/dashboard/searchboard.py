@@ -275,11 +275,19 @@ def overlay_png(trials: Sequence[Any], width: float = 8.0,
 
 
 class _EpochHook(keras.callbacks.Callback):
-    """Added to the current trial's run: its epoch ends redraw the overlaid curves."""
+    """Added to the current trial's run: its first batch shows the trial as the
+    search's current one (the search sends no event when its state stays
+    `running` from one trial to the next), its epoch ends redraw the curves."""
 
     def __init__(self, board: SearchDashboard):
         super().__init__()
         self.board = board
+        self.first = True
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self.first:
+            self.first = False
+            self.board.refresh()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self.board.refresh(epoch_ended=True)

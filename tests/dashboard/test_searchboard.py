@@ -172,6 +172,24 @@ def test_buttons_show_what_is_legal_and_call_the_search(make):
     assert not shown(view.controls)
 
 
+def test_skip_shows_once_the_next_trial_trains_with_no_event_of_the_search(make):
+    class Search(FakeSearch):  # as nbtrain.search: skip only while a trial's Run trains
+        def allowed_actions(self):
+            allowed = {"running": {"pause", "stop"}}.get(self.state, set())
+            return allowed | ({"skip"} if self.current is not None else set())
+
+    search = Search()
+    board = make(search, plot=False)
+    search.start_trial(units=8)
+    search.end_trial(0.5)
+    assert not shown(board.view.skip)
+    trial = search.start_trial(units=16)  # the state stays running: no event after current
+    hooks = [cb for cb in trial.run.callbacks if hasattr(cb, "first")]
+    for hook in hooks:  # the trial's first batch
+        hook.on_train_batch_end(0)
+    assert shown(board.view.skip)
+
+
 def test_a_refused_click_is_shown_as_a_message(make):
     search = FakeSearch()
     board = make(search, plot=False)
