@@ -101,7 +101,7 @@ def continue_search(directory: str) -> None:
     import json
 
     x, y = make_data()
-    tuner = random_search(directory, overwrite=False)
+    tuner = random_search(directory, max_trials=2, overwrite=False)
     search = nbtrain.search(tuner, x, y, epochs=1, batch_size=BATCH,
                             validation_data=(x, y), display=False, verbose=0)
     search.wait()
