@@ -45,7 +45,7 @@ from nbtrain.dashboard import notebook
 from nbtrain.dashboard.plotworker import PlotWorker
 from nbtrain.dashboard.saver import SnapshotSaver
 from nbtrain.dashboard.view import PAUSE_TIP, RESUME_TIP, set_traits
-from nbtrain.run.state import ACTIVE, ENDED, PAUSED, PAUSING, RUNNING, STOPPED
+from nbtrain.run.state import ACTIVE, ENDED, FAILED, PAUSED, PAUSING, RUNNING, STOPPED
 
 PLOT_PERIOD = 2.0
 """Seconds at least between two redraws of the overlaid curves within a trial."""
@@ -468,6 +468,8 @@ class SearchDashboard:
         self._next_plot = 0.0
         self._snapshot: tuple[dict, dict | None] | None = None
         self._remove: Callable[[], None] | None = None
+        self._failure: BaseException | None = None
+        self._failed_text = ""
         self.worker = PlotWorker(lambda trials: (overlay_png(trials),),
                                  lambda _trials, png: self.view.set_plot(png), self.lock,
                                  name="nbtrain-search-plot")
@@ -523,8 +525,11 @@ class SearchDashboard:
         table = {"text/html": f'<div class="nbtrain-snapshot nbtrain-search-snapshot {of}">'
                               f'<div style="margin:4px 0">{fmt.state_html(search.state)} '
                               f"{html.escape(progress)}</div>"
-                              f"{trials_html(trials, metric, direction)}</div>",
-                 "text/plain": trials_text(search.state, progress, trials, metric, direction)}
+                              f"{trials_html(trials, metric, direction)}"
+                              f"{self.view.messages.value}</div>",
+                 "text/plain": "\n".join(filter(None, [
+                     trials_text(search.state, progress, trials, metric, direction),
+                     self._failed_text]))}
         png = self.view.plot.value if self.view.plot.layout.display != "none" else None
         plot = notebook.png_bundle(png, "<nbtrain search: trials' curves>") if png else None
         return table, plot
@@ -571,6 +576,7 @@ class SearchDashboard:
             eta = self.times.eta(done, total, current) if state in ACTIVE else None
             view.time.value = fmt.time_text(self.times.elapsed(), eta)
             view.set_controls(allowed_actions(search), state)
+            self._show_failure(state)
             metric, direction = objective(search)
             view.trials.value = trials_html(trials, metric, direction, shown)
             self._show_trial(shown, current)
@@ -594,6 +600,18 @@ class SearchDashboard:
             self._drawn = drawn
             self._next_plot = now + PLOT_PERIOD
             self.worker.submit(trials)
+
+    def _show_failure(self, state: str) -> None:
+        """A failed search says why (`failure.report`: one line, then the user's frames)."""
+        exception = getattr(self.search, "exception", None)
+        if state != FAILED or exception is None or self._failure is exception:
+            return
+        from nbtrain.dashboard import failure
+
+        self._failure = exception
+        report = failure.report(exception, f"The search failed: {failure.cell_headline(exception)}")
+        self.view.messages.value = fmt.messages_html([("failure", report)])
+        self._failed_text = str(report)
 
     def _write_snapshot(self, state: str) -> None:
         if state in ENDED:

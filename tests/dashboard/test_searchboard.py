@@ -190,6 +190,23 @@ def test_skip_shows_once_the_next_trial_trains_with_no_event_of_the_search(make)
     assert shown(board.view.skip)
 
 
+def test_a_failed_search_says_why_in_the_view_and_the_snapshot(make, cell):
+    search = FakeSearch()
+    board = make(search, plot=False)
+    board.display()
+    search.start_trial(units=8)
+    try:
+        raise ValueError("build() needs an Input")
+    except ValueError as exc:
+        search.exception = exc
+    search.set("failed")
+    assert "build() needs an Input" in board.view.messages.value
+    assert not shown(board.view.controls)
+    table = cell.outputs()[1]
+    assert "build() needs an Input" in table["text/html"]
+    assert "build() needs an Input" in table["text/plain"]
+
+
 def test_a_refused_click_is_shown_as_a_message(make):
     search = FakeSearch()
     board = make(search, plot=False)
