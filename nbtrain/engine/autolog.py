@@ -64,6 +64,14 @@ def autolog_callbacks(config: Any) -> list[keras.callbacks.Callback]:
     mlflow = sys.modules.get("mlflow")
     if mlflow is None:
         return []
+    try:
+        return _callbacks(mlflow, config)
+    except Exception as exc:  # as MLflow's autologging: tracking never fails the training
+        warnings.warn(f"MLflow autologging is off for this training: {exc!r}", stacklevel=3)
+        return []
+
+
+def _callbacks(mlflow: Any, config: Any) -> list[keras.callbacks.Callback]:
     flavor = _active_flavor()
     if flavor is None:
         return []
