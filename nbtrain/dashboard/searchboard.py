@@ -741,6 +741,7 @@ def attach_search_display(search: Any, display: bool | None = None) -> Any:
     """
     choice = notebook.choose_display(display)
     if choice == notebook.DASHBOARD:
+        register_search_display()
         return SearchDashboard.for_search(search)
     if choice in (notebook.TEXT, notebook.HTML):  # no HTML view of a search yet: its lines
         return SearchText(search)
@@ -782,6 +783,27 @@ def searches_table(searches: dict[str, Any]) -> tuple[str, str]:
                   f"<tbody>{body}</tbody></table>")
 
 
+def register_search_display(ipython: Any = None) -> None:
+    """Make a search shown as a cell's result (`search` on a cell's last line) display
+    a new live dashboard of it (registered by type name; idempotent).
+
+    Args:
+        ipython: the shell (default: the current one; nothing happens without one).
+    """
+    if ipython is None:
+        import sys
+
+        if "IPython" not in sys.modules:
+            return
+        from IPython import get_ipython
+
+        ipython = get_ipython()
+    formatter = getattr(getattr(ipython, "display_formatter", None),
+                        "ipython_display_formatter", None)
+    if formatter is not None:
+        formatter.for_type_by_name("nbtrain.tuning.search", "Search", display_search)
+
+
 def display_search(search: Any) -> SearchDashboard:
     """Show a live view of `search` in the current cell (what displaying a search does).
 
@@ -795,5 +817,6 @@ def display_search(search: Any) -> SearchDashboard:
 
 
 __all__ = ["ControlledSearch", "SearchDashboard", "SearchText", "SearchView",
-           "attach_search_display", "display_search", "searches_table",
+           "attach_search_display", "display_search", "register_search_display",
+           "searches_table",
            "overlay_png", "ranked", "trial_colors", "trials_html", "trials_text"]

@@ -341,6 +341,12 @@ def test_a_real_search_shown_to_the_end_and_listed_by_the_magic(comm_log, ipytho
                                   best, "—"]
         ipython.run_line_magic("nbtrain", "search s")  # its dashboard again, in this cell
         assert "nbtrain dashboard" in capsys.readouterr().out  # the widget's text fallback
+        from nbtrain.dashboard.searchboard import register_search_display
+
+        register_search_display(ipython)  # as attach_search_display does in a notebook
+        ipython.run_cell("s")  # a search as a cell's result: its dashboard, not its repr
+        out = capsys.readouterr().out
+        assert "nbtrain dashboard" in out and "<nbtrain.Search" not in out
         with pytest.raises(Exception, match="no search named 'nope'"):
             ipython.run_line_magic("nbtrain", "search nope")
     finally:
