@@ -232,3 +232,29 @@ def test_ctrl_c_in_wait_stops_the_search_and_resume_goes_on(tmp_path):
     search.resume()
     search.wait(timeout=60)
     assert search.state == "finished" and sequence.served == EPOCH
+
+
+def test_a_skip_while_paused_ends_the_trial_and_the_next_one_waits_for_resume(tmp_path):
+    x, y = make_data()
+    sequence = GatedSequence(x, y, gates={3})
+    tuner = random_search(tmp_path, max_trials=2)
+    second_run = threading.Event()
+    search = nbtrain.search(tuner, sequence, epochs=1, validation_data=(x, y), shuffle=False,
+                            workers=0, display=False, verbose=0)
+    search.add_listener(lambda s, event, detail: event == "run" and len(s.trials) == 2
+                        and second_run.set())
+    _, go = sequence.next_hit()
+    search.pause()
+    go.set()
+    wait_for_state(search, "paused")
+    assert search.skip() is True
+    assert second_run.wait(60)  # the skipped trial ended (with no epoch: FAILED) ...
+    first, second = search.trials
+    assert first.status == "failed" and second.status == "running"
+    assert search.state == "paused" and search.current is None  # ... the next one holds:
+    assert second.run.state == "created"  # its Run is made (and has checked its first
+    assert sequence.served == [0, 1, 2, 0]  # batch, which it keeps) but not started
+    search.resume()
+    search.wait(timeout=60)
+    assert search.state == "finished" and sequence.served == [0, 1, 2] + EPOCH
+    assert second.status == "completed" and second.run.history.epoch == [0]
