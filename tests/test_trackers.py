@@ -57,7 +57,7 @@ def tracking(tmp_path_factory):
 
 
 @pytest.fixture
-def store(tracking, request, monkeypatch):
+def store(tracking, request, monkeypatch, tmp_path):
     """A new experiment in the store, with Keras autologging on; off again after.
 
     Logging a model, MLflow infers its pip requirements by loading it in a new Python
@@ -68,6 +68,8 @@ def store(tracking, request, monkeypatch):
 
     monkeypatch.setattr(mlflow.keras.save, "infer_pip_requirements",
                         lambda path, flavor, fallback=None: fallback)
+    # artifacts (models, summaries) in the test's folder: MLflow's default is ./mlruns
+    tracking.create_experiment(request.node.name, artifact_location=tmp_path.as_uri())
     mlflow.set_experiment(request.node.name)
     mlflow.keras.autolog(silent=True)
     with warnings.catch_warnings(record=True) as caught:
