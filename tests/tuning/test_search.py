@@ -258,3 +258,29 @@ def test_a_skip_while_paused_ends_the_trial_and_the_next_one_waits_for_resume(tm
     search.wait(timeout=60)
     assert search.state == "finished" and sequence.served == [0, 1, 2] + EPOCH
     assert second.status == "completed" and second.run.history.epoch == [0]
+
+
+class BrokenSequence(GatedSequence):
+    """Reading batch 2 always fails."""
+
+    def __getitem__(self, index):
+        if index == 2:
+            raise ValueError("batch 2 is unreadable")
+        return super().__getitem__(index)
+
+
+def test_failed_trials_are_keras_tuners_and_wait_raises_what_ends_the_search(tmp_path):
+    x, y = make_data()
+    tuner = random_search(tmp_path, max_trials=5)
+    search = nbtrain.search(tuner, BrokenSequence(x, y), epochs=1,
+                            validation_data=(x, y), shuffle=False, workers=0, display=False,
+                            verbose=0)
+    with pytest.raises(RuntimeError, match="consecutive failures"):  # Keras Tuner's limit: 3
+        search.wait(timeout=120)
+    assert search.state == "failed" and isinstance(search.exception, RuntimeError)
+    records = search.trials
+    assert [r.status for r in records] == ["failed"] * 3
+    for record in records:  # each trial's Run failed on the read, and is kept
+        assert record.run.state == "failed"
+        assert isinstance(record.run.exception, ValueError)
+        assert "batch 2 is unreadable" in record.message
