@@ -465,6 +465,7 @@ class SearchDashboard:
         self._run: Any = None
         self._boards: list[Any] = []
         self._drawn: tuple = ()
+        self._final: tuple = ()
         self._next_plot = 0.0
         self._snapshot: tuple[dict, dict | None] | None = None
         self._remove: Callable[[], None] | None = None
@@ -592,10 +593,14 @@ class SearchDashboard:
             return
         drawn = tuple((getattr(t, "trial_id", None), trial_status(t)) for t in trials)
         now = self.times.clock()
+        if state not in ENDED:
+            self._final = ()  # a search going on (resumed) is drawn again when it ends
         if state in ENDED:
             self.worker.stop()
-            self._drawn = drawn
-            self.view.set_plot(overlay_png(trials))
+            if (drawn, state) != self._final:  # once per end (several events may follow)
+                self._final = (drawn, state)
+                self._drawn = drawn
+                self.view.set_plot(overlay_png(trials))
         elif drawn != self._drawn or (epoch_ended and now >= self._next_plot):
             self._drawn = drawn
             self._next_plot = now + PLOT_PERIOD

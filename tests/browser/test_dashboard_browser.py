@@ -355,12 +355,14 @@ def test_search_dashboard_skip_and_pause(page, lab, screenshot):
         root.locator(".nbtrain-search-header").evaluate("e => e.scrollIntoView()")
         screenshot(page, name)
 
-    # The first trial's first epoch drawn: skip the rest of it.
+    # The first trial's first epoch done: skip the rest of it.
     expect(root).to_be_visible(timeout=START)
-    expect(plot).to_be_visible(timeout=START)
+    expect(current.locator(".nbtrain-epoch-counter")).to_contain_text("epoch 2 / 3",
+                                                                       timeout=START)
     expect(progress).to_contain_text("trial 1 of 3")
     skip.click()
     expect(rows.filter(has_text="skipped")).to_have_count(1, timeout=30_000)
+    expect(plot).to_be_visible()  # its curves
     expect(progress).to_contain_text("trial 2 of 3 · 1 done")
     expect(root.locator(".nbtrain-search-current-title")).to_contain_text("current trial 1")
     expect(state).to_have_text("running")
