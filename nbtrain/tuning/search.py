@@ -3,16 +3,20 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import sys
 import threading
+import weakref
 from typing import Any, Callable
 
 from nbtrain.run.state import State
-from nbtrain.run.waiting import INTERRUPT_WAIT, Deadline, join, wait_until
+from nbtrain.run.waiting import INTERRUPT_WAIT, STOP_TIMEOUT, Deadline, join, wait_until
 from nbtrain.tuning.control import (
     CREATED,
     DONE,
     FAILED,
+    FINISHED,
     PAUSE,
     PAUSED,
     PAUSING,
@@ -177,6 +181,7 @@ class Search:
                                             daemon=True)
             control.change(RUNNING)
         self._thread.start()
+        _STARTED.add(self)
         control.dispatch()
         return self
 
@@ -326,6 +331,29 @@ class Search:
         if self._control.state == CREATED:
             raise RuntimeError(f"This search has not started: call search.start() before "
                                f"search.{what}().")
+
+
+# Searches started: at exit, those still searching are named on stderr and closed.
+_STARTED: weakref.WeakSet = weakref.WeakSet()
+
+
+def _close_unfinished_searches() -> None:
+    """At interpreter exit (before the Runs' own exit hook: threading runs its exit
+    hooks last registered first), close the searches still going, so the trial in
+    progress stays ongoing in the oracle as after an interrupted kernel."""
+    for found in list(_STARTED):
+        if found.state in _STOPPABLE:
+            sys.stderr.write(
+                f"nbtrain: the program is exiting while a search is still running ({found!r}): "
+                "it is stopped now. Call `search.wait()` before the end of the script to let "
+                "it finish.\n")
+            sys.stderr.flush()
+        if found.state not in (FINISHED, FAILED):
+            with contextlib.suppress(Exception):
+                found.close(timeout=STOP_TIMEOUT + 1)
+
+
+getattr(threading, "_register_atexit", atexit.register)(_close_unfinished_searches)
 
 
 def search(tuner: Any, x: Any, y: Any = None, *, epochs: int = 1, validation_data: Any = None,

@@ -110,3 +110,10 @@ def continue_search(directory: str) -> None:
                           "values": record.hyperparameters, "runs": len(record.runs)}))
     print(json.dumps({"state": str(search.state)}))
     sys.stdout.flush()
+    # Then a search the script does not wait for: at exit it is named and closed.
+    sequence = GatedSequence(x, y, gates={2})
+    left = nbtrain.search(random_search(directory, "left"), sequence, epochs=1,
+                          validation_data=(x, y), workers=0, display=False, verbose=0)
+    _, go = sequence.next_hit()
+    go.set()
+    assert left.state == "running"

@@ -164,6 +164,8 @@ def test_a_stopped_search_goes_on_in_a_new_process_with_overwrite_false(tmp_path
     assert trials[first.trial_id]["runs"] == 0  # kept from the first process
     again = trials[interrupted.trial_id]  # Keras Tuner runs the interrupted trial again
     assert again["runs"] == 1 and again["values"] == interrupted.hyperparameters
+    # The script's last search, not waited for, is named and closed at exit.
+    assert "exiting while a search is still running" in done.stderr
 
 
 def test_a_hypermodel_fit_override_is_served_by_runs(tmp_path):
