@@ -123,7 +123,7 @@ def objective(search: Any) -> tuple[str, str]:
 
 def trial_values(trial: Any) -> dict:
     """A trial record's hyperparameter values, as a dict (without Hyperband's
-    bookkeeping, `tuner/epochs` and the like)."""
+    bookkeeping, `tuner/bracket` and the like, but its `tuner/epochs` as `epochs`)."""
     values = getattr(trial, "hyperparameters", None)
     if values is None:
         values = getattr(trial, "values", None)
@@ -131,7 +131,10 @@ def trial_values(trial: Any) -> dict:
         values = getattr(values, "values", None)
     if not isinstance(values, dict):
         return {}
-    return {k: v for k, v in values.items() if not str(k).startswith("tuner/")}
+    out = {k: v for k, v in values.items() if not str(k).startswith("tuner/")}
+    if "tuner/epochs" in values and "epochs" not in out:  # Hyperband's budget for the trial
+        out["epochs"] = values["tuner/epochs"]
+    return out
 
 
 def trial_status(trial: Any) -> str:

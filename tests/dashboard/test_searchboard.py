@@ -271,11 +271,13 @@ def test_the_snapshot_is_written_when_the_search_ends_and_cleared_when_it_goes_o
     assert cell.outputs()[1:] == [{}, {}]
 
 
-def test_hyperband_bookkeeping_is_not_a_column(make):
+def test_hyperband_bookkeeping_is_not_a_column_but_its_epochs_are(make):
     search = FakeSearch()
     board = make(search, plot=False)
-    search.start_trial(units=8, **{"tuner/epochs": 2, "tuner/initial_epoch": 0})
-    assert ">units<" in board.view.trials.value and "tuner/" not in board.view.trials.value
+    search.start_trial(units=8, **{"tuner/epochs": 2, "tuner/initial_epoch": 0,
+                                   "tuner/bracket": 1})
+    table = board.view.trials.value
+    assert ">units<" in table and ">epochs<" in table and "tuner/" not in table
 
 
 def test_outside_a_notebook_the_search_is_lines_of_text(monkeypatch):
