@@ -92,6 +92,7 @@ class SearchBody:
         fit = self.fits.pop(trial.trial_id, None)
         if fit is None:
             return
+        fit.restore()
         self.book.end(fit.record, self.tuner.oracle.get_trial(trial.trial_id),
                       skipped=fit.skipped)
         self.control.emit("trial_end", fit.record)
@@ -117,6 +118,7 @@ class TrialFit:
         self.control = control
         self.record = record
         self.skipped = False
+        self._debug: Any = None  # Keras Tuner's DEBUG, held off while a skip's error passes
 
     def __call__(self, model: Any, *args: Any, **kwargs: Any) -> Any:
         """`model.fit(*args, **kwargs)` as a Run; returns its History."""
@@ -168,11 +170,22 @@ class TrialFit:
         run.close()
         if not run.history.epoch:
             from keras_tuner.errors import FailedTrialError
+            from keras_tuner.src import config as tuner_config
 
+            # A skip is the user's choice, not an error: Keras Tuner (DEBUG, its default)
+            # would print the traceback; `restore()` sets it back at the trial's end.
+            self._debug, tuner_config.DEBUG = tuner_config.DEBUG, False
             raise FailedTrialError(
                 f"Trial {self.record.trial_id} was skipped (search.skip()) before its "
                 "first epoch ended: it has no result.")
         return run.history
+
+    def restore(self) -> None:
+        """Set Keras Tuner's DEBUG back, if a skip held it off."""
+        if self._debug is not None:
+            from keras_tuner.src import config as tuner_config
+
+            tuner_config.DEBUG, self._debug = self._debug, None
 
 
 __all__ = ["SearchBody", "TrialFit"]

@@ -105,7 +105,7 @@ def test_pause_stop_resume_inside_a_trial_train_every_batch_once(tmp_path):
     assert first.runs == [run] and run.history.epoch == [0, 1] and first.status == "completed"
 
 
-def test_skip_ends_the_trial_with_what_it_reached_and_the_next_starts(tmp_path):
+def test_skip_ends_the_trial_with_what_it_reached_and_the_next_starts(tmp_path, capfd):
     x, y = make_data()
     # Trial 0: read 10 is the 2nd batch of its 2nd epoch; trial 1: read 13 is the 3rd
     # batch of its first epoch (before any epoch ended); trial 2 runs to the end.
@@ -133,6 +133,12 @@ def test_skip_ends_the_trial_with_what_it_reached_and_the_next_starts(tmp_path):
     assert len(oracle.trials) == 3
     assert tuner.get_best_hyperparameters()[0].values == min(
         (skipped, full), key=lambda r: r.score).hyperparameters
+    # A skip is no error: Keras Tuner (DEBUG) prints no traceback for it, and its
+    # DEBUG flag is back afterwards.
+    assert "Traceback" not in capfd.readouterr().err
+    from keras_tuner.src import config as tuner_config
+
+    assert tuner_config.DEBUG is True
 
 
 def test_a_stopped_search_goes_on_in_a_new_process_with_overwrite_false(tmp_path):
