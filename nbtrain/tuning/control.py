@@ -93,10 +93,10 @@ class SearchControl:
         with self.cond:
             self._pending.append((event, detail))
 
-    def refused(self, what: str) -> bool:
-        """Warn that `what` does nothing in the current state; return False."""
-        warnings.warn(f"search.{what}() does nothing: the search is {self.state}.",
-                      RuntimeWarning, stacklevel=3)
+    def refused(self, what: str, why: str | None = None) -> bool:
+        """Warn that `what` does nothing (`why`, or the current state); return False."""
+        why = why or f"the search is {self.state}"
+        warnings.warn(f"search.{what}() does nothing: {why}.", RuntimeWarning, stacklevel=3)
         return False
 
     # -- the search thread ----------------------------------------------------------------

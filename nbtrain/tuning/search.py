@@ -245,8 +245,11 @@ class Search:
         with control.cond:
             self._require_started("skip")
             run = control.current
-            if run is None or control.skipping is run or control.state in DONE[1:]:
+            if control.state in (FINISHED, FAILED) or control.closing:
                 return control.refused("skip")
+            if run is None or control.skipping is run:
+                return control.refused("skip", "no trial is training (between two trials)"
+                                       if run is None else "this trial is already skipped")
             control.skipping = run
             control.cond.notify_all()
             if run.state in _STOPPABLE:

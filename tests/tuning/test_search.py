@@ -256,6 +256,8 @@ def test_a_skip_while_paused_ends_the_trial_and_the_next_one_waits_for_resume(tm
     go.set()
     wait_for_state(search, "paused")
     assert search.skip() is True
+    with pytest.warns(RuntimeWarning, match="already skipped|no trial is training"):
+        assert search.skip() is False  # one skip a trial; none between two trials
     assert second_run.wait(60)  # the skipped trial ended (with no epoch: FAILED) ...
     first, second = search.trials
     assert first.status == "failed" and second.status == "running"
