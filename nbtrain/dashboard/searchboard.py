@@ -672,13 +672,19 @@ class SearchDashboard:
     # -- clicks (main thread) ---------------------------------------------------------------
 
     def _act(self, action: Callable[[Any], Any]) -> None:
+        """Call the search's control; what it refused (an exception, or the warning a
+        control gives when it does nothing) is shown in the messages, else they clear."""
+        import warnings
+
+        refused = []
         try:
-            action(self.search)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                action(self.search)
+            refused = [str(w.message) for w in caught]
         except Exception as exc:  # noqa: BLE001 - an action that became illegal meanwhile
-            self.view.messages.value = fmt.messages_html([("warning",
-                                                           f"{type(exc).__name__}: {exc}")])
-        else:
-            self.view.messages.value = ""
+            refused = [f"{type(exc).__name__}: {exc}"]
+        self.view.messages.value = fmt.messages_html([("warning", text) for text in refused])
         self.refresh()
 
     def _on_pause_click(self, _button: Any) -> None:

@@ -208,10 +208,18 @@ def test_a_failed_search_says_why_in_the_view_and_the_snapshot(make, cell):
 
 
 def test_a_refused_click_is_shown_as_a_message(make):
+    import warnings
+
     search = FakeSearch()
     board = make(search, plot=False)
-    board.view.skip.click()  # no trial in progress
+    board.view.skip.click()  # no trial in progress: raises
     assert "no trial in progress" in board.view.messages.value
+    search.stop = lambda: warnings.warn("search.stop() does nothing: the search is stopping.",
+                                        RuntimeWarning, stacklevel=2)  # as nbtrain.search
+    board.view.stop.click()
+    assert "search.stop() does nothing" in board.view.messages.value
+    board.view.pause.click()  # done: the messages clear
+    assert board.view.messages.value == "" and search.calls[-1] == "pause"
 
 
 def test_the_current_trial_shows_its_run_dashboard_without_its_run_buttons(make):
