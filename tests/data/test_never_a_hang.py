@@ -179,7 +179,8 @@ class Hangs(nbtrain.Sequence):           # defined in __main__: sent to processe
         return 12
     def __getitem__(self, i):
         if i == 5:
-            print("hung", flush=True)       # (a worker process's output is relayed)
+            sys.stdout.write("hung\\n")       # one write: no line mixed with another thread's
+            sys.stdout.flush()                # (a worker process's output is relayed)
             if self.release is None:
                 time.sleep(600)             # a process worker: terminated
             else:
@@ -190,7 +191,8 @@ class Hangs(nbtrain.Sequence):           # defined in __main__: sent to processe
 class Reached(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if batch == 4:
-            print("reached", flush=True)
+            sys.stdout.write("reached\\n")
+            sys.stdout.flush()
     on_test_batch_end = on_train_batch_end
 
 release = None if processes else threading.Event()

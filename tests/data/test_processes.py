@@ -192,11 +192,14 @@ def test_batches_arrive_in_order_pass_after_pass_from_persistent_workers():
     pids = set(enqueuer._pool.pids)
     try:
         batches = read(enqueuer.get(), 30)
+        after = set(enqueuer._pool.pids)
     finally:
         enqueuer.stop()
     assert [int(b[0][0, 0]) for b in batches] == list(range(10)) * 3
     assert [b[1] for b in batches] == [0] * 10 + [1] * 10 + [2] * 10
-    assert {b[2] for b in batches} == pids  # both workers served, and the same ones all along
+    # the same workers all along (a free worker takes the next batch: under load one of
+    # the two may serve every batch, so which served is not asserted)
+    assert after == pids and {b[2] for b in batches} <= pids
     assert enqueuer.sequence.epoch == 3  # on_epoch_end ran in the parent, after each pass
 
 
