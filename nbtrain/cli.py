@@ -20,7 +20,7 @@ CTRL_C_HINT = "Ctrl-C stops it; the history is kept"
 def demo(epochs: int = 3, workers: int = 1, processes: bool = False) -> int:
     """Train a small classifier on generated data in a background `nbtrain.Run`,
     shown in the terminal as nbtrain shows a run outside a notebook: its states
-    (`nbtrain.dashboard.text.TextStatus`, here with what Ctrl-C does) and
+    (`nbtrain.dashboard.textstatus.TextStatus`, here with what Ctrl-C does) and
     Keras's progress bar.
 
     Args:
@@ -39,7 +39,7 @@ def demo(epochs: int = 3, workers: int = 1, processes: bool = False) -> int:
     import numpy as np
 
     import nbtrain
-    from nbtrain.dashboard.text import TextStatus
+    from nbtrain.dashboard.textstatus import TextStatus
     from nbtrain.engine.progress import TextProgress
 
     class Blobs(nbtrain.Sequence):

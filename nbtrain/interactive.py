@@ -6,7 +6,7 @@ place that puts them together, so neither has to import the other.  Which
 display a training gets is chosen in one place,
 `nbtrain.dashboard.notebook.choose_display`, and built by
 `nbtrain.dashboard.display` (`attach_display`, `progress_for`); `TextStatus`
-lives in `nbtrain.dashboard.text`.  All three are importable from here.
+lives in `nbtrain.dashboard.textstatus`.  All three are importable from here.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import keras
 
 from nbtrain.dashboard.display import attach_display, progress_for
 from nbtrain.dashboard.notebook import check_display, in_notebook
-from nbtrain.dashboard.text import TextStatus
+from nbtrain.dashboard.textstatus import TextStatus
 from nbtrain.engine.config import check_verbose, fit_config
 from nbtrain.engine.recovery import run_blocking
 from nbtrain.engine.training import FitLoop

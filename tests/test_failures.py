@@ -316,7 +316,7 @@ def test_a_validation_failure_resumed_validates_the_epoch_again(workers):
 def test_the_text_status_of_a_failed_run_is_its_one_line():
     import io
 
-    from nbtrain.dashboard.text import TextStatus
+    from nbtrain.dashboard.textstatus import TextStatus
 
     out = io.StringIO()
     run = Run(make_model(), Flaky(6, bad=2), shuffle=False, workers=0)

@@ -11,6 +11,8 @@ Usage: `python tools/check_layout.py [--max-class-lines N]`; exits 1 on a findin
 - Private access: `obj._name` where `obj` is not `self` or `cls`, and
   `from nbtrain... import _name` across modules; `KNOWN` lists the private
   names of other projects nbtrain uses on purpose, each with its reason.
+- File names: no two modules share one (`__init__.py` aside), so a name says
+  which room it is; `SHARED_NAMES` lists the ones still to rename, with why.
 """
 
 from __future__ import annotations
@@ -50,6 +52,11 @@ KNOWN = {
     "_worker": "the worker-process side of nbtrain.data.processes (its own package)",
     "_recv_callback": "pyzmq ZMQStream: ipykernel 7's main-shell reader, wrapped (kernel_events)",
     "_parent_ident": "ipykernel 7: routing identity of the busy cell's request (nbtrain.kernel_events)",
+}
+
+# File names two modules still share, to be renamed (issue 28: the house, second pass).
+SHARED_NAMES = {
+    "steering.py": "engine/steering.py (what can change live) and run/steering.py (the Run's part)",
 }
 
 
@@ -183,6 +190,16 @@ def private_access(modules: dict[str, ast.Module]) -> list[str]:
     return found
 
 
+def shared_names(paths: list[Path]) -> list[str]:
+    """File names (not `__init__.py`) of more than one module, other than `SHARED_NAMES`."""
+    by_name: dict[str, list[str]] = {}
+    for path in paths:
+        if path.name != "__init__.py":
+            by_name.setdefault(path.name, []).append(str(path.relative_to(PACKAGE)))
+    return [f"{name}: {', '.join(where)}" for name, where in sorted(by_name.items())
+            if len(where) > 1 and name not in SHARED_NAMES]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-class-lines", type=int, default=300)
@@ -203,9 +220,13 @@ def main() -> int:
     for where in private_access(modules):
         print("private access:", where)
         status = 1
+    for where in shared_names(list(paths.values())):
+        print("file name of more than one module:", where)
+        status = 1
     if status == 0:
         print(f"{len(modules)} modules: no import cycle, no class over "
-              f"{args.max_class_lines} lines, no private access across objects.")
+              f"{args.max_class_lines} lines, no private access across objects, "
+              "no file name shared.")
     return status
 
 

@@ -1,22 +1,26 @@
 """The live training dashboard for Jupyter: the only place that imports
 ipywidgets or matplotlib (and only when a dashboard is made).
 
-The rooms:
+The rooms, each named by its role (no file name here is used elsewhere in nbtrain/):
 
-- `widget`: `Dashboard`, a thin composition and the Keras callback;
-  `display_run` shows a live view of a run;
-- `presenter`: the widgets' values (`Presenter`) and the rate meter;
-- `snapshot`: the final table and plot written into the cell's outputs;
-- `controls`: the buttons bound to a Run (`ControlledRun` declares what of
-  it they use);
-- `notebook`: notebook detection, the cell's outputs, and `choose_display`,
-  the one choice between the dashboard, text and nothing;
-- `display`: what that choice builds (`attach_display`, `progress_for`,
-  `register_run_display`);
-- `text`: `TextStatus`, the plain-text display of a Run;
-- pure parts: `format` (every string shown), `tracker` and `series` (the
-  metric series), `throttle` (the update schedule), `plot` (matplotlib),
-  `view` (the ipywidgets tree).
+- the callback: `callback` (`Dashboard`, the Keras callback and a thin
+  composition of the rest; `display_run` shows a live view of a run);
+- the widgets: `layout` (the ipywidgets tree, `DashboardView`), `presenter`
+  (what they show, the rate meter), `format` (every string shown, the table);
+- the plot: `plot` (matplotlib), `axes` (scales, ticks, legends), `liveplot`
+  and `plotworker` (when and on which thread it is drawn), `tracker` and
+  `series` (the metric series), `throttle` (the update schedule);
+- the snapshot: `snapshot` (the final table and plot in the cell's outputs),
+  `saver` (the invisible widget that writes it from the page), `htmlview`
+  (the whole dashboard as one HTML output, `display="html"`);
+- the controls: `buttons` (Pause/Resume, Stop, Continue bound to a Run;
+  `ControlledRun` declares what of it they use), `cell` (the same for a
+  blocking fit), `steeringrow` (the learning-rate field), `plotcontrols`;
+- the choice of display: `notebook` (frontend detection, `choose_display`,
+  the cell's outputs), `display` (what that choice builds), `textstatus`
+  (`TextStatus`, a Run in plain text);
+- beside them: `failure` (a failed run in one line), `compare`
+  (`nbtrain.compare`), `searchboard` (`nbtrain.search`'s view).
 """
 
 from __future__ import annotations
@@ -25,8 +29,8 @@ import importlib
 from typing import Any
 
 _LAZY = {
-    "Dashboard": "nbtrain.dashboard.widget",
-    "display_run": "nbtrain.dashboard.widget",
+    "Dashboard": "nbtrain.dashboard.callback",
+    "display_run": "nbtrain.dashboard.callback",
     "in_notebook": "nbtrain.dashboard.notebook",
     "progress_for": "nbtrain.dashboard.display",
 }

@@ -27,7 +27,7 @@ from typing import Any
 
 from nbtrain import kernel_events as kernel_events
 from nbtrain.dashboard import notebook
-from nbtrain.dashboard.view import set_traits
+from nbtrain.dashboard.layout import set_traits
 
 _ALLOWED = {
     "running": frozenset({"pause", "stop"}),

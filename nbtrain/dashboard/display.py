@@ -57,7 +57,7 @@ def attach_display(run: Any, display: Any = None, verbose: Any = "auto") -> Any:
     if kind is None:
         return None
     if kind == notebook.TEXT:
-        from nbtrain.dashboard.text import TextStatus
+        from nbtrain.dashboard.textstatus import TextStatus
 
         if text == 0:
             return None
@@ -68,7 +68,7 @@ def attach_display(run: Any, display: Any = None, verbose: Any = "auto") -> Any:
         status = TextStatus.for_run(run, epoch_lines=False)
         run.add_callback(TextProgress(verbose=text))
         return status
-    from nbtrain.dashboard.widget import Dashboard
+    from nbtrain.dashboard.callback import Dashboard
 
     html = kind == notebook.HTML
     if not html:
@@ -121,14 +121,14 @@ def progress_for(verbose: Any) -> Any:
 
     if verbose in (1, True, "auto") and notebook.choose_display() in (notebook.DASHBOARD,
                                                                         notebook.HTML):
-        from nbtrain.dashboard.widget import Dashboard
+        from nbtrain.dashboard.callback import Dashboard
 
         return Dashboard()
     return make_progress(verbose)
 
 
 def _display_run(run: Any) -> None:
-    from nbtrain.dashboard.widget import display_run
+    from nbtrain.dashboard.callback import display_run
 
     display_run(run)
 

@@ -16,12 +16,12 @@ from collections.abc import Callable
 from typing import Any
 
 from nbtrain.dashboard import format as fmt
+from nbtrain.dashboard.layout import DashboardView, set_traits
 from nbtrain.dashboard.liveplot import LivePlot
 from nbtrain.dashboard.plotcontrols import PlotOptions
 from nbtrain.dashboard.snapshot import Snapshot
 from nbtrain.dashboard.throttle import Throttle
 from nbtrain.dashboard.tracker import MetricTracker
-from nbtrain.dashboard.view import DashboardView, set_traits
 from nbtrain.run.state import ACTIVE, ENDED, RUNNING
 
 MAX_MESSAGES = 20

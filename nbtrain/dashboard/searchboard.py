@@ -42,9 +42,9 @@ import keras
 
 from nbtrain.dashboard import format as fmt
 from nbtrain.dashboard import notebook
+from nbtrain.dashboard.layout import PAUSE_TIP, RESUME_TIP, set_traits
 from nbtrain.dashboard.plotworker import PlotWorker
 from nbtrain.dashboard.saver import SnapshotSaver
-from nbtrain.dashboard.view import PAUSE_TIP, RESUME_TIP, set_traits
 from nbtrain.run.state import ACTIVE, ENDED, FAILED, PAUSED, PAUSING, RUNNING, STOPPED
 
 PLOT_PERIOD = 2.0
@@ -634,7 +634,7 @@ class SearchDashboard:
 
     def _follow_run(self, run: Any) -> None:
         """A new Run of the current trial: its own run dashboard, shown in the current box."""
-        from nbtrain.dashboard.widget import Dashboard
+        from nbtrain.dashboard.callback import Dashboard
 
         if run is self._run:
             return

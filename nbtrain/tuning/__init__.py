@@ -11,7 +11,7 @@ The rooms of this package:
 
 - `search`: `Search`, the public facade (controls, `wait`, `trials`), and
   `search()`, which builds one, attaches its display and starts it;
-- `control`: `SearchControl`, the search's state and the user's wishes under
+- `searchstate`: `SearchControl`, the search's state and the user's wishes under
   one lock, the gate before a trial trains, and the listeners;
 - `trialfit`: `TrialFit`, one trial's `model.fit` served by a `Run` (held
   while the search is stopped, ended early by a skip);

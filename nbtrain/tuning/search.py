@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from nbtrain.run.state import State
 from nbtrain.run.waiting import INTERRUPT_WAIT, STOP_TIMEOUT, Deadline, join, wait_until
-from nbtrain.tuning.control import (
+from nbtrain.tuning.searchstate import (
     CREATED,
     DONE,
     FAILED,

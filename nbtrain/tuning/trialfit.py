@@ -30,7 +30,8 @@ import threading
 from typing import Any
 
 from nbtrain.run import Run
-from nbtrain.tuning.control import (
+from nbtrain.tuning.hooks import TunerHooks
+from nbtrain.tuning.searchstate import (
     FAILED,
     FINISHED,
     RUN,
@@ -39,7 +40,6 @@ from nbtrain.tuning.control import (
     SearchClosed,
     SearchControl,
 )
-from nbtrain.tuning.hooks import TunerHooks
 from nbtrain.tuning.trials import TrialBook
 
 

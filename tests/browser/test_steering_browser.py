@@ -1,5 +1,5 @@
 """The learning rate set from the dashboard in a real JupyterLab (headless Chromium):
-the field and Apply of `nbtrain.dashboard.steering` reach the kernel's optimizer while
+the field and Apply of `nbtrain.dashboard.steeringrow` reach the kernel's optimizer while
 running, paused or stopped; the dashboard says a value is pending until the loop
 applies it, then where it landed; an entry that is not a number is explained."""
 

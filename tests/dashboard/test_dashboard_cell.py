@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from nbtrain import kernel_events
+from nbtrain.dashboard.callback import Dashboard
 from nbtrain.dashboard.throttle import Throttle
-from nbtrain.dashboard.widget import Dashboard
 
 
 class ScriptedEvents:

@@ -11,12 +11,12 @@ import re
 import numpy as np
 import pytest
 from dashboard_helpers import FakeRun
-from test_dashboard_widget import train
+from test_dashboard_callback import train
 
 from nbtrain.dashboard import display, htmlview, notebook
+from nbtrain.dashboard.callback import Dashboard
 from nbtrain.dashboard.cell import STOP_HINT
 from nbtrain.dashboard.throttle import Throttle
-from nbtrain.dashboard.widget import Dashboard
 
 WIDGET = notebook.WIDGET_MIMETYPE
 

@@ -11,9 +11,9 @@ import time
 import pytest
 
 from nbtrain.dashboard import plot as plot_module
+from nbtrain.dashboard.callback import Dashboard
 from nbtrain.dashboard.plotworker import PlotWorker
 from nbtrain.dashboard.throttle import Throttle
-from nbtrain.dashboard.widget import Dashboard
 
 
 class Images:

@@ -163,7 +163,7 @@ def test_the_training_thread_never_calls_pyplot(monkeypatch):
             monkeypatch.setattr(plt, name, record)
     figures = plt.get_fignums()
     calls.clear()
-    from nbtrain.dashboard.widget import Dashboard
+    from nbtrain.dashboard.callback import Dashboard
 
     dashboard = Dashboard(auto_display=False)
     dashboard.set_params({"epochs": 2, "steps": 50})

@@ -8,13 +8,13 @@ import base64
 
 import numpy as np
 from dashboard_helpers import FakeRun
-from test_dashboard_widget import train
+from test_dashboard_callback import train
 
+from nbtrain.dashboard.callback import Dashboard
 from nbtrain.dashboard.plot import PlotRenderer
 from nbtrain.dashboard.plotcontrols import SCALES, SMOOTHING
 from nbtrain.dashboard.throttle import Throttle
 from nbtrain.dashboard.tracker import MetricTracker
-from nbtrain.dashboard.widget import Dashboard
 
 
 def test_the_renderer_takes_a_scale_and_a_smoothing_weight():

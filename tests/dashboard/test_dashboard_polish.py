@@ -21,9 +21,9 @@ from PIL import Image
 
 from nbtrain.dashboard import failure
 from nbtrain.dashboard import format as fmt
+from nbtrain.dashboard.callback import Dashboard
+from nbtrain.dashboard.layout import PLOT_HEIGHT, PLOT_WIDTH, expected_panels
 from nbtrain.dashboard.throttle import Throttle
-from nbtrain.dashboard.view import PLOT_HEIGHT, PLOT_WIDTH, expected_panels
-from nbtrain.dashboard.widget import Dashboard
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ import re
 
 import pytest
 
+from nbtrain.dashboard.callback import Dashboard
 from nbtrain.dashboard.presenter import RateMeter
 from nbtrain.dashboard.throttle import Throttle
-from nbtrain.dashboard.widget import Dashboard
 
 
 def test_the_compile_step_is_not_measured():

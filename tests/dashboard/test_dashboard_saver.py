@@ -11,12 +11,12 @@ import json
 
 import pytest
 from dashboard_helpers import FakeRun
-from test_dashboard_widget import train
+from test_dashboard_callback import train
 
 from nbtrain.dashboard import notebook
+from nbtrain.dashboard.callback import Dashboard, display_run
 from nbtrain.dashboard.saver import SnapshotSaver
 from nbtrain.dashboard.throttle import Throttle
-from nbtrain.dashboard.widget import Dashboard, display_run
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 from helpers import RecordingSequence, make_data, make_model
 
 from nbtrain.dashboard import format as fmt
-from nbtrain.dashboard.widget import Dashboard
+from nbtrain.dashboard.callback import Dashboard
 from nbtrain.engine.training import FitLoop
 from nbtrain.text import format_number, number_format
 

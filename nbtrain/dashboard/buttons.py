@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Callable, Protocol
 
 from nbtrain.dashboard import failure
-from nbtrain.dashboard.view import set_traits
+from nbtrain.dashboard.layout import set_traits
 from nbtrain.run.state import FAILED
 
 

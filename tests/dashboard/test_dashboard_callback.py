@@ -16,9 +16,9 @@ from PIL import Image
 
 from nbtrain.dashboard import format as fmt
 from nbtrain.dashboard import notebook
+from nbtrain.dashboard.callback import Dashboard, display_run
+from nbtrain.dashboard.layout import PLOT_HEIGHT, PLOT_WIDTH
 from nbtrain.dashboard.throttle import Throttle
-from nbtrain.dashboard.view import PLOT_HEIGHT, PLOT_WIDTH
-from nbtrain.dashboard.widget import Dashboard, display_run
 
 CLASSES = ["nbtrain-dashboard", "nbtrain-header", "nbtrain-state", "nbtrain-epoch-bar",
            "nbtrain-batch-bar", "nbtrain-batch-counter", "nbtrain-metrics", "nbtrain-plot",
@@ -82,7 +82,7 @@ def test_widgets_work_without_a_kernel(make):
 
 
 def test_set_traits_sends_one_message_and_only_for_a_change(comm_log):
-    from nbtrain.dashboard.view import set_traits
+    from nbtrain.dashboard.layout import set_traits
 
     bar = ipywidgets.IntProgress()
     comm_log.clear()

@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 import ipywidgets as widgets
 
-from nbtrain.dashboard.view import set_traits
+from nbtrain.dashboard.layout import set_traits
 from nbtrain.run.state import CREATED, ENDED, FAILED, PAUSED, PAUSING, RUNNING, STOPPING
 from nbtrain.text import format_learning_rate
 

@@ -27,15 +27,15 @@ from typing import Any
 import keras
 
 from nbtrain.dashboard import failure, notebook
+from nbtrain.dashboard.buttons import RunControls
 from nbtrain.dashboard.cell import CellControls
-from nbtrain.dashboard.controls import RunControls
 from nbtrain.dashboard.htmlview import show_html
+from nbtrain.dashboard.layout import expected_panels
 from nbtrain.dashboard.liveplot import learning_rate_of
 from nbtrain.dashboard.plotcontrols import PlotControls
 from nbtrain.dashboard.presenter import Presenter
-from nbtrain.dashboard.steering import SteeringControls
+from nbtrain.dashboard.steeringrow import SteeringControls
 from nbtrain.dashboard.throttle import Throttle
-from nbtrain.dashboard.view import expected_panels
 from nbtrain.run.state import ACTIVE, ENDED, FAILED, FINISHED, RUNNING, STOPPED
 
 # id(run) -> the Dashboard bound to it.  Weak values: an entry lasts as long as its
@@ -249,7 +249,7 @@ class Dashboard(keras.callbacks.Callback):
 
         Args:
             run: an `nbtrain.Run`, or anything with what
-                `nbtrain.dashboard.controls.ControlledRun` declares.
+                `nbtrain.dashboard.buttons.ControlledRun` declares.
             follows_history: the dashboard is not one of the run's callbacks:
                 it shows the run's History and position at each change of state.
         """

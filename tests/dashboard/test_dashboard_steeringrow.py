@@ -18,11 +18,11 @@ import pytest
 from dashboard_helpers import FakeRun
 from helpers import make_data, make_model
 
+from nbtrain.dashboard.callback import Dashboard
 from nbtrain.dashboard.plot import MARK_COLOR, PlotRenderer
-from nbtrain.dashboard.steering import lr_text, parse_rate
-from nbtrain.dashboard.text import TextStatus
+from nbtrain.dashboard.steeringrow import lr_text, parse_rate
+from nbtrain.dashboard.textstatus import TextStatus
 from nbtrain.dashboard.tracker import MetricTracker
-from nbtrain.dashboard.widget import Dashboard
 from nbtrain.run import Run
 
 TIMEOUT = 60
@@ -206,7 +206,7 @@ def test_the_text_status_prints_a_line_per_change():
 
 def test_fit_compare_with_draws_the_earlier_run_faintly_behind_the_live_plot(cell):
     import nbtrain
-    from nbtrain.dashboard.widget import Dashboard as DashboardType
+    from nbtrain.dashboard.callback import Dashboard as DashboardType
 
     x, y = make_data(64)
     earlier = nbtrain.fit(make_model(), x, y, batch_size=8, epochs=2, validation_data=(x, y),
