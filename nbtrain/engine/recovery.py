@@ -319,6 +319,7 @@ class Recovery:
         loop = self.loop
         state = loop.state
         if state.batch and state.metrics is None:
+            loop.sync_model()  # on JAX an interrupted validation holds the state outside
             state.metrics = loop.train_steps.snapshot()
         loop.segments.interrupt()
 
