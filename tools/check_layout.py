@@ -12,7 +12,7 @@ Usage: `python tools/check_layout.py [--max-class-lines N]`; exits 1 on a findin
   `from nbtrain... import _name` across modules; `KNOWN` lists the private
   names of other projects nbtrain uses on purpose, each with its reason.
 - File names: no two modules share one (`__init__.py` aside), so a name says
-  which room it is; `SHARED_NAMES` lists the ones still to rename, with why.
+  which room it is; `SHARED_NAMES` would list an exception, with why.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ KNOWN = {
     "_pop_writer": "Keras TensorBoard: pop its thread-local writer at an interruption",
     "_train_writer": "Keras TensorBoard: its writer, re-pushed on a new pass's thread",
     "_global_train_batch": "Keras TensorBoard: its batch step, kept across training segments",
-    "_learning_rate": "Keras optimizer: its learning-rate variable or schedule (engine.steering)",
+    "_learning_rate": "Keras optimizer: its learning-rate variable or schedule (engine.hyperparameters)",
     "_initial_epoch": "Keras BackupAndRestore: the restored epoch (what Keras's own fit reads)",
     "_exit": "os._exit: a worker process ends without running the parent's exit hooks",
     "_name": "multiprocessing.Process's name, read by the spawn launcher (data._spawn)",
@@ -54,10 +54,8 @@ KNOWN = {
     "_parent_ident": "ipykernel 7: routing identity of the busy cell's request (nbtrain.kernel_events)",
 }
 
-# File names two modules still share, to be renamed (issue 28: the house, second pass).
-SHARED_NAMES = {
-    "steering.py": "engine/steering.py (what can change live) and run/steering.py (the Run's part)",
-}
+# File names two modules may share (none now: each name says which room it is).
+SHARED_NAMES: dict[str, str] = {}
 
 
 def module_name(path: Path) -> str:

@@ -441,7 +441,7 @@ class MetricTracker:
 
         Args:
             x: the position in epochs, or the change itself (an
-                `nbtrain.engine.steering.HyperparameterChange`: its `x`; a learning
+                `nbtrain.engine.hyperparameters.HyperparameterChange`: its `x`; a learning
                 rate's new value also goes into the learning-rate history, labelled
                 with the epoch and batch it landed on).
         """

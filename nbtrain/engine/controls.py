@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from nbtrain.data import is_sequence, sequence_length
-from nbtrain.engine.steering import (
+from nbtrain.engine.hyperparameters import (
     HyperparameterChange,
     assign_hyperparameters,
     check_hyperparameters,
@@ -125,7 +125,7 @@ class LoopControls:
 
     def steerable_names(self) -> list[str]:
         """The optimizer's hyperparameters that can change while training, sorted
-        (`nbtrain.engine.steering.steerable_names`)."""
+        (`nbtrain.engine.hyperparameters.steerable_names`)."""
         return steerable_names(getattr(self.model, "optimizer", None))
 
     def check_hyperparameters(self, values: dict[str, Any]) -> dict[str, float]:

@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import keras
 
-from nbtrain.engine.steering import LEARNING_RATE, HyperparameterChange, read_hyperparameter
+from nbtrain.engine.hyperparameters import LEARNING_RATE, HyperparameterChange, read_hyperparameter
 from nbtrain.run.state import FAILED
 
 SteeringListener = Callable[[Any, HyperparameterChange], None]
@@ -248,7 +248,7 @@ class SteerableRun:
     @property
     def hyperparameter_changes(self) -> list[HyperparameterChange]:
         """Every change applied so far, in order: where it landed (epoch, batch) and
-        the old and new values (`nbtrain.engine.steering.HyperparameterChange`)."""
+        the old and new values (`nbtrain.engine.hyperparameters.HyperparameterChange`)."""
         with self._status.lock:
             return list(self._steering.changes)
 
