@@ -147,16 +147,7 @@ def register_run_display(ipython: Any = None) -> None:
     register_run_display(get_ipython())
     ```
     """
-    if ipython is None:
-        if "IPython" not in sys.modules:
-            return
-        from IPython import get_ipython
-
-        ipython = get_ipython()
-    formatter = getattr(getattr(ipython, "display_formatter", None),
-                        "ipython_display_formatter", None)
-    if formatter is not None:
-        formatter.for_type_by_name("nbtrain.run", "Run", _display_run)
+    notebook.display_by_type("nbtrain.run", "Run", _display_run, ipython)
 
 
 __all__ = ["attach_display", "progress_for", "register_run_display"]

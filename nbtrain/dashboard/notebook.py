@@ -293,3 +293,20 @@ def after_cell(callback: Callable[[Any], None]) -> Callable[[], None]:
 
     shell.events.register("post_run_cell", once)
     return cancel
+
+
+def display_by_type(module: str, name: str, show: Callable[[Any], Any],
+                    ipython: Any = None) -> None:
+    """Have IPython show an object of type `module.name` (a cell's last line) by calling
+    `show(obj)`: registered by type name, so nothing is imported; idempotent; nothing
+    happens without a shell (`ipython` defaults to the current one)."""
+    if ipython is None:
+        if "IPython" not in sys.modules:
+            return
+        from IPython import get_ipython
+
+        ipython = get_ipython()
+    formatter = getattr(getattr(ipython, "display_formatter", None),
+                        "ipython_display_formatter", None)
+    if formatter is not None:
+        formatter.for_type_by_name(module, name, show)

@@ -804,18 +804,7 @@ def register_search_display(ipython: Any = None) -> None:
     Args:
         ipython: the shell (default: the current one; nothing happens without one).
     """
-    if ipython is None:
-        import sys
-
-        if "IPython" not in sys.modules:
-            return
-        from IPython import get_ipython
-
-        ipython = get_ipython()
-    formatter = getattr(getattr(ipython, "display_formatter", None),
-                        "ipython_display_formatter", None)
-    if formatter is not None:
-        formatter.for_type_by_name("nbtrain.tuning.search", "Search", display_search)
+    notebook.display_by_type("nbtrain.tuning.search", "Search", display_search, ipython)
 
 
 def display_search(search: Any) -> SearchDashboard:
