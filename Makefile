@@ -13,7 +13,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 3
 # test process, kernel and worker.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: lab test test-backends setup lint bench clean binder-check notebooks
+.PHONY: lab test test-backends ipykernel6 setup lint bench clean binder-check notebooks
 
 $(PY):
 	@$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
@@ -60,6 +60,28 @@ $(BACKENDS_STAMP): $(STAMP)
 test-backends: $(BACKENDS_STAMP)
 	KERAS_BACKEND=jax $(PY) -m pytest -q $(XDIST) $(BACKEND_TESTS)
 	KERAS_BACKEND=torch $(PY) -m pytest -q $(XDIST) $(BACKEND_TESTS)
+
+# A kernel with ipykernel 6 (its last release) for tests/browser/test_ipykernel6_browser.py,
+# which the browser tests' JupyterLab starts as a kernelspec of its own: a virtualenv in
+# $(VENV)/ that holds ipykernel 6 (and nest-asyncio, which 6 needs and 7 dropped) and sees
+# everything else of $(VENV), nbtrain's editable install included, through a .pth file
+# (site.addsitedir, after its own packages): a few seconds, where a second TensorFlow
+# would take minutes.  `make test` builds it.
+KERNEL6 := $(VENV)/ipykernel6
+KERNEL6_STAMP := $(KERNEL6)/.installed
+$(KERNEL6_STAMP): $(STAMP)
+	rm -rf $(KERNEL6)
+	$(PY) -m venv --without-pip $(KERNEL6)
+	site=$$($(KERNEL6)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') \
+	&& main=$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') \
+	&& $(PY) -m pip install --quiet --no-compile --no-deps --target "$$site" \
+	    'ipykernel==6.31.0' 'nest-asyncio>=1.4' \
+	&& echo "import site; site.addsitedir('$$main')" > "$$site/nbtrain-main-venv.pth"
+	$(KERNEL6)/bin/python -c 'import ipykernel, nbtrain; assert ipykernel.version_info[0] == 6'
+	touch $(KERNEL6_STAMP)
+
+ipykernel6: $(KERNEL6_STAMP)
+test: $(KERNEL6_STAMP)
 
 # Run the notebooks and store their outputs (after changing one; the quickstart waits for
 # its minute-long run, which nbval skips: cell tag nbval-skip), then clean them so they
