@@ -24,8 +24,8 @@ from typing import Any
 
 from nbtrain.data._queue import END, POLL, Failure, is_item, iter_queue
 from nbtrain.data.sequence import SequenceCursor, is_sequence
+from nbtrain.data.threads import DEFAULT_GRACE
 from nbtrain.data.userwarning import warn_user
-from nbtrain.data.workers import DEFAULT_GRACE
 
 _POLL = POLL
 
@@ -170,11 +170,11 @@ class OrderedEnqueuer:
         self._stop.clear()
         self.cursor.ensure_started()
         if self.use_multiprocessing:
-            from nbtrain.data.processes import ProcessSequencePool
+            from nbtrain.data._processes.pool import ProcessSequencePool
 
             self._pool = ProcessSequencePool(self.sequence, workers, self.transform)
         else:
-            from nbtrain.data.workers import ThreadPool
+            from nbtrain.data.threads import ThreadPool
 
             self._pool = ThreadPool(self.sequence, workers, self.transform)
 
@@ -255,7 +255,7 @@ class GeneratorEnqueuer:
     Args:
         generator: any iterator yielding batches.
         use_multiprocessing: run the generator in worker processes (each holds
-            its own copy of the generator; see `nbtrain.data.processes`).
+            its own copy of the generator; see `nbtrain.data._processes`).
         random_seed: base seed for the workers' random state (process workers).
         transform: a function applied to every item before `get()` yields it
             (on the worker thread for thread workers, on the thread that
@@ -311,7 +311,7 @@ class GeneratorEnqueuer:
         self._stop.clear()
         self._collected = False
         if self.use_multiprocessing:
-            from nbtrain.data.processes import ProcessGeneratorBackend
+            from nbtrain.data._processes.pool import ProcessGeneratorBackend
 
             self._backend = ProcessGeneratorBackend(
                 self.generator, workers, max_queue_size, self.random_seed, self.transform

@@ -365,7 +365,7 @@ class SlotReader:
 
 
 def write_blob(name: str, obj: Any, what: str | None = None) -> Segment:
-    """Pickle `obj` by value (`nbtrain.data.pickling.dumps`, the pickler the
+    """Pickle `obj` by value (`nbtrain.data._processes.pickling.dumps`, the pickler the
     up-front check uses: cloudpickle, locks and not-yet-started generators
     rebuilt in the reader; protocol 5 with out-of-band buffers) into a new
     segment `name`; return the segment (close and unlink it later).  `what`
@@ -374,9 +374,9 @@ def write_blob(name: str, obj: Any, what: str | None = None) -> Segment:
     Layout: [8-byte header size][header: stream size, buffer offsets][stream][buffers].
 
     Raises:
-        nbtrain.data.pickling.Unpicklable: naming the part of `obj` that cannot be pickled.
+        nbtrain.data._processes.pickling.Unpicklable: naming the part of `obj` that cannot be pickled.
     """
-    from nbtrain.data.pickling import dumps as dumps_by_value
+    from nbtrain.data._processes.pickling import dumps as dumps_by_value
 
     buffers: list[pickle.PickleBuffer] = []
     stream = dumps_by_value(obj, protocol=5, buffer_callback=buffers.append)

@@ -19,7 +19,7 @@ differences:
   gives (the pool relays them), never the parent's: in Jupyter those are the
   kernel's output pipes, which a graceful kernel shutdown waits on until every
   process holding them has exited.
-- No resource tracker is started or passed on (see `nbtrain.data.shm`).
+- No resource tracker is started or passed on (see `nbtrain.data._processes.shm`).
 
 'fork' is never used: forking a parent that has TensorFlow's threads running
 can deadlock the child.

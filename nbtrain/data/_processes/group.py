@@ -27,9 +27,9 @@ import weakref
 from multiprocessing.connection import wait
 from typing import Any
 
-from nbtrain.data import shm
+from nbtrain.data._processes import shm
+from nbtrain.data._processes.spawn import SpawnProcess, pipe
 from nbtrain.data._queue import WorkerLost
-from nbtrain.data._spawn import SpawnProcess, pipe
 from nbtrain.data.userwarning import warn_user
 
 DEFAULT_GRACE = 5.0  # seconds a worker gets to finish its batch on stop(timeout=None)

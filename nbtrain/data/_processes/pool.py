@@ -7,14 +7,14 @@
   After `on_epoch_end`, `new_pass()` ships the Sequence's new state to every
   worker (pickled by value into a shared-memory blob) before any batch of the
   next pass is asked for.
-- Batches come back through per-worker shared-memory slots (`nbtrain.data.shm`):
+- Batches come back through per-worker shared-memory slots (`nbtrain.data._processes.shm`):
   array bytes are copied, never pickled.
-- Workers are spawned without re-running `__main__` (`nbtrain.data._spawn`);
+- Workers are spawned without re-running `__main__` (`nbtrain.data._processes.spawn`);
   datasets and generators travel by value with cloudpickle, so classes defined
   in a notebook work.
 - A worker's exception is re-raised in the consumer as its original type, the
   worker's traceback as its `__cause__`; a worker that dies is reported as a
-  RuntimeError naming it (see `nbtrain.data._group`).
+  RuntimeError naming it (see `nbtrain.data._processes.group`).
 """
 
 from __future__ import annotations
@@ -28,13 +28,15 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from nbtrain.data import _worker, shm
-from nbtrain.data._group import Worker, WorkerGroup, WorkerLost
+from nbtrain.data._processes import shm
+from nbtrain.data._processes.group import Worker, WorkerGroup, WorkerLost
+from nbtrain.data._processes.pickling import check_picklable, generator_payload, unpack_exception
+from nbtrain.data._processes.worker import generator_main, sequence_main
 from nbtrain.data._queue import END, POLL, Failure, is_item, iter_queue
-from nbtrain.data.pickling import generator_payload, unpack_exception
 from nbtrain.data.userwarning import user_stacklevel
 
-__all__ = ["ProcessGeneratorBackend", "ProcessSequencePool", "WorkerLost", "draw_shuffle_order"]
+__all__ = ["ProcessGeneratorBackend", "ProcessSequencePool", "WorkerLost", "check_fresh_generator",
+           "check_sendable", "draw_shuffle_order", "unsendable"]
 
 SLOTS_PER_WORKER = 2  # batches a worker may hold: one being read out, one being made
 _POLL = POLL
@@ -63,6 +65,45 @@ class _Task:
 
 _KERAS_ITERATORS = {("keras.src.legacy.preprocessing.image", "Iterator"),
                     ("keras_preprocessing.image.iterator", "Iterator")}
+
+
+SEND_ADVICE = (
+    "Make it picklable (no open files, started generators or other live resources in its "
+    "attributes; open them lazily in `__getitem__`), or use use_multiprocessing=False to "
+    "read it on threads."
+)
+
+
+def unsendable(what: str, error: BaseException) -> TypeError:
+    """The error for a dataset that cannot be sent to worker processes, with the fix."""
+    return TypeError(f"{what} cannot be sent to worker processes: {error}. {SEND_ADVICE}")
+
+
+def check_sendable(sequence: Any, name: str) -> None:
+    """With worker processes, a Sequence travels by value: refuse one that cannot,
+    naming the attribute that cannot be pickled (locks and not-yet-started
+    generators in it are rebuilt in each worker, as `shm.write_blob` sends them).
+
+    Raises:
+        TypeError: `sequence` (the argument `name`) cannot be pickled.
+    """
+    try:
+        check_picklable(sequence)  # the pickler that sends it: what passes here is sent
+    except Exception as exc:
+        raise unsendable(f"`{name}` ({type(sequence).__name__})", exc) from exc
+
+
+def check_fresh_generator(generator: Any, name: str) -> None:
+    """With worker processes, a generator must be copyable: refuse it before any
+    worker starts.
+
+    Raises:
+        TypeError: `generator` (the argument `name`) cannot be copied.
+    """
+    try:
+        generator_payload(generator)
+    except TypeError as exc:
+        raise TypeError(f"`{name}` with use_multiprocessing=True: {exc}") from exc
 
 
 def draw_shuffle_order(sequence: Any) -> None:
@@ -125,7 +166,7 @@ class ProcessSequencePool(WorkerGroup):
         self._state_keys = itertools.count()
         draw_shuffle_order(sequence)  # one order for every worker, as a fork inherited
         key = self._write_state()  # before spawning: an unpicklable dataset fails fast
-        self._start(_worker.sequence_main, workers)  # on failure, it shuts down (states too)
+        self._start(sequence_main, workers)  # on failure, it shuts down (states too)
         with self._lock:
             for w in self.workers:
                 self._states[key][1].add(w.wid)
@@ -168,12 +209,7 @@ class ProcessSequencePool(WorkerGroup):
         except OSError:  # no room in /dev/shm: says so itself
             raise
         except Exception as exc:  # noqa: BLE001 - reported with the fix
-            raise TypeError(
-                f"{type(self.sequence).__name__} cannot be sent to worker processes: "
-                f"{exc}. Make it picklable (no open files, started generators or other "
-                "live resources in its attributes), or use use_multiprocessing=False to "
-                "read it on threads."
-            ) from exc
+            raise unsendable(type(self.sequence).__name__, exc) from exc
         self._states[key] = (segment, set())
         return key
 
@@ -330,7 +366,7 @@ class ProcessGeneratorBackend(WorkerGroup):
         self.leftover: list[Any] = []
         self._queue: queue.Queue = queue.Queue(max_queue_size)
         self._ended: set[int] = set()
-        self._start(_worker.generator_main, workers, (payload, SLOTS_PER_WORKER, random_seed))
+        self._start(generator_main, workers, (payload, SLOTS_PER_WORKER, random_seed))
 
     def get(self) -> Iterator[Any]:
         """Yield items as workers produce them; end when every copy has ended;

@@ -3,7 +3,7 @@
 This module is what a spawned worker imports: it needs only the standard
 library, NumPy, cloudpickle and nbtrain.data, never TensorFlow (which a worker
 imports only if the user's dataset really uses it: `keras.utils.Sequence` and
-`PyDataset` are served without it, see `nbtrain.data._lightkeras`).
+`PyDataset` are served without it, see `nbtrain.data._processes.lightkeras`).
 
 Protocol (one pipe each way; the parent never sends anything large: batches
 travel through shared memory, a Sequence's state through a shared-memory blob):
@@ -28,8 +28,8 @@ import threading
 import traceback
 from typing import Any
 
-from nbtrain.data import _lightkeras, shm
-from nbtrain.data.pickling import make_iterator, pack_exception
+from nbtrain.data._processes import lightkeras, shm
+from nbtrain.data._processes.pickling import make_iterator, pack_exception
 
 _PARENT_GONE = (EOFError, BrokenPipeError, ConnectionResetError)
 _WATCH = 0.1  # seconds between checks that the parent is alive
@@ -57,7 +57,7 @@ def _setup(parent: int, prefix: str, light_keras: bool) -> None:
     threading.Thread(target=_watch_parent, args=(parent, prefix), daemon=True,
                      name="nbtrain-parent-watch").start()
     if light_keras:
-        _lightkeras.install()
+        lightkeras.install()
 
 
 def _exit(code: int) -> None:

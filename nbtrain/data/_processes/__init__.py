@@ -1,0 +1,1 @@
+"""Process workers of the enqueuers (`use_multiprocessing=True`)."""
