@@ -357,33 +357,6 @@ def _validation_tuple(value: tuple, batch_size: int | None,
             keras2_validation_data(x, y, sample_weight))
 
 
-def check_fresh_generator(generator: Any, name: str) -> None:
-    """With worker processes, a generator must be copyable: refuse it here, not in start()."""
-    from nbtrain.data.pickling import generator_payload
-
-    try:
-        generator_payload(generator)
-    except TypeError as exc:
-        raise TypeError(f"`{name}` with use_multiprocessing=True: {exc}") from exc
-
-
-def check_sendable(sequence: Any, name: str) -> None:
-    """With worker processes, a Sequence travels by value: refuse one that cannot,
-    naming the attribute that cannot be pickled (locks and not-yet-started
-    generators in it are rebuilt in each worker, as `shm.write_blob` sends them)."""
-    from nbtrain.data.pickling import check_picklable
-
-    try:
-        check_picklable(sequence)  # the pickler that sends it: what passes here is sent
-    except Exception as exc:
-        raise TypeError(
-            f"`{name}` ({type(sequence).__name__}) cannot be sent to worker processes: "
-            f"{exc}. Make it picklable (no open files, started generators or other live "
-            "resources in its attributes; open them lazily in `__getitem__`), or use "
-            "use_multiprocessing=False to read it on threads."
-        ) from exc
-
-
 def check_processes(source: Any, name: str, use_multiprocessing: bool, workers: int) -> None:
     if not use_multiprocessing or workers == 0:
         return
@@ -393,11 +366,13 @@ def check_processes(source: Any, name: str, use_multiprocessing: bool, workers: 
             "pass use_multiprocessing=False (threads) or use the dataset's own parallelism "
             "(`dataset.map(..., num_parallel_calls=tf.data.AUTOTUNE)`).")
     if is_sequence(source):
-        from nbtrain.data.processes import draw_shuffle_order
+        from nbtrain.data._processes.pool import check_sendable, draw_shuffle_order
 
         draw_shuffle_order(source)  # before anything reads a copy of it (the first batch)
         check_sendable(source, name)
     else:
+        from nbtrain.data._processes.pool import check_fresh_generator
+
         check_fresh_generator(source, name)
 
 
