@@ -54,7 +54,7 @@ def _copy_sequence(sequence: Any) -> Any:
     """An in-process copy of `sequence`, made as the workers' are (arrays shared)."""
     import pickle
 
-    from nbtrain.data.pickling import dumps
+    from nbtrain.data._processes.pickling import dumps
 
     buffers: list = []
     data = dumps(sequence, protocol=5, buffer_callback=buffers.append)
@@ -83,7 +83,7 @@ def _read_first(stream: Any, processes: bool) -> tuple[Any, bool]:
         reader = _copy_sequence(stream.data).__getitem__ if processes else None
         return stream.first(reader), True
     if processes:  # the workers copy the generator: check a copy's first item
-        from nbtrain.data.pickling import generator_payload, make_iterator
+        from nbtrain.data._processes.pickling import generator_payload, make_iterator
 
         copy = make_iterator(generator_payload(stream.data))
         try:
