@@ -384,8 +384,8 @@ def test_stop_mid_epoch_then_resume_trains_every_batch_once(kind, options):
 
 
 def test_stop_resume_with_process_workers():
-    if importlib.util.find_spec("nbtrain.data.processes") is None:
-        pytest.skip("nbtrain.data.processes (process workers) is not there yet")
+    if importlib.util.find_spec("nbtrain.data._processes.pool") is None:
+        pytest.skip("nbtrain.data._processes.pool (process workers) is not there yet")
     hook = Hook(0, 3)
     run, trained, pairs = make_run(Ids(6), callbacks=[hook], epochs=2, shuffle=True,
                                    workers=2, use_multiprocessing=True)

@@ -17,8 +17,8 @@ from test_processes import (  # noqa: F401 - leaves_nothing_behind is an autouse
     leaves_nothing_behind,
 )
 
-from nbtrain.data import _lightkeras
-from nbtrain.data._group import relay_line
+from nbtrain.data._processes import lightkeras
+from nbtrain.data._processes.group import relay_line
 
 DATAGEN = '''
 import os
@@ -187,7 +187,7 @@ print(got, leftovers())
 # -- the light Keras of the workers, against the real one ----------------------------------
 def test_the_light_pydataset_has_the_api_of_keras_pydataset():
     keras = pytest.importorskip("keras")
-    real, light = keras.utils.PyDataset, _lightkeras.PyDataset
+    real, light = keras.utils.PyDataset, lightkeras.PyDataset
     public = {n for n in dir(real) if not n.startswith(("__", "_api_export"))} | {"__iter__"}
     assert public - set(dir(light)) == set()
     assert (light.__module__, light.__qualname__) == (real.__module__, real.__qualname__)
@@ -201,7 +201,7 @@ def test_the_light_pydataset_has_the_api_of_keras_pydataset():
 def test_the_light_to_categorical_equals_keras(labels, classes):
     keras = pytest.importorskip("keras")
     expected = keras.utils.to_categorical(labels, classes)
-    got = _lightkeras.to_categorical(labels, classes)
+    got = lightkeras.to_categorical(labels, classes)
     assert got.dtype == expected.dtype and got.shape == expected.shape
     np.testing.assert_array_equal(got, expected)
 

@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
-from nbtrain.data import shm
-from nbtrain.data.pickling import Unpicklable, check_picklable, dumps, generator_payload
+from nbtrain.data._processes import shm
+from nbtrain.data._processes.pickling import Unpicklable, check_picklable, dumps, generator_payload
 
 
 class Iterator:

@@ -27,7 +27,8 @@ from test_processes import (  # noqa: F401 - leaves_nothing_behind is an autouse
 )
 
 import nbtrain
-from nbtrain.data import OrderedEnqueuer, Sequence, SequenceCursor, WorkerLost, shm
+from nbtrain.data import OrderedEnqueuer, Sequence, SequenceCursor, WorkerLost
+from nbtrain.data._processes import shm
 
 needs_pidfd = pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="needs pidfd_open (Linux)")
 

@@ -23,9 +23,10 @@ import time
 import numpy as np
 import pytest
 
-from nbtrain.data import GeneratorEnqueuer, OrderedEnqueuer, Sequence, shm
-from nbtrain.data.pickling import RemoteTraceback
-from nbtrain.data.processes import ProcessSequencePool
+from nbtrain.data import GeneratorEnqueuer, OrderedEnqueuer, Sequence
+from nbtrain.data._processes import shm
+from nbtrain.data._processes.pickling import RemoteTraceback
+from nbtrain.data._processes.pool import ProcessSequencePool
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -8,7 +8,7 @@ import traceback
 
 import pytest
 
-from nbtrain.data.workers import ThreadPool
+from nbtrain.data.threads import ThreadPool
 
 
 class Gated:

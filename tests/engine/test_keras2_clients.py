@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import nbtrain
-from nbtrain.data import shm
+from nbtrain.data._processes import shm
 
 
 def _children() -> set[int]:
