@@ -47,8 +47,8 @@ test: $(STAMP)
 
 # Backend-neutral tests again under JAX and PyTorch (installed here, not by `make lab`):
 # a subset, about 1.5 min a backend; the rest of the suite is TensorFlow's.
-BACKEND_TESTS := tests/backends tests/engine/test_interrupt.py tests/test_run_truth.py \
-	tests/test_run_close.py tests/dashboard/test_dashboard_training.py
+BACKEND_TESTS := tests/backends tests/engine/test_interrupt.py tests/run/test_run_truth.py \
+	tests/run/test_run_close.py tests/dashboard/test_dashboard_training.py
 BACKENDS_STAMP := $(VENV)/.backends-installed
 # --no-compile (here and above): byte-compiling every module at install took 3/4 of the
 # time for torch and jax (208 s against 53 s) and a quarter for TensorFlow and Jupyter

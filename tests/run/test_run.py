@@ -1085,7 +1085,7 @@ def test_interpreter_exit_stops_a_running_run_cleanly():
     code = """
 import os, sys, time
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-sys.path.insert(0, {tests!r})
+sys.path[:0] = [{here!r}, {tests!r}]
 import nbtrain
 from helpers import make_model
 from test_run import Ids
@@ -1097,10 +1097,11 @@ print("exiting", run.state, flush=True)
 """
     import pathlib
 
-    tests = str(pathlib.Path(__file__).parent)
+    here = pathlib.Path(__file__).parent
+    tests, here = str(here.parent), str(here)
     start = time.monotonic()
-    done = subprocess.run([sys.executable, "-c", code.format(tests=tests)], capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", code.format(here=here, tests=tests)],
+                          capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.splitlines() == ["exiting running", "running -> stopping",
                                         "stopping -> stopped"]  # a clean stop, not a failure
