@@ -1,7 +1,6 @@
 """Data sources and enqueuers.  Knows nothing of models or widgets, and never
 imports TensorFlow or Keras at import time."""
 
-from nbtrain.data._queue import WorkerLost
 from nbtrain.data.adapters import (
     ArraySequence,
     TrainingData,
@@ -12,6 +11,7 @@ from nbtrain.data.adapters import (
 )
 from nbtrain.data.datasets import DatasetBatches, dataset_steps, is_tf_dataset
 from nbtrain.data.enqueuers import GeneratorEnqueuer, OrderedEnqueuer
+from nbtrain.data.handoff import WorkerLost
 from nbtrain.data.sequence import Sequence, SequenceCursor, is_sequence, sequence_length
 from nbtrain.data.sharding import ShardedSequence, WorkerShard, worker_shard
 

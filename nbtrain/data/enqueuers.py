@@ -22,9 +22,8 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from nbtrain.data._queue import END, POLL, Failure, is_item, iter_queue
+from nbtrain.data.handoff import DEFAULT_GRACE, END, POLL, BatchPool, Failure, is_item, iter_queue
 from nbtrain.data.sequence import SequenceCursor, is_sequence
-from nbtrain.data.threads import DEFAULT_GRACE
 from nbtrain.data.userwarning import warn_user
 
 _POLL = POLL
@@ -125,7 +124,7 @@ class OrderedEnqueuer:
         self.cursor = cursor if cursor is not None else SequenceCursor(sequence, shuffle)
         self.transform = transform
         self.while_waiting = while_waiting
-        self._pool = None
+        self._pool: BatchPool | None = None
         self._stop = threading.Event()
         self.end_of_epoch_signal = threading.Event()
         self.max_queue_size = 10
@@ -183,7 +182,7 @@ class OrderedEnqueuer:
         if self._pool is None:
             raise RuntimeError("Call start() before get().")
         pool, cursor = self._pool, self.cursor
-        transform = None if getattr(pool, "applies_transform", False) else self.transform
+        transform = None if pool.applies_transform else self.transform
         while_waiting = self.while_waiting
         in_flight: collections.deque = collections.deque()
         planned = iter(cursor.remaining())

@@ -1,8 +1,9 @@
 """Thread workers for `OrderedEnqueuer`.
 
-A worker pool turns batch indices into futures of batches.  The enqueuer asks
-for batches in order and keeps `max_queue_size` of them in flight; the pool
-decides where `__getitem__` runs.  Process pools live in `processes.py`.
+A worker pool (`handoff.BatchPool`) turns batch indices into futures of
+batches (`handoff.BatchFuture`).  The enqueuer asks for batches in order and
+keeps `max_queue_size` of them in flight; the pool decides where `__getitem__`
+runs.  The process pool is `_processes.pool.ProcessSequencePool`.
 
 The thread pool is built for the training loop's hand-off, which happens once
 per batch: a task is a slotted object put on a `queue.SimpleQueue`, and a
@@ -13,71 +14,19 @@ future, a semaphore per submit), on both threads.
 
 from __future__ import annotations
 
-import concurrent.futures
 import queue
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+from nbtrain.data.handoff import DEFAULT_GRACE, BatchFuture, BatchPool
 from nbtrain.data.userwarning import warn_user
 
-DEFAULT_GRACE = 5.0
-"""Seconds `ThreadPool.shutdown(timeout=None)` lets a worker finish its batch
-before it is abandoned (the process pools' `DEFAULT_GRACE` is the same)."""
+__all__ = ["DEFAULT_GRACE", "ThreadPool"]
 
 
-class BatchFuture:
-    """The batch of one index, being read by a `ThreadPool` worker.
-
-    The subset of `concurrent.futures.Future` the enqueuer uses: `result`,
-    `done`, `cancel`.
-    """
-
-    __slots__ = ("pool", "index", "is_done", "is_cancelled", "value", "error")
-
-    def __init__(self, pool: ThreadPool, index: int):
-        self.pool = pool
-        self.index = index
-        self.is_done = False
-        self.is_cancelled = False
-        self.value: Any = None
-        self.error: BaseException | None = None
-
-    def done(self) -> bool:
-        """True once the batch is read (or failed, or was cancelled)."""
-        return self.is_done or self.is_cancelled
-
-    def cancel(self) -> bool:
-        """Cancel the task if no worker has started it; True if it was cancelled."""
-        with self.pool.cond:
-            if self.is_done:
-                return False
-            self.is_cancelled = True
-            self.pool.cond.notify_all()
-            return True
-
-    def result(self, timeout: float | None = None) -> Any:
-        """The batch; raises the worker's exception as it was raised.
-
-        Raises:
-            concurrent.futures.TimeoutError: not ready within `timeout` seconds.
-            concurrent.futures.CancelledError: the pool was shut down first.
-        """
-        if not self.is_done:
-            cond = self.pool.cond
-            with cond:
-                cond.wait_for(lambda: self.is_done or self.is_cancelled, timeout)
-            if not self.is_done:
-                if self.is_cancelled:
-                    raise concurrent.futures.CancelledError()
-                raise concurrent.futures.TimeoutError()
-        if self.error is not None:
-            raise self.error
-        return self.value
-
-
-class ThreadPool:
+class ThreadPool(BatchPool):
     """Runs `sequence[index]` on `workers` threads sharing the caller's memory.
 
     Args:
@@ -108,12 +57,12 @@ class ThreadPool:
         """Read batch `index` on a worker; returns its future."""
         if self._closed:
             raise RuntimeError("This pool is shut down.")
-        future = BatchFuture(self, index)
+        future = BatchFuture(self.cond, index)
         self._tasks.put(future)
         return future
 
     def _work(self, slot: int) -> None:
-        tasks, cond, sequence, transform = self._tasks, self.cond, self.sequence, self.transform
+        tasks, sequence, transform = self._tasks, self.sequence, self.transform
         reading = self._reading
         while True:
             future = tasks.get()
@@ -122,21 +71,15 @@ class ThreadPool:
             if future.is_cancelled:
                 continue
             reading[slot] = future
+            value, error = None, None
             try:
                 value = sequence[future.index]
                 if transform is not None and not future.is_cancelled:
                     value = transform(value)
             except BaseException as exc:  # noqa: BLE001 - delivered to the consumer
-                future.error = exc
-            else:
-                future.value = value
+                error = exc
             reading[slot] = None
-            with cond:
-                if future.is_cancelled:  # abandoned by shutdown: nobody reads it
-                    future.value = future.error = None
-                    continue
-                future.is_done = True
-                cond.notify_all()
+            future.settle(value, error)  # dropped if abandoned by shutdown: nobody reads it
 
     def new_pass(self) -> None:
         """The sequence may have changed in `on_epoch_end`; threads see it already."""

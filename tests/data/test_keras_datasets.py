@@ -18,7 +18,7 @@ from test_processes import (  # noqa: F401 - leaves_nothing_behind is an autouse
 )
 
 from nbtrain.data._processes import lightkeras
-from nbtrain.data._processes.group import relay_line
+from nbtrain.data._processes.relay import relay_line
 
 DATAGEN = '''
 import os

@@ -11,16 +11,14 @@ of the group, whatever state the workers were left in.
 
 The workers' stdout and stderr are pipes the collector relays, line by line,
 to the parent's `sys.stdout` / `sys.stderr` (in Jupyter: the cell), leaving
-out TensorFlow's C++ start-up log lines (`relay_line`).
+out TensorFlow's C++ start-up log lines (see `relay`).
 """
 
 from __future__ import annotations
 
 import atexit
 import os
-import re
 import signal
-import sys
 import threading
 import time
 import weakref
@@ -28,11 +26,12 @@ from multiprocessing.connection import wait
 from typing import Any
 
 from nbtrain.data._processes import shm
+from nbtrain.data._processes.lightkeras import light_keras_enabled
+from nbtrain.data._processes.relay import OutputRelay
 from nbtrain.data._processes.spawn import SpawnProcess, pipe
-from nbtrain.data._queue import WorkerLost
+from nbtrain.data.handoff import DEFAULT_GRACE, WorkerLost
 from nbtrain.data.userwarning import warn_user
 
-DEFAULT_GRACE = 5.0  # seconds a worker gets to finish its batch on stop(timeout=None)
 _KILL_GRACE = 2.0
 _LIVE: weakref.WeakSet = weakref.WeakSet()
 
@@ -42,28 +41,6 @@ _HINTS = {
     "SIGBUS": " (shared memory exhausted? check the free space of /dev/shm)",
     "SIGABRT": " (aborted by native code)",
 }
-
-
-# TensorFlow's C++ log lines (absl format: severity I/W/E, date, time, thread,
-# file:line]) and the two lines of its start-up banner that are not in that format.
-_TF_NOISE = re.compile(
-    r"^(?:[IWE]\d{4} [\d:.]+\s+\d+ \S+:\d+\] "
-    r"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
-    r"|To enable the following instructions: .* rebuild TensorFlow with the appropriate "
-    r"compiler flags\.)"
-)
-
-
-def relay_line(line: str) -> bool:
-    """Whether a line a worker wrote to stdout/stderr goes to the user (not
-    TensorFlow's start-up chatter, which the parent has shown once already)."""
-    return _TF_NOISE.match(line) is None
-
-
-def light_keras_enabled() -> bool:
-    """Whether workers serve `keras.utils.Sequence` without TensorFlow
-    (`NBTRAIN_LIGHT_KERAS=0` turns it off)."""
-    return os.environ.get("NBTRAIN_LIGHT_KERAS", "1").strip().lower() not in ("0", "false", "no")
 
 
 def describe_exit(code: int | None) -> str:
@@ -120,19 +97,14 @@ class WorkerGroup:
         self._grace = DEFAULT_GRACE  # of the shutdown in progress
         self.error: BaseException | None = None
         self.while_waiting: Any = None  # called while the consumer waits (see the enqueuers)
-        self._relays: dict[int, list] = {}  # read fd -> [sink, pending bytes]
+        self._output = OutputRelay()  # the workers' stdout and stderr
 
     # -- life ---------------------------------------------------------------
     def _start(self, target: Any, n: int, args: tuple = ()) -> None:
         _LIVE.add(self)
         args = (os.getpid(), light_keras_enabled(), *args)
         try:
-            stdio = []
-            for sink in ("stdout", "stderr"):
-                r, w = os.pipe()
-                os.set_blocking(r, False)
-                self._relays[r] = [sink, b""]
-                stdio.append(w)
+            stdio = self._output.open()
             try:
                 for wid in range(n):
                     self.workers.append(self._spawn(target, wid, args, tuple(stdio)))
@@ -197,15 +169,15 @@ class WorkerGroup:
                         waitables[w.results] = w
                     if w.alive:
                         waitables[w.process.sentinel] = w
-                for fd in self._relays:
+                for fd in self._output.fds():
                     waitables[fd] = None
                 for obj in wait(list(waitables), timeout=1.0):
                     if self._closing.is_set():
                         return
                     worker = waitables[obj]
                     if worker is None:
-                        if obj in self._relays:
-                            self._relay(obj)
+                        if obj in self._output:
+                            self._output.relay(obj)
                         continue
                     if obj is worker.results:
                         self._read(worker)
@@ -229,37 +201,6 @@ class WorkerGroup:
                     self._handle(worker, msg)
         except (EOFError, OSError):
             worker.reading = False
-
-    def _relay(self, fd: int, final: bool = False) -> None:
-        """Pass on what the workers wrote to `fd`, whole lines only (all of it if `final`)."""
-        entry = self._relays[fd]
-        while True:
-            try:
-                data = os.read(fd, 1 << 16)
-            except BlockingIOError:
-                break
-            except OSError:
-                data = b""
-            if not data:  # every worker has closed it
-                del self._relays[fd]
-                os.close(fd)
-                final = True
-                break
-            entry[1] += data
-        lines = entry[1].split(b"\n")
-        entry[1] = b"" if final else lines.pop()
-        text = "".join(
-            line + "\n" for line in (b.decode(errors="replace") for b in lines)
-            if line and relay_line(line)
-        )
-        if text:
-            sink = getattr(sys, entry[0], None)
-            try:
-                if sink is not None:
-                    sink.write(text)
-                    sink.flush()
-            except (OSError, ValueError):  # a closed stream at exit
-                pass
 
     def _exited(self, worker: Worker) -> None:
         self._read(worker)  # what it sent before it died
@@ -342,8 +283,7 @@ class WorkerGroup:
                     w.process.join()
             for w in self.workers:
                 self._drain_after_stop(w)
-            for fd in list(self._relays):  # the workers are gone: what they wrote last
-                self._relay(fd, final=True)
+            self._output.relay_all()  # the workers are gone: what they wrote last
         finally:
             try:
                 for w in self.workers:
@@ -353,9 +293,7 @@ class WorkerGroup:
                 self._wake_r.close()
                 self._wake_w.close()
                 self.reader.close()
-                for fd in self._relays:
-                    os.close(fd)
-                self._relays.clear()
+                self._output.close()
             finally:
                 try:
                     shm.sweep(self.prefix)

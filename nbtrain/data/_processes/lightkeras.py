@@ -23,6 +23,9 @@ Anything else (`keras.layers`, `tf.image`, `import keras.src.backend`, ...)
 `sys.meta_path`, and the real module is imported and used from then on, so a
 dataset that really uses TensorFlow gets the real thing, only later.  A class
 already defined on the light base keeps it.
+
+The switch is the parent's: `light_keras_enabled()` (`NBTRAIN_LIGHT_KERAS=0`
+turns it off) is read when a pool spawns its workers, and passed to them.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import importlib
 import importlib.abc
 import importlib.machinery
 import itertools
+import os
 import sys
 import threading
 import types
@@ -246,6 +250,12 @@ class _Finder(importlib.abc.MetaPathFinder):
 _LOADER = _Loader()
 _FINDER = _Finder()
 _STATE = {"real": False, "installed": False}
+
+
+def light_keras_enabled() -> bool:
+    """Whether workers serve `keras.utils.Sequence` without TensorFlow
+    (`NBTRAIN_LIGHT_KERAS=0` turns it off)."""
+    return os.environ.get("NBTRAIN_LIGHT_KERAS", "1").strip().lower() not in ("0", "false", "no")
 
 
 def install() -> bool:

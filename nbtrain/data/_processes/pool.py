@@ -20,9 +20,9 @@
 from __future__ import annotations
 
 import collections
-import concurrent.futures
 import itertools
 import queue
+import threading
 import warnings
 import weakref
 from collections.abc import Callable, Iterator
@@ -32,7 +32,7 @@ from nbtrain.data._processes import shm
 from nbtrain.data._processes.group import Worker, WorkerGroup, WorkerLost
 from nbtrain.data._processes.pickling import check_picklable, generator_payload, unpack_exception
 from nbtrain.data._processes.worker import generator_main, sequence_main
-from nbtrain.data._queue import END, POLL, Failure, is_item, iter_queue
+from nbtrain.data.handoff import END, POLL, BatchFuture, BatchPool, Failure, is_item, iter_queue
 from nbtrain.data.userwarning import user_stacklevel
 
 __all__ = ["ProcessGeneratorBackend", "ProcessSequencePool", "WorkerLost", "check_fresh_generator",
@@ -42,23 +42,12 @@ SLOTS_PER_WORKER = 2  # batches a worker may hold: one being read out, one being
 _POLL = POLL
 
 
-def _settle(future: concurrent.futures.Future, result: Any = None,
-            error: BaseException | None = None) -> None:
-    try:
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)
-    except concurrent.futures.InvalidStateError:  # cancelled by a stop
-        pass
-
-
 class _Task:
     __slots__ = ("future", "index", "slot", "worker")
 
-    def __init__(self, index: int):
-        self.future: concurrent.futures.Future = concurrent.futures.Future()
-        self.index = index
+    def __init__(self, future: BatchFuture):
+        self.future = future
+        self.index = future.index
         self.worker: Worker | None = None
         self.slot: int | None = None
 
@@ -131,7 +120,7 @@ def draw_shuffle_order(sequence: Any) -> None:
         sequence.on_epoch_end()
 
 
-class ProcessSequencePool(WorkerGroup):
+class ProcessSequencePool(WorkerGroup, BatchPool):
     """Runs `sequence[index]` in `workers` spawned processes.
 
     Each worker holds at most `SLOTS_PER_WORKER` tasks; the others wait in the
@@ -164,6 +153,7 @@ class ProcessSequencePool(WorkerGroup):
         self._slots = dict.fromkeys(range(workers), SLOTS_PER_WORKER)
         self._states: dict[int, tuple[Any, set[int]]] = {}
         self._state_keys = itertools.count()
+        self._futures = threading.Condition(threading.Lock())  # shared by this pool's futures
         draw_shuffle_order(sequence)  # one order for every worker, as a fork inherited
         key = self._write_state()  # before spawning: an unpicklable dataset fails fast
         self._start(sequence_main, workers)  # on failure, it shuts down (states too)
@@ -173,12 +163,12 @@ class ProcessSequencePool(WorkerGroup):
                 self._send(w, ("state", key, self._states[key][0].name))
 
     # -- consumer side ----------------------------------------------------------
-    def submit(self, index: int) -> concurrent.futures.Future:
+    def submit(self, index: int) -> BatchFuture:
         """A future of `sequence[index]`, read by a worker process."""
-        task = _Task(index)
+        task = _Task(BatchFuture(self._futures, index))
         with self._lock:
             if self.error is not None:
-                task.future.set_exception(self.error)
+                task.future.settle(error=self.error)
                 return task.future
             if self._closing.is_set():
                 task.future.cancel()
@@ -260,7 +250,7 @@ class ProcessSequencePool(WorkerGroup):
             except BaseException as exc:  # noqa: BLE001 - delivered to the consumer
                 error = exc
         if task is not None:
-            _settle(task.future, result, error)
+            task.future.settle(result, error)
 
     def _loaded(self, worker: Worker, key: int) -> None:
         with self._lock:
@@ -287,7 +277,7 @@ class ProcessSequencePool(WorkerGroup):
             self._tasks.clear()
             self._pending.clear()
         for task in tasks:
-            _settle(task.future, error=error)
+            task.future.settle(error=error)
 
     def _stopped(self) -> None:
         with self._lock:
