@@ -7,14 +7,18 @@
   After `on_epoch_end`, `new_pass()` ships the Sequence's new state to every
   worker (pickled by value into a shared-memory blob) before any batch of the
   next pass is asked for.
-- Batches come back through per-worker shared-memory slots (`nbtrain.data._processes.shm`):
-  array bytes are copied, never pickled.
-- Workers are spawned without re-running `__main__` (`nbtrain.data._processes.spawn`);
-  datasets and generators travel by value with cloudpickle, so classes defined
-  in a notebook work.
+- Batches come back through per-worker shared-memory slots (`shm`): array
+  bytes are copied, never pickled.
+- Workers are spawned without re-running `__main__` (`spawn`); datasets and
+  generators travel by value with cloudpickle, so classes defined in a
+  notebook work.
 - A worker's exception is re-raised in the consumer as its original type, the
   worker's traceback as its `__cause__`; a worker that dies is reported as a
-  RuntimeError naming it (see `nbtrain.data._processes.group`).
+  RuntimeError naming it (see `group`).
+- `check_sendable` / `check_fresh_generator` refuse, before any worker starts,
+  what cannot be sent; `unsendable` holds the advice of that refusal.
+
+The data flow is drawn in this package's `__init__`.
 """
 
 from __future__ import annotations
