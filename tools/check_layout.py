@@ -29,8 +29,8 @@ PACKAGE = ROOT / "nbtrain"
 # and markers nbtrain sets on objects of its own making.  Not nbtrain's own privates.
 KNOWN = {
     "_dom_classes": "ipywidgets' trait for CSS classes (one message, unlike add_class)",
-    "_launch": "multiprocessing's spawn Popen (nbtrain.data._spawn: fd passing)",
-    "_Popen": "multiprocessing's Process factory (nbtrain.data._spawn)",
+    "_launch": "multiprocessing's spawn Popen (nbtrain.data._processes.spawn: fd passing)",
+    "_Popen": "multiprocessing's Process factory (nbtrain.data._processes.spawn)",
     "_in_multi_worker_mode": "tf.distribute: whether the strategy spans several workers",
     "_maybe_symbolic_build": "Keras: build the model before the first compiled step",
     "_symbolic_build": "Keras (JAX, PyTorch): build the model before the first step, as fit does",
@@ -46,10 +46,8 @@ KNOWN = {
     "_learning_rate": "Keras optimizer: its learning-rate variable or schedule (engine.hyperparameters)",
     "_initial_epoch": "Keras BackupAndRestore: the restored epoch (what Keras's own fit reads)",
     "_exit": "os._exit: a worker process ends without running the parent's exit hooks",
-    "_name": "multiprocessing.Process's name, read by the spawn launcher (data._spawn)",
-    "_lightkeras": "the worker-process side of nbtrain.data.processes (its own package)",
+    "_name": "multiprocessing.Process's name, read by the spawn launcher (data._processes.spawn)",
     "_getframe": "CPython's sys._getframe: warnings attributed to the user's frame",
-    "_worker": "the worker-process side of nbtrain.data.processes (its own package)",
     "_recv_callback": "pyzmq ZMQStream: ipykernel 7's main-shell reader, wrapped (kernel_events)",
     "_parent_ident": "ipykernel 7: routing identity of the busy cell's request (nbtrain.kernel_events)",
 }
