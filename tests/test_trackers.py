@@ -3,7 +3,8 @@
 MLflow's Keras autologging (which patches `keras.Model.fit`, never called by
 nbtrain) against a real local MLflow store (SQLite in tmp_path): an nbtrain
 training is logged as `fit` would be, and a Run across a stop and a resume is one
-MLflow run.  W&B's `WandbMetricsLogger` in offline mode across a stop and a
+MLflow run; a failed training's run ends FAILED, and one resumed after the failure
+goes on.  W&B's `WandbMetricsLogger` in offline mode across a stop and a
 resume.  (TensorBoard's callback across a stop and a resume:
 tests/test_run_keras_callbacks.py.)
 """
@@ -177,6 +178,64 @@ def test_autolog_fit_generator_and_a_users_own_run(store):
     assert len(runs(store)) == 2
     assert [v for _, v in history(store, mine.info.run_id, "loss")] == pytest.approx(
         hist.history["loss"])
+
+
+class FailOnce(nbtrain.Sequence):
+    """Batches of 8 of `x, y`; the `at`-th read raises (that one only)."""
+
+    def __init__(self, x, y, at: int):
+        self.x, self.y, self.at, self.reads = x, y, at, 0
+
+    def __len__(self):
+        return len(self.x) // 8
+
+    def __getitem__(self, index):
+        self.reads += 1
+        if self.reads == self.at:
+            raise ValueError(f"deliberate failure in batch {index}")
+        return self.x[index * 8:(index + 1) * 8], self.y[index * 8:(index + 1) * 8]
+
+
+def test_autolog_a_failed_run_is_failed_and_a_resumed_one_goes_on(store):
+    import mlflow
+
+    mlflow.keras.autolog(silent=True, log_models=False)
+    x, y = make_data(64)
+    hold = HoldAt(1, 2)  # in the resumed pass (the failure is in epoch 0)
+    run = nbtrain.Run(make_model(), FailOnce(x, y, at=4), epochs=3, workers=0, shuffle=False,
+                      callbacks=[hold])
+    run.start()
+    with pytest.raises(ValueError, match="deliberate failure"):
+        run.wait(timeout=TIMEOUT)
+    assert run.state == "failed"
+    (logged,) = runs(store)  # failed and not resumed: the run ends FAILED, as fit's would
+    run_id = logged.info.run_id
+    assert logged.info.status == "FAILED" and logged.info.end_time is not None
+    assert history(store, run_id, "loss") == []  # the failure came in the first epoch
+
+    run.resume()  # the failure was in the data of a Sequence: the run goes on
+    assert hold.reached.wait(TIMEOUT)
+    assert store.get_run(run_id).info.status == "RUNNING"  # while it goes on
+    hold.go.set()
+    run.wait(timeout=TIMEOUT)
+    assert run.state == "finished"
+    (logged,) = runs(store)  # the same MLflow run, finished with every epoch
+    assert logged.info.run_id == run_id and logged.info.status == "FINISHED"
+    assert history(store, run_id, "loss") == [
+        (epoch, pytest.approx(value)) for epoch, value in enumerate(run.history.history["loss"])]
+    assert len(run.history.history["loss"]) == 3
+    assert mlflow.active_run() is None
+    run.close()
+
+    def failing():  # a blocking fit that fails: its run too (not resumable: ends FAILED)
+        yield x[:16], y[:16]
+        raise RuntimeError("deliberate failure in the generator")
+
+    with pytest.raises(RuntimeError, match="deliberate failure"):
+        nbtrain.fit_generator(make_model(), failing(), steps_per_epoch=4, epochs=2, verbose=0)
+    statuses = sorted(r.info.status for r in runs(store))
+    assert statuses == ["FAILED", "FINISHED"]
+    assert mlflow.active_run() is None
 
 
 def test_autolog_off_or_mlflow_not_imported_adds_nothing(store, monkeypatch):

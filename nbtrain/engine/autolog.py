@@ -10,7 +10,10 @@ is that patch and that callback in one callback, driven by nbtrain's callback
 contract instead of one call of `fit`: the MLflow run begins at `on_train_begin`
 and ends at the training's real end (`on_train_end`); a user's stop is no end,
 so a run across any stop and resume is one MLflow run, and so is a continue
-after a finish (the same run is reopened; parameters are logged once).
+after a finish (the same run is reopened; parameters are logged once).  A failed
+pass marks the run FAILED, as MLflow's patch does when `fit` raises
+(`on_train_failed`, nbtrain's hook); a resume after the failure goes on with it
+(`on_train_resume`).
 
 Each hook logs with an explicit run id (MLflow's active run is per thread, and a
 Run trains each pass on a new thread), so nothing is left on any thread's run
@@ -160,6 +163,7 @@ class MlflowAutolog(keras.callbacks.Callback):
         self.run_id, self.managed = user_run_id, user_run_id is None
         self.model_id: str | None = None
         self.begun = False
+        self.failed = False  # marked FAILED by a failed pass, until the training goes on
 
     @staticmethod
     def _client() -> Any:
@@ -219,6 +223,22 @@ class MlflowAutolog(keras.callbacks.Callback):
             self._log_model(mlflow)
         if self.managed:
             self._client().set_terminated(self.run_id, "FINISHED")
+
+    @_safe
+    def on_train_failed(self, exception: BaseException) -> None:
+        """A pass failed (nbtrain's hook: no `on_train_end` follows): the run is marked
+        FAILED, as MLflow's patch ends its run when `fit` raises; a resume of the
+        training (`on_train_resume`) goes on with the same run."""
+        if self.managed and self.run_id is not None:
+            self._client().set_terminated(self.run_id, "FAILED")
+            self.failed = True
+
+    @_safe
+    def on_train_resume(self) -> None:
+        """An interrupted or failed training goes on: a failed run is running again."""
+        if self.failed:
+            self.failed = False
+            self._client().update_run(self.run_id, status="RUNNING")
 
     def _log(self, metrics: dict, step: int | None = None) -> None:
         import mlflow

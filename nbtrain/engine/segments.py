@@ -4,12 +4,15 @@
 after an end: a new *segment*, begun with `callbacks.begin_segment` so that
 nothing written is truncated); an interruption (`Interrupt` from the gate)
 suspends the training without ending it; the next pass carries on with it;
-`end()` runs `on_train_end` once.  See docs/architecture.md, "One training
-across passes, and segments".
+`end()` runs `on_train_end` once.  Beside Keras's hooks, a callback may define
+`on_train_failed(exception)` (a pass failed: no `on_train_end` follows) and
+`on_train_resume()` (an interrupted or failed training goes on).  See
+docs/architecture.md, "One training across passes, and segments".
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from nbtrain.engine.callbacks import begin_segment, carry_on, suspend
@@ -58,8 +61,12 @@ class TrainingSegments:
         callbacks = self.callbacks.callbacks
         late = [cb for cb in callbacks if id(cb) not in self._begun]
         if self._suspended:
-            carry_on([cb for cb in callbacks if id(cb) in self._begun])
+            suspended = [cb for cb in callbacks if id(cb) in self._begun]
+            carry_on(suspended)
             self._suspended = False
+            for callback in suspended:
+                if hasattr(callback, "on_train_resume"):
+                    callback.on_train_resume()
         for callback in late:
             callback.on_train_begin()
             self._begun.add(id(callback))
@@ -68,6 +75,19 @@ class TrainingSegments:
         """The pass was interrupted: the training stays open (writers flushed)."""
         suspend(self.callbacks)
         self._suspended = True
+
+    def fail(self, exception: BaseException) -> None:
+        """The pass failed: callbacks that define `on_train_failed(exception)` are told
+        (no `on_train_end` follows; a resumable failure leaves the training open, and
+        the pass that resumes it calls `on_train_resume()` of those that define it)."""
+        for callback in self.callbacks.callbacks:
+            hook = getattr(callback, "on_train_failed", None)
+            try:
+                if hook is not None:
+                    hook(exception)
+            except Exception as exc:  # the training's own error is what the caller gets
+                warnings.warn(f"{type(callback).__name__}.on_train_failed raised {exc!r}",
+                              stacklevel=2)
 
     def end(self, logs: dict | None = None) -> None:
         """`on_train_end` (with `logs`, default the last epoch's) if a training is open."""

@@ -224,11 +224,13 @@ class FitLoop(LoopControls):
             grace = STOP_GRACE
             self.recovery.interrupted()
             return self.history
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             grace = INTERRUPT_GRACE  # back to the user within about a second
+            self.segments.fail(exc)
             raise
         except Exception as exc:
             self.recovery.failed(exc)  # recorded: where, and whether run() can go on
+            self.segments.fail(exc)
             raise
         finally:
             self.sync_model()
