@@ -341,5 +341,5 @@ def test_a_worker_process_traceback_is_shown_from_the_users_frames():
         "in __getitem__",
         '    raise DataError(f"bad record in batch {index}")',
         "test_failures.DataError: bad record in batch 3"]
-    assert "_worker.py" not in shown and "_worker.py" in shown.html  # folded, not lost
+    assert "_processes/worker.py" not in shown and "_processes/worker.py" in shown.html  # folded
     assert_clean()
