@@ -407,7 +407,7 @@ class Dashboard(keras.callbacks.Callback):
             self.set_state(FAILED if error is not None else STOPPED)
 
 
-def display_run(run: Any) -> Dashboard:
+def display_run(run: Any, html: bool = False) -> Dashboard:
     """Show a live view of `run` in the current cell: its dashboard if it has
     one, else a new one bound to it.
 
@@ -415,6 +415,7 @@ def display_run(run: Any) -> Dashboard:
 
     Args:
         run: an `nbtrain.Run`.
+        html: as one HTML output (`display="html"`), not the widgets.
 
     Example:
 
@@ -432,7 +433,7 @@ def display_run(run: Any) -> Dashboard:
             dashboard.bind(run, follows_history=True)
         else:
             dashboard.bind(run)
-    dashboard.display()
+    dashboard.display(html=html)
     return dashboard
 
 

@@ -6,7 +6,8 @@ what it chose:
 
 - `attach_display(run, display)`: `nbtrain.fit`'s display of a Run;
 - `progress_for(verbose)`: `nbtrain.fit_generator`'s progress callback;
-- `register_run_display`: a `Run` shown as a cell's result shows a dashboard.
+- `register_run_display`: a `Run` shown as a cell's result shows the display
+  its `nbtrain.fit` chose.
 
 (`Dashboard.on_train_begin`, for a Dashboard given to a plain `model.fit`,
 asks the same chooser.)  Nothing here imports ipywidgets until a dashboard is
@@ -54,6 +55,7 @@ def attach_display(run: Any, display: Any = None, verbose: Any = "auto") -> Any:
 
     text = check_verbose(verbose) if verbose != "auto" else "auto"
     kind = notebook.choose_display(display, chief=getattr(run, "is_chief", True))
+    notebook.remember_display(run, kind)  # `run` on a cell's last line shows the same
     if kind is None:
         return None
     if kind == notebook.TEXT:
@@ -71,8 +73,7 @@ def attach_display(run: Any, display: Any = None, verbose: Any = "auto") -> Any:
     from nbtrain.dashboard.callback import Dashboard
 
     html = kind == notebook.HTML
-    if not html:
-        register_run_display()
+    register_run_display()
     mine = [cb for cb in run.callbacks if isinstance(cb, Dashboard)]
     if mine:  # the user passed a Dashboard in `callbacks`: bind and show that one
         mine[0].bind(run)
@@ -128,15 +129,22 @@ def progress_for(verbose: Any) -> Any:
 
 
 def _display_run(run: Any) -> None:
+    """A Run shown as a cell's result: the display its `nbtrain.fit` chose
+    (`notebook.cell_display`); where that is text, its repr."""
+    kind = notebook.cell_display(run)
+    if kind == notebook.TEXT:
+        notebook.show({"text/plain": repr(run)})
+        return
     from nbtrain.dashboard.callback import display_run
 
-    display_run(run)
+    display_run(run, html=kind == notebook.HTML)
 
 
 def register_run_display(ipython: Any = None) -> None:
     """Make a `Run` shown as a cell's result (`run` on the last line) display a
-    live dashboard of it.  Registered by type name, so nothing is imported now;
-    idempotent.
+    live view of it, the display its `nbtrain.fit` chose (`notebook.cell_display`:
+    the widget dashboard or the HTML output).  Registered by type name, so nothing
+    is imported now; idempotent.
 
     Args:
         ipython: the shell (default: the current one; nothing happens without one).

@@ -24,7 +24,8 @@ the dashboard's key in their metadata (`snapshot_metadata`) for it to find.
 
 It also holds `frontend` (Colab, Kaggle, VS Code, Jupyter or a console, from
 what the kernel can see) and `choose_display`, the one choice between the
-widget dashboard, the HTML output, text and nothing.  Nothing here imports
+widget dashboard, the HTML output, text and nothing; `cell_display`, the
+display of a run or search shown as a cell's result, follows the same choice.  Nothing here imports
 ipywidgets or matplotlib, nor any other module of the dashboard but `format`.
 """
 
@@ -33,6 +34,7 @@ from __future__ import annotations
 import base64
 import os
 import sys
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -181,6 +183,42 @@ def choose_display(display: bool | str | None = None, *, chief: bool = True) -> 
     if display is False:
         return None
     return DASHBOARD if display is True else display
+
+
+_GIVEN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+"""The display each run or search was given (`remember_display`), while it lives."""
+
+
+def remember_display(obj: Any, kind: str | None) -> None:
+    """Record the display `obj` (a Run, a search) was given by `choose_display`, for
+    `cell_display` (nothing for an object that cannot be weakly referenced)."""
+    try:
+        _GIVEN[obj] = kind
+    except TypeError:
+        pass
+
+
+def cell_display(obj: Any) -> str:
+    """The display of `obj` shown as a cell's result (`run` or `search` on a cell's
+    last line): the one its training was given (`remember_display`: `nbtrain.fit`'s
+    `display=`, else the frontend's default or `NBTRAIN_DISPLAY`), or, for one given
+    none (`display=False`, a worker's run) or never shown, the frontend's default
+    (`choose_display()`); `TEXT` where that is nothing too.
+
+    Example:
+
+    ```python
+    run = nbtrain.fit(model, x, y, display="html")
+    cell_display(run)   # "html": `run` on a cell's last line shows the HTML output
+    ```
+    """
+    try:
+        kind = _GIVEN.get(obj)
+    except TypeError:  # not weakly referable, or not hashable: never recorded
+        kind = None
+    if kind is None:
+        kind = choose_display()
+    return kind or TEXT
 
 
 def widget_bundle(model_id: str) -> dict:

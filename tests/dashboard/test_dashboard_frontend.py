@@ -127,3 +127,58 @@ def test_fit_refuses_a_bad_display_before_anything_starts():
 
     with pytest.raises(ValueError, match="`display` must be"):
         nbtrain.fit(None, None, display="widgets")
+
+
+# -- a run or search shown as a cell's result: the display its training chose -------------
+
+class Shown:
+    """Anything a display can be remembered for (a Run, a search)."""
+
+
+def test_a_cells_result_follows_the_frontend_and_the_environment(kernel, monkeypatch):
+    never_shown = Shown()
+    assert notebook.cell_display(never_shown) == notebook.DASHBOARD  # JupyterLab
+    monkeypatch.setenv("COLAB_RELEASE_TAG", "x")
+    assert notebook.cell_display(never_shown) == notebook.HTML  # Colab
+    monkeypatch.setenv(notebook.ENV_DISPLAY, "dashboard")
+    assert notebook.cell_display(never_shown) == notebook.DASHBOARD
+    monkeypatch.setenv(notebook.ENV_DISPLAY, "none")  # nothing by default: its repr
+    assert notebook.cell_display(never_shown) == notebook.TEXT
+
+
+def test_a_cells_result_follows_the_display_given_to_its_training(kernel, monkeypatch):
+    monkeypatch.setenv("COLAB_RELEASE_TAG", "x")
+    given = {display: Shown() for display in ("dashboard", "html", "text", False)}
+    for display, obj in given.items():
+        notebook.remember_display(obj, notebook.choose_display(display))
+    assert notebook.cell_display(given["dashboard"]) == notebook.DASHBOARD  # over Colab's
+    assert notebook.cell_display(given["html"]) == notebook.HTML
+    assert notebook.cell_display(given["text"]) == notebook.TEXT
+    assert notebook.cell_display(given[False]) == notebook.HTML  # none given: the frontend's
+    notebook.remember_display(1, notebook.HTML)  # not weakly referable: not remembered
+    assert notebook.cell_display(1) == notebook.HTML
+
+
+def test_a_run_on_a_cells_last_line_shows_the_display_fit_chose(ipython, cell, comm_log):
+    """Through IPython's display formatter, as a cell's result is shown (no kernel
+    here: the frontend's default is text)."""
+    from helpers import make_data, make_model
+
+    import nbtrain
+
+    x, y = make_data(32)
+    shown = {}
+    for display in ("html", "dashboard", False):
+        run = nbtrain.fit(make_model(), x, y, epochs=1, batch_size=16, display=display)
+        run.wait(timeout=60)
+        before = len(cell.order)
+        ipython.display_formatter.format(run)  # `run` as a cell's last line
+        shown[display] = cell.outputs()[before:]
+        run.close()
+    (html,) = shown["html"]  # one HTML output, no widget
+    assert 'class="nbtrain-html"' in html["text/html"] and notebook.WIDGET_MIMETYPE not in html
+    assert "nbtrain-state-finished" in html["text/html"]
+    widget, _table, _plot = shown["dashboard"]  # the widgets and their snapshot outputs
+    assert notebook.WIDGET_MIMETYPE in widget
+    (text,) = shown[False]  # no display given, no notebook: the run's repr
+    assert text == {"text/plain": repr(run)}
