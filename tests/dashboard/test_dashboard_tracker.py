@@ -27,16 +27,44 @@ def feed_epoch(tracker, epoch, values, logs_extra=None, every=1, steps=None):
 def test_batch_values_are_recovered_from_running_averages():
     rng = np.random.default_rng(0)
     values = rng.random(100)
-    tracker = MetricTracker(capacity=256)
+    tracker = MetricTracker(capacity=256, sample_interval=0)  # every batch read
     feed_epoch(tracker, 0, values)
     x, y = tracker.metrics["loss"].batch.arrays()
     np.testing.assert_allclose(y, values, rtol=1e-9)
     np.testing.assert_allclose(x, (np.arange(100) + 0.5) / 100)
 
 
+class CountedValue:
+    """A log value that counts its reads (a tensor read waits for the step)."""
+
+    reads = 0
+
+    def __init__(self, value):
+        self.value = value
+
+    def __float__(self):
+        CountedValue.reads += 1
+        return self.value
+
+
+def test_fast_loops_are_read_at_most_every_sample_interval_and_stay_exact():
+    values = np.random.default_rng(2).random(1000)
+    averages = running_averages(values)
+    tracker = MetricTracker(sample_interval=3600.0)  # no second read by time in this test
+    CountedValue.reads = 0
+    tracker.begin_epoch(0, 1000)
+    for batch in range(1000):
+        tracker.batch_end(batch, {"loss": CountedValue(float(averages[batch]))})
+    assert CountedValue.reads == 1  # the first batch only
+    tracker.end_epoch(0, {"loss": float(averages[-1])})
+    x, y = tracker.metrics["loss"].batch.arrays()
+    np.testing.assert_allclose(y, [values[0], values[1:].mean()], rtol=1e-9)
+    np.testing.assert_allclose(x, [0.0005, 0.5005])
+
+
 def test_long_runs_are_sampled_only_when_a_bucket_fills_and_stay_exact():
     rng = np.random.default_rng(1)
-    tracker = MetricTracker(capacity=64)
+    tracker = MetricTracker(capacity=64, sample_interval=0)
     values = rng.random((4, 1024))
     samples = []
     original = tracker.sample
@@ -52,7 +80,7 @@ def test_long_runs_are_sampled_only_when_a_bucket_fills_and_stay_exact():
 
 def test_steps_per_execution_intervals():
     values = np.arange(1.0, 13.0)
-    tracker = MetricTracker(capacity=64)
+    tracker = MetricTracker(capacity=64, sample_interval=0)
     feed_epoch(tracker, 0, values, every=4)
     _, y = tracker.metrics["loss"].batch.arrays()
     np.testing.assert_allclose(y, [2.5, 6.5, 10.5])
@@ -99,7 +127,7 @@ def test_best_direction(name, direction):
 def test_stop_mid_epoch_then_resume_continues_the_same_epoch():
     values = np.arange(1.0, 11.0)
     averages = running_averages(values)
-    tracker = MetricTracker()
+    tracker = MetricTracker(sample_interval=0)  # every batch a point
     tracker.begin_epoch(0, 10)
     for batch in range(4):
         tracker.batch_end(batch, {"loss": float(averages[batch])})
@@ -134,6 +162,7 @@ def test_non_finite_values_are_reported_once_and_not_plotted():
     tracker.batch_end(0, {"loss": 1.0})
     tracker.batch_end(1, {"loss": float("nan")})
     tracker.batch_end(2, {"loss": float("nan")})
+    tracker.sample()  # what the dashboard's next update reads (within 0.1 s)
     assert tracker.nonfinite == ["loss"]
     assert math.isnan(tracker.metrics["loss"].last)
     assert tracker.metrics["loss"].batch.arrays()[1].tolist() == [1.0]
