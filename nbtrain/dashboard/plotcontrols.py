@@ -10,7 +10,11 @@ The dropdowns' option values are their labels (strings): in ipywidgets 8 a
 `Dropdown` whose value is None has no selection (index None), and the page
 shows it blank, so "auto" cannot be None there; `SCALES` and `SMOOTHING` map
 each label to what `PlotOptions` takes.  The metrics are toggle buttons, one
-per metric that exists (added as metrics appear), never free text.
+per metric that exists (shown as metrics appear), never free text.  Metrics
+appear while training, when the plot is published on the render thread, but
+widgets are made on the thread that makes the dashboard: `SPARE_TOGGLES`
+hidden toggles are made with it and given to metrics as they appear (a
+model with more panels than that gets the rest made where they appear).
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ SMOOTHING = (("auto", None), ("off", 0.0), ("0.6", 0.6), ("0.8", 0.8), ("0.9", 0
 """The smoothing dropdown: label -> `PlotOptions.smoothing`."""
 SCALES = (("auto", None), ("linear", False), ("log", True))
 """The y-scale dropdown: label -> `PlotOptions.log_y`."""
+SPARE_TOGGLES = 8
+"""Metric toggles made with the dashboard, before any metric is known."""
 
 
 class PlotOptions:
@@ -64,6 +70,13 @@ def _dropdown(choices: tuple, description: str, css: str, width: str) -> widgets
                             layout=widgets.Layout(width=width))
 
 
+def _toggle() -> widgets.ToggleButton:
+    """A metric toggle not given to a metric yet: hidden, no class of the contract."""
+    return widgets.ToggleButton(value=True, icon="check", _dom_classes=("nbtrain-plot-spare",),
+                                layout=widgets.Layout(width="auto", height="24px",
+                                                      margin="2px 2px", display="none"))
+
+
 class PlotControls:
     """The plot's controls of one dashboard (CSS class `nbtrain-plot-controls`).
 
@@ -95,7 +108,10 @@ class PlotControls:
         self.smoothing = _dropdown(SMOOTHING, "smoothing", "nbtrain-plot-smoothing", "160px")
         self.toggles: dict[str, widgets.ToggleButton] = {}
         self._seen: tuple[int, bool] | None = None  # the metrics and rate known at the last look
-        self.metrics = widgets.HBox([], _dom_classes=("nbtrain-plot-metrics",),
+        self._spare = [_toggle() for _ in range(SPARE_TOGGLES)]
+        for toggle in self._spare:
+            toggle.observe(self._toggled, names="value")
+        self.metrics = widgets.HBox(list(self._spare), _dom_classes=("nbtrain-plot-metrics",),
                                     layout=widgets.Layout(margin="0 0 0 8px"))
         for widget in (self.scale, self.smoothing):
             widget.observe(self._changed, names="value")
@@ -144,13 +160,17 @@ class PlotControls:
         if not new:
             return
         for name in new:
-            toggle = widgets.ToggleButton(
-                value=True, description=name, icon="check", tooltip=f"Show the {name} panel",
-                _dom_classes=("nbtrain-plot-metric",),
-                layout=widgets.Layout(width="auto", height="24px", margin="2px 2px"))
-            toggle.observe(self._toggled, names="value")
+            if self._spare:
+                toggle = self._spare.pop(0)
+            else:  # more panels than spare toggles: made here, on the render thread
+                toggle = _toggle()
+                toggle.observe(self._toggled, names="value")
+                self.metrics.children = (*self.metrics.children, toggle)
+            with toggle.hold_sync():
+                toggle.description, toggle.tooltip = name, f"Show the {name} panel"
+                toggle._dom_classes = ("nbtrain-plot-metric",)
+                toggle.layout.display = None
             self.toggles[name] = toggle
-        self.metrics.children = tuple(self.toggles.values())
         self._set_metrics()
 
     def _toggled(self, change: Any) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 
+import ipywidgets as widgets
 import numpy as np
 from dashboard_helpers import FakeRun
 from test_dashboard_callback import train
@@ -79,15 +80,24 @@ def test_the_controls_redraw_while_paused_and_the_snapshot_keeps_the_last_choice
         rows = dashboard.view.root.children
         assert rows[rows.index(dashboard.view.plot) - 1] is controls.box
         assert not controls.shown and controls.toggles == {}  # no plot yet
-        run.set("running")
-        train(dashboard, clock, epochs=1, end=False)
+        made = []
+        widgets.Widget.on_widget_constructed(made.append)
+        try:
+            run.set("running")
+            train(dashboard, clock, epochs=1, end=False)
+        finally:
+            widgets.Widget.on_widget_constructed(None)
+        # the toggles given to the metrics were made with the dashboard, not while training
+        assert not [w for w in made if isinstance(w, widgets.ToggleButton)]
         run.set("paused")
         assert controls.shown
         assert titles(dashboard) == ["loss", "acc"]
         # one toggle per metric that exists, pressed: its panel is drawn
         assert {name: t.value for name, t in controls.toggles.items()} == {
             "loss": True, "acc": True}
-        assert all("nbtrain-plot-metric" in t._dom_classes for t in controls.metrics.children)
+        shown = [t for t in controls.metrics.children if t.layout.display != "none"]
+        assert shown == list(controls.toggles.values())
+        assert all("nbtrain-plot-metric" in t._dom_classes for t in shown)
         controls.toggles["acc"].value = False  # paused: drawn at once
         assert titles(dashboard) == ["loss"]
         assert (controls.toggles["acc"].icon, controls.toggles["loss"].icon) == ("", "check")
