@@ -19,6 +19,7 @@ nbtrain.legacy.disable()
 
 from __future__ import annotations
 
+import inspect
 import sys
 from typing import Any
 
@@ -36,50 +37,39 @@ def _target(name: str) -> Any:
     return function
 
 
-def fit_generator(self: Any, generator: Any, steps_per_epoch: int | None = None,
-                  epochs: int = 1, verbose: Any = 1, callbacks: Any = None,
-                  validation_data: Any = None, validation_steps: int | None = None,
-                  validation_freq: Any = 1, class_weight: dict | None = None,
-                  max_queue_size: int = 10, workers: int = 1, use_multiprocessing: bool = False,
-                  shuffle: bool = True, initial_epoch: int = 0) -> Any:
-    return _target("fit_generator")(
-        self, generator, steps_per_epoch=steps_per_epoch, epochs=epochs, verbose=verbose,
-        callbacks=callbacks, validation_data=validation_data, validation_steps=validation_steps,
-        validation_freq=validation_freq, class_weight=class_weight,
-        max_queue_size=max_queue_size, workers=workers, use_multiprocessing=use_multiprocessing,
-        shuffle=shuffle, initial_epoch=initial_epoch)
+# The methods' bodies; `_methods` gives them Keras 2.3's signatures (self first).
 
 
-def evaluate_generator(self: Any, generator: Any, steps: int | None = None,
-                       callbacks: Any = None, max_queue_size: int = 10, workers: int = 1,
-                       use_multiprocessing: bool = False, verbose: Any = 0) -> Any:
-    return _target("evaluate_generator")(
-        self, generator, steps=steps, callbacks=callbacks, max_queue_size=max_queue_size,
-        workers=workers, use_multiprocessing=use_multiprocessing, verbose=verbose)
+def fit_generator(self: Any, generator: Any, **arguments: Any) -> Any:
+    return _target("fit_generator")(self, generator, **arguments)
 
 
-def predict_generator(self: Any, generator: Any, steps: int | None = None,
-                      callbacks: Any = None, max_queue_size: int = 10, workers: int = 1,
-                      use_multiprocessing: bool = False, verbose: Any = 0) -> Any:
-    return _target("predict_generator")(
-        self, generator, steps=steps, callbacks=callbacks, max_queue_size=max_queue_size,
-        workers=workers, use_multiprocessing=use_multiprocessing, verbose=verbose)
+def evaluate_generator(self: Any, generator: Any, **arguments: Any) -> Any:
+    return _target("evaluate_generator")(self, generator, **arguments)
 
 
-def _method_doc(name: str) -> str:
-    """The docstring of `nbtrain.<name>`, told as a method (no `model` argument)."""
-    doc = _target(name).__doc__ or ""
-    out = [line for line in doc.splitlines() if not line.strip().startswith("model:")]
-    text = "\n".join(out).replace(f"nbtrain.{name}(model, ", f"model.{name}(")
+def predict_generator(self: Any, generator: Any, **arguments: Any) -> Any:
+    return _target("predict_generator")(self, generator, **arguments)
+
+
+def _method_doc(name: str, method: Any) -> str:
+    """The docstring of `nbtrain.<name>`, told as `method` (no `model` argument)."""
+    from nbtrain.engine.arguments import document
+
+    doc = document(_target(name).__doc__ or "", inspect.signature(method), others=True)
+    text = doc.replace(f"nbtrain.{name}(model, ", f"model.{name}(")
     return (f"Keras 2's `Model.{name}`, provided by nbtrain (`nbtrain.legacy.enable()`): "
             f"`model.{name}(...)` is `nbtrain.{name}(model, ...)`.\n\n" + text)
 
 
 def _methods() -> dict[str, Any]:
-    functions = {"fit_generator": fit_generator, "evaluate_generator": evaluate_generator,
-                 "predict_generator": predict_generator}
+    from nbtrain.engine.arguments import FIT_GENERATOR, INFERENCE
+
+    functions = {"fit_generator": FIT_GENERATOR.takes(fit_generator),
+                 "evaluate_generator": INFERENCE.takes(evaluate_generator),
+                 "predict_generator": INFERENCE.takes(predict_generator)}
     for name, function in functions.items():
-        function.__doc__ = _method_doc(name)
+        function.__doc__ = _method_doc(name, function)
         function.__qualname__ = f"Model.{name}"
         function._nbtrain_legacy = True  # type: ignore[attr-defined]
     return functions

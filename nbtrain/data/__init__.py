@@ -1,14 +1,7 @@
 """Data sources and enqueuers.  Knows nothing of models or widgets, and never
 imports TensorFlow or Keras at import time."""
 
-from nbtrain.data.adapters import (
-    ArraySequence,
-    TrainingData,
-    adapt_training_data,
-    adapt_validation_data,
-    is_array_data,
-    iter_sequence_infinite,
-)
+from nbtrain.data.arrays import ArraySequence, is_array_data, iter_sequence_infinite
 from nbtrain.data.datasets import DatasetBatches, dataset_steps, is_tf_dataset
 from nbtrain.data.enqueuers import GeneratorEnqueuer, OrderedEnqueuer
 from nbtrain.data.handoff import WorkerLost
@@ -23,11 +16,8 @@ __all__ = [
     "Sequence",
     "SequenceCursor",
     "ShardedSequence",
-    "TrainingData",
     "WorkerLost",
     "WorkerShard",
-    "adapt_training_data",
-    "adapt_validation_data",
     "dataset_steps",
     "is_array_data",
     "is_sequence",

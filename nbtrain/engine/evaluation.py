@@ -7,9 +7,12 @@ from typing import Any
 
 import numpy as np
 
+from nbtrain.data import sequence_length
 from nbtrain.data.userwarning import user_stacklevel
 from nbtrain.engine import config as checks
-from nbtrain.engine.batches import NamedFeed, cast_float64, unpack_inputs
+from nbtrain.engine.adapters import get_data_adapter
+from nbtrain.engine.arguments import INFERENCE
+from nbtrain.engine.batches import NamedFeed, cast_float64, describe, unpack_inputs
 from nbtrain.engine.callbacks import LoopCallbacks
 from nbtrain.engine.distributed.replicas import distribute_batch, replicas
 from nbtrain.engine.firstbatch import check_stream
@@ -19,20 +22,20 @@ from nbtrain.engine.stream import INTERRUPT_GRACE, DataExhausted, DataStream
 from nbtrain.engine.training import evaluate_stream, test_batch_transform
 
 
-def _stream(model: Any, generator: Any, steps: Any, workers: int, max_queue_size: int,
-            use_multiprocessing: bool, what: str,
+def _stream(model: Any, generator: Any, arguments: dict, what: str,
             transform: Any = None) -> tuple[DataStream, int | None]:
-    source = checks.as_source(generator, "generator", what)
-    if checks.is_sequence(source):
-        checks.check_sequence(source, "generator")
-    steps = checks.check_steps(source, steps, "steps", what)
-    workers = checks.check_int("workers", workers, 0)
-    max_queue_size = checks.check_int("max_queue_size", max_queue_size, 1)
-    checks.check_processes(source, "generator", bool(use_multiprocessing), workers)
-    stream = DataStream(source, workers=workers, use_multiprocessing=bool(use_multiprocessing),
+    """The checked stream of `generator` and its steps (None: the Sequence's length)."""
+    adapter = get_data_adapter(generator, "generator", what)
+    adapter.check("generator")
+    steps = checks.check_steps(adapter, arguments["steps"], "steps", what)
+    workers = checks.check_int("workers", arguments["workers"], 0)
+    max_queue_size = checks.check_int("max_queue_size", arguments["max_queue_size"], 1)
+    use_multiprocessing = bool(arguments["use_multiprocessing"])
+    checks.check_processes(adapter.source, "generator", use_multiprocessing, workers)
+    stream = DataStream(adapter.source, workers=workers, use_multiprocessing=use_multiprocessing,
                         max_queue_size=max_queue_size, shuffle=False, transform=transform)
     # the first batch against the model, before any callback or worker (kept for the loop)
-    check_stream(model, stream, what == "evaluate_generator", bool(use_multiprocessing))
+    check_stream(model, stream, what == "evaluate_generator", use_multiprocessing)
     return stream, steps
 
 
@@ -54,10 +57,9 @@ def _flatten(model: Any, logs: dict) -> Any:
     return values[0] if len(values) == 1 else values
 
 
-def evaluate_generator(model: Any, generator: Any, steps: int | None = None,
-                       callbacks: Any = None, max_queue_size: int = 10, workers: int = 1,
-                       use_multiprocessing: bool = False, verbose: Any = 0,
-                       *, compiled_steps: bool | None = None) -> Any:
+@INFERENCE.takes
+def evaluate_generator(model: Any, generator: Any, *, compiled_steps: bool | None = None,
+                       **arguments: Any) -> Any:
     """Evaluate `model` on batches from a generator or a Sequence.
 
     Returns the same numbers as `model.evaluate` on the same data, in the same
@@ -66,15 +68,11 @@ def evaluate_generator(model: Any, generator: Any, steps: int | None = None,
 
     Args:
         model: a compiled `keras.Model`.
-        generator: a Sequence, a PyDataset or an iterator of `(x, y)` /
-            `(x, y, sample_weight)` tuples.
-        steps: batches to draw; None means the Sequence's length (required for a generator).
         callbacks: `keras.callbacks.Callback`s receiving the test hooks.
-        max_queue_size: batches read ahead.
-        workers: 0 reads on this thread; N >= 1 uses N workers.
-        use_multiprocessing: workers are processes.
         verbose: 0 silent, 1 the progress bar `model.evaluate(verbose=1)` shows,
             2 its final line only.
+        compiled_steps: force (True) or forbid (False) the compiled step path;
+            None picks it where it applies.
 
     Example:
 
@@ -84,9 +82,10 @@ def evaluate_generator(model: Any, generator: Any, steps: int | None = None,
     """
     checks.check_model(model, "evaluate_generator")
     runner = make_steps(model, "test", compiled_steps)
-    stream, steps = _stream(model, generator, steps, workers, max_queue_size,
-                            use_multiprocessing, "evaluate_generator", test_batch_transform(runner))
-    cbs = _callbacks(model, callbacks, verbose, steps or checks.sequence_length(stream.data))
+    stream, steps = _stream(model, generator, arguments, "evaluate_generator",
+                            test_batch_transform(runner))
+    cbs = _callbacks(model, arguments["callbacks"], arguments["verbose"],
+                     steps or sequence_length(stream.data))
     try:
         stream.start()
         logs = evaluate_stream(runner, stream, steps or stream.steps_this_epoch(), cbs)
@@ -120,9 +119,8 @@ def predict_batch(model: Any, x: Any) -> Any:
     return model.predict_on_batch(x)
 
 
-def predict_generator(model: Any, generator: Any, steps: int | None = None,
-                      callbacks: Any = None, max_queue_size: int = 10, workers: int = 1,
-                      use_multiprocessing: bool = False, verbose: Any = 0) -> Any:
+@INFERENCE.takes
+def predict_generator(model: Any, generator: Any, **arguments: Any) -> Any:
     """Predict on batches from a generator or a Sequence and concatenate the outputs.
 
     Batches may be `x`, `(x,)`, `(x, y)` or `(x, y, sample_weight)`; only `x` is used.
@@ -130,11 +128,7 @@ def predict_generator(model: Any, generator: Any, steps: int | None = None,
     Args:
         model: a `keras.Model` (it need not be compiled).
         generator: a Sequence, a PyDataset or an iterator of batches.
-        steps: batches to draw; None means the Sequence's length (required for a generator).
         callbacks: `keras.callbacks.Callback`s receiving the predict hooks.
-        max_queue_size: batches read ahead.
-        workers: 0 reads on this thread; N >= 1 uses N workers.
-        use_multiprocessing: workers are processes.
         verbose: 0 silent, 1 the progress bar `model.predict(verbose=1)` shows,
             2 its final line only.
 
@@ -150,14 +144,14 @@ def predict_generator(model: Any, generator: Any, steps: int | None = None,
     """
     if not hasattr(model, "predict_on_batch"):
         raise TypeError(f"`model` must be a keras.Model; predict_generator got "
-                        f"{checks.describe(model)}.")
+                        f"{describe(model)}.")
     import keras
 
     floatx = keras.config.floatx()
-    stream, steps = _stream(model, generator, steps, workers, max_queue_size,
-                            use_multiprocessing, "predict_generator",
+    stream, steps = _stream(model, generator, arguments, "predict_generator",
                             lambda batch: cast_float64(batch, floatx))
-    cbs = _callbacks(model, callbacks, verbose, steps or checks.sequence_length(stream.data))
+    cbs = _callbacks(model, arguments["callbacks"], arguments["verbose"],
+                     steps or sequence_length(stream.data))
     outputs: list = []
     feed = NamedFeed(model)
     try:

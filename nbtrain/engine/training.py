@@ -26,6 +26,7 @@ import keras
 
 from nbtrain.data import ArraySequence, is_sequence, sequence_length
 from nbtrain.data.userwarning import user_stacklevel
+from nbtrain.engine.arguments import FIT_GENERATOR
 from nbtrain.engine.autolog import autolog_callbacks
 from nbtrain.engine.batches import (
     NamedFeed,
@@ -72,7 +73,8 @@ class FitLoop(LoopControls):
     the current position to epoch `epochs` (or until `model.stop_training`, or
     until the gate raises `Interrupt`) and may be called again to continue.
 
-    Args: those of `fit_generator`, plus
+    Args:
+        model, generator: as `fit_generator` takes them.
         history: the `keras.callbacks.History` to record into (kept across runs).
         gate: called before each step; may block (pause), or raise `Interrupt`
             to end the pass as an interruption (a user's stop); the loop checks
@@ -83,28 +85,18 @@ class FitLoop(LoopControls):
             function making it, called once the first batch is checked).
         config: a `FitConfig` already made by `fit_config` (then the other
             arguments are not read); see `FitLoop.from_config`.
+        **arguments: the others of `fit_generator` (`arguments.FIT_GENERATOR`),
+            by name.
     """
 
-    def __init__(self, model: Any, generator: Any, steps_per_epoch: int | None = None,
-                 epochs: int = 1, verbose: Any = 1, callbacks: Any = None,
-                 validation_data: Any = None, validation_steps: int | None = None,
-                 validation_freq: Any = 1, class_weight: dict | None = None,
-                 max_queue_size: int = 10, workers: int = 1, use_multiprocessing: bool = False,
-                 shuffle: bool = True, initial_epoch: int = 0, *,
+    def __init__(self, model: Any, generator: Any, *,
                  history: keras.callbacks.History | None = None,
                  gate: Callable[[], None] | None = None,
                  compiled_steps: bool | None = None,
                  progress: keras.callbacks.Callback | Callable[[], Any] | None = None,
-                 config: FitConfig | None = None):
+                 config: FitConfig | None = None, **arguments: Any):
         if config is None:
-            config = fit_config(
-                model, generator, api="fit_generator", steps_per_epoch=steps_per_epoch,
-                epochs=epochs, verbose=verbose, callbacks=callbacks,
-                validation_data=validation_data, validation_steps=validation_steps,
-                validation_freq=validation_freq, class_weight=class_weight,
-                max_queue_size=max_queue_size, workers=workers,
-                use_multiprocessing=use_multiprocessing, shuffle=shuffle,
-                initial_epoch=initial_epoch)
+            config = fit_config(model, generator, api="fit_generator", **arguments)
         self.config = config
         model = config.model
         self.steps_per_epoch = config.steps_per_epoch
@@ -412,33 +404,13 @@ def evaluate_stream(runner: Any, stream: DataStream, steps: int, callbacks: Any)
     return result
 
 
-def fit_generator(model: Any, generator: Any, steps_per_epoch: int | None = None,
-                  epochs: int = 1, verbose: Any = 1, callbacks: Any = None,
-                  validation_data: Any = None, validation_steps: int | None = None,
-                  validation_freq: Any = 1, class_weight: dict | None = None,
-                  max_queue_size: int = 10, workers: int = 1, use_multiprocessing: bool = False,
-                  shuffle: bool = True, initial_epoch: int = 0) -> keras.callbacks.History:
+@FIT_GENERATOR.takes
+def fit_generator(model: Any, generator: Any, **arguments: Any) -> keras.callbacks.History:
     """Train `model` on batches from a generator or a Sequence (Keras 2's `fit_generator`).
 
     Args:
-        model: a compiled `keras.Model`.
-        generator: an `nbtrain.Sequence`, a `keras.utils.PyDataset`, or an
-            iterator yielding `(x, y)` or `(x, y, sample_weight)` tuples.
-        steps_per_epoch: batches per epoch; None means `len(sequence)`, read
-            again after every epoch; required for a generator.
-        epochs: index of the final epoch: trains epochs `initial_epoch` to `epochs - 1`.
         verbose: 0 silent, 1 a progress bar, 2 a line per epoch.
-        callbacks: a list of `keras.callbacks.Callback`.
-        validation_data: `(x, y)`, `(x, y, sample_weight)`, a Sequence or a generator.
-        validation_steps: batches to draw from a validation generator (required
-            for one); for a Sequence, defaults to its length.
-        validation_freq: validate every N epochs (int) or at these 1-indexed epochs (list).
-        class_weight: dict mapping class index to a weight for the loss.
-        max_queue_size: batches read ahead by the workers.
-        workers: 0 reads data on the training thread; N >= 1 uses N workers.
-        use_multiprocessing: the workers are processes instead of threads.
         shuffle: shuffle a Sequence's batch order at every epoch.
-        initial_epoch: epoch at which to start (to resume a previous run).
 
     Returns:
         A `keras.callbacks.History`.
@@ -450,10 +422,7 @@ def fit_generator(model: Any, generator: Any, steps_per_epoch: int | None = None
                                     validation_data=(x_val, y_val))
     ```
     """
-    loop = FitLoop(model, generator, steps_per_epoch, epochs, verbose, callbacks,
-                   validation_data, validation_steps, validation_freq, class_weight,
-                   max_queue_size, workers, use_multiprocessing, shuffle, initial_epoch)
-    return run_blocking(loop)  # a failure raises with its one line as a note
+    return run_blocking(FitLoop(model, generator, **arguments))  # a failure raises with its line
 
 
 __all__ = ["FitLoop", "HeldMetrics", "Interrupt", "LoopState", "Position", "evaluate_stream",
