@@ -13,9 +13,10 @@ The rooms, each named by its role (no file name here is used elsewhere in nbtrai
 - the snapshot: `snapshot` (the final table and plot in the cell's outputs),
   `saver` (the invisible widget that writes it from the page), `htmlview`
   (the whole dashboard as one HTML output, `display="html"`);
-- the controls: `buttons` (Pause/Resume, Stop, Continue bound to a Run;
-  `ControlledRun` declares what of it they use), `cell` (the same for a
-  blocking fit), `steeringrow` (the learning-rate field), `plotcontrols`;
+- the controls: `buttons` (Pause/Resume, Stop, Continue bound to the
+  `Controls` protocol; `RunControls` binds them to a Run, `ControlledRun`
+  declares what of it they use), `cell` (a blocking fit's `Controls`),
+  `steeringrow` (the learning-rate field), `plotcontrols`;
 - the choice of display: `notebook` (frontend detection, `choose_display`,
   the cell's outputs), `display` (what that choice builds), `textstatus`
   (`TextStatus`, a Run in plain text);

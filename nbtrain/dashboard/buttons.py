@@ -1,10 +1,13 @@
-"""`RunControls`: a dashboard's buttons bound to a Run, and the Run it follows.
+"""A dashboard's buttons (`ControlButtons`) and what they act on (`Controls`).
 
-The dashboard needs only what `ControlledRun` declares of a Run (an
-`nbtrain.Run` has all of it); a test may bind any object that has it.
-Clicks are handled on the main thread (the kernel runs click handlers there);
-state changes arrive from whichever thread made them, through the Run's
-listener.
+The buttons act on anything that has what `Controls` declares: an
+`nbtrain.Run`, or the controls of a blocking fit (`nbtrain.dashboard.cell`),
+which implements it by the same table (`nbtrain.run.state.CONTROLS`).
+`RunControls` binds them to a Run and follows it: it needs what
+`ControlledRun` declares of a Run (an `nbtrain.Run` has all of it); a test may
+bind any object that has it.  Clicks are handled on the main thread (the
+kernel runs click handlers there); state changes arrive from whichever thread
+made them, through the listener.
 """
 
 from __future__ import annotations
@@ -16,10 +19,28 @@ from nbtrain.dashboard.layout import set_traits
 from nbtrain.run.state import FAILED
 
 
-class ControlledRun(Protocol):
-    """What a dashboard's controls use of a Run."""
+class Controls(Protocol):
+    """What a dashboard's buttons act on: a state, the actions it allows, and the
+    actions (`'continue'` is `resume(epochs=N)`)."""
 
     state: str
+
+    def allowed_actions(self) -> set[str]:
+        """A subset of `{'pause', 'resume', 'stop', 'continue'}`: the buttons shown."""
+
+    def add_listener(self, fn: Callable[[Any, str, str], Any]) -> Callable[[], None]:
+        """Call `fn(controls, old_state, new_state)` on every change; return its remover."""
+
+    def pause(self) -> bool: ...
+
+    def resume(self, epochs: int | None = None) -> bool: ...
+
+    def stop(self) -> bool: ...
+
+
+class ControlledRun(Controls, Protocol):
+    """What a dashboard's controls use of a Run: its `Controls`, and what it follows."""
+
     epochs: int
     epoch: int
     batch: int
@@ -27,15 +48,60 @@ class ControlledRun(Protocol):
     history: Any
     exception: BaseException | None
 
-    def allowed_actions(self) -> set[str]: ...
 
-    def add_listener(self, fn: Callable[[Any, str, str], Any]) -> Callable[[], None]: ...
+class ControlButtons:
+    """A dashboard's Pause/Resume, Stop and Continue, wired to a `Controls`.
 
-    def pause(self) -> bool: ...
+    One button per action a user means: Pause toggles (Resume while the
+    controls allow no pause), Continue resumes to the epoch in its field.
 
-    def resume(self, epochs: int | None = None) -> bool: ...
+    Args:
+        view: the dashboard's `DashboardView`.
+        controls: what the clicks act on.
+        failed: called, on the main thread, with an exception a control raised (the
+            action became illegal meanwhile).
+    """
 
-    def stop(self) -> bool: ...
+    def __init__(self, view: Any, controls: Controls, failed: Callable[[Exception], None]):
+        self.view = view
+        self.controls = controls
+        self.failed = failed
+
+    def bind(self) -> None:
+        """Wire the buttons' clicks and show the controls row."""
+        view = self.view
+        view.pause.on_click(self._on_pause_click)
+        view.stop.on_click(self._on_stop_click)
+        view.continue_.on_click(self._on_continue_click)
+        set_traits(view.controls.layout, display=None)
+
+    def unbind(self) -> None:
+        """Detach the clicks (the widgets stay)."""
+        view = self.view
+        view.pause.on_click(self._on_pause_click, remove=True)
+        view.stop.on_click(self._on_stop_click, remove=True)
+        view.continue_.on_click(self._on_continue_click, remove=True)
+
+    def _act(self, action: Callable[[Any], Any]) -> None:
+        try:
+            action(self.controls)
+        except Exception as exc:  # an action that became illegal meanwhile
+            self.failed(exc)
+
+    def _on_pause_click(self, _button: Any) -> None:
+        def toggle(controls: Any) -> None:
+            if "pause" in controls.allowed_actions():
+                controls.pause()
+            else:
+                controls.resume()
+        self._act(toggle)
+
+    def _on_stop_click(self, _button: Any) -> None:
+        self._act(lambda controls: controls.stop())
+
+    def _on_continue_click(self, _button: Any) -> None:
+        epochs = int(self.view.continue_epochs.value)
+        self._act(lambda controls: controls.resume(epochs=epochs))
 
 
 class RunControls:
@@ -53,16 +119,13 @@ class RunControls:
         self.presenter = dashboard.presenter
         self.run = run
         self.follows_history = follows_history
+        self.buttons = ControlButtons(self.presenter.view, run, self._failed)
         self._remove_listener: Callable[[], None] | None = None
 
     def bind(self) -> None:
         """Wire the buttons, load the run's History so far and follow its state."""
         presenter, run = self.presenter, self.run
-        view = presenter.view
-        view.pause.on_click(self._on_pause_click)
-        view.stop.on_click(self._on_stop_click)
-        view.continue_.on_click(self._on_continue_click)
-        set_traits(view.controls.layout, display=None)
+        self.buttons.bind()
         history = getattr(run, "history", None)
         if history is not None and getattr(history, "epoch", None):
             with presenter.lock:
@@ -118,30 +181,10 @@ class RunControls:
             tracker.done = int(getattr(run, "batch", 0) or 0)
             presenter.changed()
 
-    # -- clicks (main thread) -------------------------------------------------------------
-
-    def _act(self, action: Callable[[Any], Any]) -> None:
-        run = self.run
-        try:
-            action(run)
-        except Exception as exc:  # an action that became illegal meanwhile
-            self.dashboard.message(f"{type(exc).__name__}: {exc}")
-            self.on_run_state(run, None, run.state)
-
-    def _on_pause_click(self, _button: Any) -> None:
-        def toggle(run: Any) -> None:
-            if "pause" in run.allowed_actions():
-                run.pause()
-            else:
-                run.resume()
-        self._act(toggle)
-
-    def _on_stop_click(self, _button: Any) -> None:
-        self._act(lambda run: run.stop())
-
-    def _on_continue_click(self, _button: Any) -> None:
-        epochs = int(self.presenter.view.continue_epochs.value)
-        self._act(lambda run: run.resume(epochs=epochs))
+    def _failed(self, exc: Exception) -> None:
+        """A click's action raised: say why, and show what the run allows now."""
+        self.dashboard.message(f"{type(exc).__name__}: {exc}")
+        self.on_run_state(self.run, None, self.run.state)
 
 
-__all__ = ["ControlledRun", "RunControls"]
+__all__ = ["ControlButtons", "ControlledRun", "Controls", "RunControls"]

@@ -43,7 +43,8 @@ CELL_HINT = ("To stop, interrupt the kernel (&#9632;): training ends after the c
 """What it says while a training on the cell's own thread (a blocking fit) runs."""
 
 
-def _bar(css: str, value: int, maximum: int, color: str) -> str:
+def bar_html(css: str, value: int, maximum: int, color: str) -> str:
+    """A progress bar as HTML (CSS class `css`), `value` of `maximum` filled in `color`."""
     share = 100.0 * min(max(value, 0), maximum) / maximum if maximum > 0 else 0.0
     return (f'<div class="{css}" style="display:inline-block;width:300px;height:10px;'
             'background:#e0e0e0;border-radius:3px;vertical-align:middle;margin-right:8px">'
@@ -131,9 +132,9 @@ class HtmlView:
                 f'<span class="nbtrain-state nbtrain-state-{html.escape(state)}">'
                 f'{fmt.state_html(state)}</span> '
                 f'<span class="nbtrain-time" style="margin-left:8px">{view.time.value}</span></div>',
-                f'<div>{_bar("nbtrain-epoch-bar", view.epoch_bar.value, view.epoch_bar.max, color)}'
+                f'<div>{bar_html("nbtrain-epoch-bar", view.epoch_bar.value, view.epoch_bar.max, color)}'
                 f'<span class="nbtrain-epoch-counter">{view.epoch_counter.value}</span></div>',
-                f'<div>{_bar("nbtrain-batch-bar", view.batch_bar.value, view.batch_bar.max, color)}'
+                f'<div>{bar_html("nbtrain-batch-bar", view.batch_bar.value, view.batch_bar.max, color)}'
                 f'<span class="nbtrain-batch-counter">{view.batch_counter.value}</span></div>',
             ]
             if state in ACTIVE and self.hint:
@@ -157,4 +158,4 @@ def show_html(dashboard: Any) -> None:
     HtmlView.show_for(dashboard)
 
 
-__all__ = ["CELL_HINT", "MIN_INTERVAL", "RUN_HINT", "HtmlView", "show_html"]
+__all__ = ["CELL_HINT", "MIN_INTERVAL", "RUN_HINT", "HtmlView", "bar_html", "show_html"]

@@ -30,6 +30,7 @@ widget values, under one lock.
 
 from __future__ import annotations
 
+import base64
 import html
 import io
 import threading
@@ -474,20 +475,21 @@ class SearchDashboard:
         self._remove: Callable[[], None] | None = None
         self._failure: BaseException | None = None
         self._failed_text = ""
-        self.worker = PlotWorker(lambda trials: (overlay_png(trials),),
-                                 lambda _trials, png: self.view.set_plot(png), self.lock,
-                                 name="nbtrain-search-plot")
+        self.listeners: list[Callable[[], None]] = []  # after each refresh (`SearchHtml`)
+        self.worker = PlotWorker(lambda trials: (overlay_png(trials),), self._plotted,
+                                 self.lock, name="nbtrain-search-plot")
         view = self.view
         view.pause.on_click(self._on_pause_click)
         view.stop.on_click(lambda _b: self._act(lambda s: s.stop()))
         view.skip.on_click(lambda _b: self._act(lambda s: s.skip()))
 
     @classmethod
-    def for_search(cls, search: Any, **options: Any) -> SearchDashboard:
-        """Make a dashboard for `search`, follow it, display it (main thread), return it."""
+    def for_search(cls, search: Any, *, html: bool = False, **options: Any) -> SearchDashboard:
+        """Make a dashboard for `search`, follow it, display it (main thread; `html`: as
+        one HTML output, `SearchHtml`), return it."""
         board = cls(search, **options)
         board.follow()
-        board.display()
+        board.display(html=html)
         return board
 
     def follow(self) -> None:
@@ -508,8 +510,12 @@ class SearchDashboard:
 
     # -- display --------------------------------------------------------------------------
 
-    def display(self) -> None:
-        """Show the dashboard in the current cell (and, once ended, its snapshot)."""
+    def display(self, html: bool = False) -> None:
+        """Show the dashboard in the current cell (and, once ended, its snapshot);
+        `html`: as one HTML output updated in place (`SearchHtml`), no widget."""
+        if html:
+            SearchHtml.show(self)
+            return
         with self.lock:
             table, plot = self._snapshot or (None, None)
             outputs = notebook.show_dashboard(self.view.root.model_id, table, plot, self.view.key)
@@ -586,6 +592,14 @@ class SearchDashboard:
             self._show_trial(shown, current)
             self._redraw(trials, epoch_ended, state)
             self._write_snapshot(state)
+        for listener in list(self.listeners):
+            listener()
+
+    def _plotted(self, _trials: Any, png: bytes | None) -> None:
+        """The plot worker drew the overlaid curves (its lock, ours, held)."""
+        self.view.set_plot(png)
+        for listener in list(self.listeners):
+            listener()
 
     def _redraw(self, trials: list[Any], epoch_ended: bool, state: str) -> None:
         """Draw the overlaid curves again when a trial began or ended, and at most every
@@ -747,17 +761,19 @@ class SearchText:
 
 def attach_search_display(search: Any, display: bool | None = None) -> Any:
     """Show `search` as `nbtrain.search(..., display=...)` asks (call before it starts,
-    on the main thread): the dashboard in a notebook, lines of text elsewhere, nothing
-    for `display=False` (`notebook.choose_display`).
+    on the main thread): the dashboard in a notebook (as one HTML output where the
+    frontend's default is HTML: Colab, Kaggle), lines of text elsewhere, nothing for
+    `display=False` (`notebook.choose_display`).
 
     Returns:
         The `SearchDashboard`, the `SearchText`, or None.
     """
     choice = notebook.choose_display(display)
-    if choice == notebook.DASHBOARD:
+    notebook.remember_display(search, choice)  # `search` on a cell's last line shows the same
+    if choice in (notebook.DASHBOARD, notebook.HTML):
         register_search_display()
-        return SearchDashboard.for_search(search)
-    if choice in (notebook.TEXT, notebook.HTML):  # no HTML view of a search yet: its lines
+        return SearchDashboard.for_search(search, html=choice == notebook.HTML)
+    if choice == notebook.TEXT:
         return SearchText(search)
     return None
 
@@ -807,19 +823,156 @@ def register_search_display(ipython: Any = None) -> None:
     notebook.display_by_type("nbtrain.tuning.search", "Search", display_search, ipython)
 
 
-def display_search(search: Any) -> SearchDashboard:
-    """Show a live view of `search` in the current cell (what displaying a search does).
+def display_search(search: Any) -> SearchDashboard | None:
+    """Show a live view of `search` in the current cell (what displaying a search
+    does): the display its `nbtrain.search` chose (`notebook.cell_display`: the
+    widget dashboard or the HTML output); where that is text, its repr.
 
     Args:
         search: an `nbtrain.search` object.
 
     Returns:
-        The `SearchDashboard` shown.
+        The `SearchDashboard` shown (None: its repr).
     """
-    return SearchDashboard.for_search(search)
+    kind = notebook.cell_display(search)
+    if kind == notebook.TEXT:
+        notebook.show({"text/plain": repr(search)})
+        return None
+    return SearchDashboard.for_search(search, html=kind == notebook.HTML)
 
 
-__all__ = ["ControlledSearch", "SearchDashboard", "SearchText", "SearchView",
+SEARCH_HINT = ("Steer it from code: <code>search.pause()</code>, <code>search.resume()</code>, "
+               "<code>search.stop()</code>, <code>search.skip()</code> "
+               "(or <code>%nbtrain search</code> to list searches).")
+"""What a search's HTML output says while it runs."""
+
+
+class SearchHtml:
+    """A search shown as one HTML output updated in place (`display="html"`, the
+    default where the run's dashboard is HTML: Colab, Kaggle), as `htmlview.HtmlView`
+    shows a run.
+
+    It reads the `SearchDashboard`'s widgets (made, never displayed): the state badge,
+    trials done, time and ETA, the trials table, the overlaid curves
+    (`img.nbtrain-search-plot`), the current trial with its run's live view
+    (`HtmlView`'s HTML of the trial's dashboard) and a line on steering from code;
+    ended, the state, the trials table and the final curves.  Updated after each of
+    the board's refreshes and each update of the current trial's dashboard (its
+    throttle), at most every `htmlview.MIN_INTERVAL` s but at once on a change of
+    state.  The trial's dashboard calls it holding its presenter's lock, the board's
+    plot worker holding the board's: it never takes the board's lock (it reads
+    widget values, each read whole), and its own only to send.
+
+    Args:
+        board: the `SearchDashboard`.
+
+    Attributes:
+        display_id: the output's display id (None before `show`).
+        sent: how many times the output was updated.
+    """
+
+    def __init__(self, board: SearchDashboard):
+        import itertools
+
+        self.board = board
+        self.display_id: str | None = None
+        self.sent = 0
+        self.html: str | None = None
+        self._last: float | None = None
+        self._state: str = board.search.state  # as shown
+        self._trial: Any = None  # the trial dashboard followed
+        self._tickets = itertools.count()
+        self._newest = -1  # the ticket of the bundle last sent (a later one wins)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def show(cls, board: SearchDashboard) -> SearchHtml | None:
+        """Display the output in the current cell (main thread) and follow `board`;
+        None where there is nowhere to display."""
+        view = cls(board)
+        bundle = view.bundle()
+        view.display_id = notebook.show(bundle)
+        if view.display_id is None:
+            return None
+        view.html = bundle["text/html"]
+        board.listeners.append(view.on_board)
+        view.on_board()
+        return view
+
+    def on_board(self) -> None:
+        """The board refreshed: follow its current trial's dashboard, show the search."""
+        trial = self.board.trial_board
+        if trial is not None and trial is not self._trial:
+            self._trial = trial
+            with trial.presenter.lock:
+                trial.presenter.listeners.append(self.refresh)
+        self.refresh()
+
+    def refresh(self, force: bool = False) -> None:
+        """Update the output with what the board shows now (any thread); skipped when
+        less than `MIN_INTERVAL` s since the last, unless `force`d or the state changed."""
+        from nbtrain.dashboard.htmlview import MIN_INTERVAL
+
+        now = self.board.times.clock()
+        state = self.board.search.state
+        with self._lock:
+            if (not force and state == self._state and self._last is not None
+                    and now - self._last < MIN_INTERVAL):
+                return
+            ticket = next(self._tickets)
+        bundle = self.bundle()  # outside our lock: it takes the trial presenter's
+        with self._lock:
+            if ticket < self._newest or bundle["text/html"] == self.html:
+                return
+            self._newest, self._last, self._state = ticket, now, state
+            self.html = bundle["text/html"]
+            self.sent += 1
+            notebook.update(self.display_id, bundle)
+
+    def bundle(self) -> dict:
+        """The output's mime bundle now: `text/html` and `text/plain`."""
+        from nbtrain.dashboard.htmlview import HtmlView, bar_html
+
+        board = self.board
+        view, search = board.view, board.search  # values read whole, no lock: see above
+        state = search.state
+        color = fmt.STATE_COLORS.get(state, "#616161")
+        metric, direction = objective(search)
+        trials = list(search.trials)
+        parts = [
+            '<div class="nbtrain-header" style="margin:4px 0">'
+            f'<span class="nbtrain-state nbtrain-state-{html.escape(state)}">'
+            f"{fmt.state_html(state)}</span> "
+            f'<span class="nbtrain-search-progress" style="margin-left:8px">'
+            f"{view.progress.value}</span> "
+            f'<span class="nbtrain-time" style="margin-left:8px">{view.time.value}</span></div>',
+            f'<div>{bar_html("nbtrain-search-bar", view.bar.value, view.bar.max, color)}</div>',
+        ]
+        if state in ACTIVE:
+            parts.append('<div class="nbtrain-hint" style="color:#616161;margin:4px 0">'
+                         f"{SEARCH_HINT}</div>")
+        parts.append(f'<div class="nbtrain-messages">{view.messages.value}</div>')
+        parts.append(f'<div class="nbtrain-search-table">{view.trials.value}</div>')
+        if view.plot.layout.display != "none" and view.plot.value:
+            data = base64.b64encode(view.plot.value).decode("ascii")
+            parts.append('<img class="nbtrain-search-plot" style="max-width:100%;'
+                         f'display:block" src="data:image/png;base64,{data}">')
+        current = None
+        if state not in ENDED and view.current.layout.display != "none":
+            current = board.trial_board
+            parts.append(f'<div class="nbtrain-search-current-title">{view.title.value}</div>')
+        text = trials_text(state, html.unescape(view.progress.value), trials, metric,
+                           direction)
+        if current is not None:  # the trial's own view (under its presenter's lock)
+            trial = HtmlView(current.presenter, hint="").bundle()["text/html"]
+            parts.append(f'<div class="nbtrain-search-current" style="border:1px solid #e0e0e0;'
+                         f'padding:4px">{trial}</div>')
+        return {"text/html": f'<div class="nbtrain-html nbtrain-search">{"".join(parts)}</div>',
+                "text/plain": text}
+
+
+__all__ = ["SEARCH_HINT", "ControlledSearch", "SearchDashboard", "SearchHtml", "SearchText",
+           "SearchView",
            "attach_search_display", "display_search", "register_search_display",
            "searches_table",
            "overlay_png", "ranked", "trial_colors", "trials_html", "trials_text"]

@@ -1,8 +1,14 @@
-"""The API a `FitLoop`'s controllers (a `Run`, a `CollectiveGate`) call: they call
-these methods and never write the loop's fields."""
+"""The contract between a training loop and its controllers (a `Run`, a `CollectiveGate`).
+
+`LoopControls` writes it out both ways: what the loop provides (its attributes
+and its abstract methods, which `FitLoop` implements) and what a controller may
+call (the methods below, implemented here on those attributes).  A controller
+calls these and never writes the loop's fields.
+"""
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -74,12 +80,49 @@ class HeldMetrics:
         self.restore()
 
 
-class LoopControls:
-    """What a controller may ask of a `FitLoop` (its base class).
+class LoopControls(abc.ABC):
+    """What a controller may ask of a training loop, and what the loop provides for it
+    (the base of `FitLoop`).
 
-    The loop sets `model`, `epochs`, `gate`, `state`, `callbacks`, `steps_per_epoch`,
-    `train_steps` and `train_stream`.
+    The loop sets the attributes below in its constructor and implements the
+    abstract methods; the other methods are the controllers' API.
     """
+
+    model: Any
+    """The Keras model trained."""
+    epochs: int
+    """The final epoch: a pass ends when the position reaches it (`set_epochs`)."""
+    gate: Callable[[], None] | None
+    """Called before each training step (`set_gate`)."""
+    state: Any
+    """The position: `epoch` (in progress, or next) and `batch` (trained in it)."""
+    callbacks: Any
+    """The loop's `keras.callbacks.CallbackList`; `params` holds `epochs` and `steps`."""
+    steps_per_epoch: int | None
+    """Batches per epoch as given (None: the data's length, or until it ends)."""
+    train_steps: Any
+    """The training step runner (`nbtrain.engine.backends.base.StepRunner`): `sync`,
+    `snapshot`, `restore`, `reset`, and a `carrier` where the step can carry one."""
+    train_stream: Any
+    """The training data's stream: `data` (the source) and `while_waiting`."""
+    history: Any
+    """The `keras.callbacks.History` the loop records into (kept across passes)."""
+    recovery: Any
+    """What a failed pass left (`nbtrain.engine.recovery.Recovery`; `failure`)."""
+
+    @abc.abstractmethod
+    def run(self) -> Any:
+        """Train from the position to epoch `epochs`, one pass; return the History.
+        A gate's `Interrupt` ends the pass early; the next `run()` goes on."""
+
+    @abc.abstractmethod
+    def sync_model(self) -> None:
+        """Put the training state back into the model (between two steps, on the
+        training thread), before anyone reads or changes it."""
+
+    @abc.abstractmethod
+    def end_training(self, logs: dict | None = None) -> None:
+        """End the training for the callbacks (`on_train_end`) if one is open."""
 
     def set_epochs(self, epochs: int) -> None:
         """Make `epochs` the final epoch (a pass in progress ends there)."""

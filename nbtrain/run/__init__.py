@@ -10,13 +10,17 @@ attaches a display and starts it.
 The rooms of this package (each a small module; change one without reading
 the others):
 
-- `state`: the states (`State`, a `str` enum), `ENDED`, `ACTIVE`, and the
-  transitions as a table (`TRANSITIONS`) that every change is checked against;
+- `state`: the states (`State`, a `str` enum), `ENDED`, `ACTIVE`, the
+  transitions as a table (`TRANSITIONS`) that every change is checked
+  against, and the controls as a table (`CONTROLS`: where each action acts
+  and what it changes to; `allowed_actions`);
 - `events`: `RunStatus`, the state under the Run's lock, its failure, and the
   listeners told of each change (delivered in order, outside the lock);
+- `actions`: `RunActions`, start, pause, resume, stop and close, by `CONTROLS`;
 - `passes`: `PassRunner`, the pass threads (claim the model, run the loop,
   end in `finished`, `stopped` or `failed`);
 - `hold`: `Hold`, the local gate (pause, stop) and `with run.paused():`;
+- `steering`: `RunSteering`, hyperparameters changed while it trains;
 - `registry`: which model trains in which Run; stops every Run at exit;
 - `waiting`: `Deadline`, `wait_until`, `join`: the one way the caller's
   thread blocks (in short slices, so Ctrl-C is seen);
@@ -25,9 +29,9 @@ the others):
 - `multiworker`: `WorkerCoordinator`, the coordinator of a Run on a worker of
   a `MultiWorkerMirroredStrategy` job (the chief steers, the others follow);
 - `history`: `RunHistory`, one History across every pass;
-- `view`: `RunView`, which builds the parts and answers what may be read
-  (state, position, history, listeners, `wait()`);
-- `run`: `Run`, the public facade: the controls.
+- `run`: `Run`, the public facade, built from those parts: it answers what
+  may be read (state, position, history) and `wait()`, and takes its other
+  public methods from the part that implements them.
 
 The states (`STATES`, `ENDED`, `State`) import without TensorFlow; `Run`
 and `RunHistory` load on first use.

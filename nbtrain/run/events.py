@@ -14,7 +14,7 @@ import warnings
 from typing import Any, Callable
 
 from nbtrain.engine.recovery import add_note, error_summary
-from nbtrain.run.state import CREATED, FAILED, State, check_transition
+from nbtrain.run.state import CONTROLS, CREATED, FAILED, State, check_transition
 
 Listener = Callable[[Any, str, str], Any]
 """`fn(run, old_state, new_state)`."""
@@ -70,6 +70,20 @@ class RunStatus:
         self._events.append((old, self.state))
         self.cond.notify_all()
 
+    def act(self, action: str) -> bool:
+        """Make `action`'s change of state if it acts in this one during a pass
+        (`state.CONTROLS`, its `in_pass` states), `lock` held; `dispatch()` delivers it.
+
+        Returns:
+            True if the state changed; False, nothing changed, if the action does
+            not act in this state during a pass.
+        """
+        control = CONTROLS[action]
+        if self.state not in control.in_pass:
+            return False
+        self.change(control.target)
+        return True
+
     def fail(self, error: BaseException, failure: Any = None) -> None:
         """Record `error` as the run's failure and change to `failed` (`lock` held);
         a run that failed already keeps its first error.
@@ -90,12 +104,52 @@ class RunStatus:
                  "cause and start a new run.")
         self.change(FAILED)
 
+    @property
+    def resumable(self) -> bool:
+        """True if the run failed and `resume()` goes on at the batch that failed:
+        reading a Sequence's data, a callback's epoch or batch hook, validation on a
+        Sequence, or a lost data worker process (see `nbtrain.engine.recovery`); fix
+        the cause first.  Not in a multi-worker job (a failure there ends the job:
+        its passes record no `failure`)."""
+        if self.state != FAILED:
+            return False
+        failure = self.failure
+        return self.lost_worker or (failure is not None and failure.resumable)
+
+    @property
+    def lost_worker(self) -> bool:
+        """True if the run failed because a data worker process died
+        (`nbtrain.data.WorkerLost`): `resume()` goes on with fresh workers."""
+        from nbtrain.data import WorkerLost
+
+        return isinstance(self.exception, WorkerLost)
+
     def clear_failure(self) -> None:
         """Forget the failure (`lock` held): a resumable failure resumes."""
         self.exception = self.traceback = self.failure = None
 
     def add_listener(self, fn: Listener) -> Callable[[], None]:
-        """Add `fn`; return a function that removes it (safe to call twice)."""
+        """Call `fn(run, old_state, new_state)` on every change of state.
+
+        Listeners are called in the order of the changes, outside the Run's
+        lock, on the thread that made the change (or on a thread already
+        delivering an earlier change): they may call the Run's controls.  An
+        exception in a listener is caught and warned about; it never breaks
+        the run.
+
+        Args:
+            fn: the listener.
+
+        Returns:
+            A function that removes the listener (safe to call twice).
+
+        Example:
+
+        ```python
+        remove = run.add_listener(lambda run, old, new: print(old, "->", new))
+        remove()
+        ```
+        """
         if not callable(fn):
             raise TypeError(f"A listener must be callable, got {type(fn).__name__}.")
         with self.lock:

@@ -18,7 +18,7 @@ import threading
 from typing import Any, Iterator
 
 from nbtrain.engine import Interrupt
-from nbtrain.run.state import HOLDING, PAUSED, PAUSING, RUNNING, STOPPING
+from nbtrain.run.state import HOLDING, PAUSED, PAUSING, STOPPING
 from nbtrain.run.waiting import wait_until
 
 
@@ -29,16 +29,20 @@ class Hold:
         status: the Run's `RunStatus`.
         loop: its `FitLoop`.
         passes: its `PassRunner` (`active`: a pass is in progress).
+        coordinator: its `Coordinator` (`check_hold`: a job has no `paused()`).
+        owner: the Run (what a `paused()` block yields).
 
     Attributes:
         in_gate: the loop is holding in the gate now.
         holds: `paused()` blocks open (the gate holds while there is one).
     """
 
-    def __init__(self, status: Any, loop: Any, passes: Any):
+    def __init__(self, status: Any, loop: Any, passes: Any, coordinator: Any, owner: Any):
         self.status = status
         self.loop = loop
         self.passes = passes
+        self.coordinator = coordinator
+        self.owner = owner
         self.in_gate = False
         self.holds = 0
         self._threads: collections.Counter = collections.Counter()  # blocks open per thread
@@ -82,24 +86,45 @@ class Hold:
         return bool(self._threads[threading.get_ident()])
 
     @contextlib.contextmanager
-    def paused(self) -> Iterator[None]:
-        """Hold the loop for the block; resume after it if it was running (see `Run.paused`)."""
+    def paused(self) -> Iterator[Any]:
+        """Hold training for the duration of a `with` block; resume after it if it was running.
+
+        On entry it waits until the loop actually holds between two batches, and
+        snapshots the model's metric state; on exit it restores it, so calling
+        `model.evaluate` or `model.predict` inside the block is safe and does not
+        disturb the epoch's running averages.  While a block is open the loop
+        does not move, even if `resume()` or `stop()` are called meanwhile (they
+        take effect when the block ends).
+
+        Yields:
+            The run.
+
+        Raises:
+            RuntimeError: called from the training thread.
+
+        Example:
+
+        ```python
+        with run.paused():
+            print(model.evaluate(x_test, y_test, verbose=0))
+        ```
+        """
+        if self.passes.on_training_thread():
+            raise RuntimeError("run.paused() cannot be used on the training thread.")
+        self.coordinator.check_hold()
         status = self.status
         me = threading.get_ident()
-        resume_after = False
         with status.cond:
             self.holds += 1
             self._threads[me] += 1
-            if status.state == RUNNING:
-                status.change(PAUSING)  # the gate makes it "paused" once it holds
-                resume_after = True
+            resume_after = status.act("pause")  # the gate makes it "paused" once it holds
         try:
             status.dispatch()
             with status.cond:
                 wait_until(status.cond, lambda: not self.passes.active or self.in_gate)
                 if self.holds == 1 and self.in_gate:
                     self._held = self.loop.held_metrics()
-            yield
+            yield self.owner
         finally:
             with status.cond:
                 if self.holds == 1 and self._held is not None:
@@ -107,8 +132,8 @@ class Hold:
                     held.restore()
                 self.holds -= 1
                 self._threads[me] -= 1
-                if resume_after and status.state in HOLDING and not self.holds:
-                    status.change(RUNNING)
+                if resume_after and not self.holds:
+                    status.act("resume")  # if still held: a stop meanwhile stands
                 status.cond.notify_all()
             status.dispatch()
 

@@ -47,7 +47,7 @@ from nbtrain.engine.distributed import (
     WorkerLostError,
     WorkersOutOfStepError,
 )
-from nbtrain.run.state import PAUSED, PAUSING, RUNNING, STOPPING
+from nbtrain.run.state import HOLDING, PAUSED, PAUSING, RUNNING, STOPPING
 from nbtrain.run.waiting import Deadline, wait_until
 
 # Callbacks whose only effect is writing files: the chief's alone.
@@ -122,7 +122,7 @@ class WorkerCoordinator:
         if not self.is_chief:
             return RUN
         state = self.status.state
-        return STOP if state == STOPPING else PAUSE if state in (PAUSING, PAUSED) else RUN
+        return STOP if state == STOPPING else PAUSE if state in HOLDING else RUN
 
     def epochs(self) -> int:
         """The chief's final epoch (0 elsewhere)."""
@@ -134,7 +134,7 @@ class WorkerCoordinator:
         """Chief: hold up to `timeout` s while paused (a control wakes it up)."""
         if self.is_chief:
             with self.status.cond:
-                if self.status.state in (PAUSING, PAUSED):
+                if self.status.state in HOLDING:
                     self.status.cond.wait(timeout)
 
     def hyperparameters(self) -> dict[str, float]:
@@ -168,8 +168,8 @@ class WorkerCoordinator:
                 status.change(PAUSED)
             elif command == RUN and state == PAUSED:
                 status.change(RUNNING)
-            elif command == STOP and state in (RUNNING, PAUSING, PAUSED):
-                status.change(STOPPING)
+            elif command == STOP:
+                status.act("stop")  # where a stop acts (`state.CONTROLS`)
         status.dispatch()
 
     # -- the Coordinator protocol --------------------------------------------------------

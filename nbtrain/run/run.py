@@ -1,51 +1,59 @@
-"""`Run`: the public facade of a background training, with its controls.
+"""`Run`: the public facade of a background training, built from the parts it holds.
 
-A Run's parts each live in their own module of `nbtrain.run` (its docstring
-is the map); `RunView` builds them and answers what may be read, and `Run`
-adds the controls: each checks what its caller asks, in the caller's thread,
-and hands it to them.
+A Run holds one part for each role, each in its own module of `nbtrain.run`
+(its docstring is the map), and gives each the others it works with:
 
-One rule for `pause()`, `resume()` and `stop()` (`nbtrain.run.refusal`): a
-call that the run's state makes a no-op (pausing a paused run, resuming a
-running one, stopping a stopped one) does nothing, warns (`RuntimeWarning`,
-naming the state and what would act) and returns False; a call that can never
-act on this run (not started, closed, failed for good, a follower of a
-multi-worker job) raises `RuntimeError`.
+- `status` (`events.RunStatus`): the state under the Run's lock, the failure,
+  the state listeners;
+- `coordinator` (`coordinator.Coordinator`): the job it is part of, if any;
+- `passes` (`passes.PassRunner`): the threads that run the loop, one a pass;
+- `hold` (`hold.Hold`): the loop's pause gate and `with run.paused():`;
+- `actions` (`actions.RunActions`): start, pause, resume, stop, close, by the
+  table of `state.CONTROLS`, and what the run allows now;
+- `steering` (`steering.RunSteering`): hyperparameters changed while it trains;
+- `history` (`history.RunHistory`): one History across every pass.
+
+`Run` answers what may be read (state, position, history) and `wait()`; its
+other public methods are its parts' (`_part`), with their signatures and docs.
 """
 
 from __future__ import annotations
 
-import contextlib
-import operator
-import warnings
-from typing import Any, Iterator
+import functools
+from typing import Any
+
+import keras
 
 from nbtrain.engine import FitLoop
 from nbtrain.engine.config import fit_config
 from nbtrain.run import registry
-from nbtrain.run.coordinator import multi_worker_strategy_of
+from nbtrain.run.actions import RunActions
+from nbtrain.run.coordinator import make_coordinator, multi_worker_strategy_of
+from nbtrain.run.events import RunStatus
 from nbtrain.run.history import RunHistory
-from nbtrain.run.refusal import refused
-from nbtrain.run.state import (
-    CREATED,
-    ENDED,
-    FAILED,
-    FINISHED,
-    HOLDING,
-    PAUSED,
-    PAUSING,
-    RUNNING,
-    STATES,
-    STOPPED,
-    STOPPING,
-    State,
-)
-from nbtrain.run.steering import SteerableRun, SteeringLog
-from nbtrain.run.view import RunView
-from nbtrain.run.waiting import Deadline
+from nbtrain.run.hold import Hold
+from nbtrain.run.passes import PassRunner
+from nbtrain.run.state import ENDED, FAILED, STATES, State
+from nbtrain.run.steering import RunSteering, SteeringLog
+from nbtrain.run.waiting import Deadline, join, wait_until
+from nbtrain.text import batch_fraction, epoch_fraction
 
 
-class Run(RunView, SteerableRun):
+def _part(part: str, member: Any) -> Any:
+    """`member` of a Run's part (the attribute `part`), as a member of the Run: a
+    property read from the part, or a method called on it, with its name and docs."""
+    if isinstance(member, property):
+        return property(lambda run: member.fget(getattr(run, part)), doc=member.__doc__)
+
+    @functools.wraps(member)
+    def method(run: Any, *args: Any, **kwargs: Any) -> Any:
+        return member(getattr(run, part), *args, **kwargs)
+
+    method.__qualname__ = f"Run.{member.__name__}"
+    return method
+
+
+class Run:
     """Training in a background thread, with pause / resume / stop and one History.
 
     The constructor checks every argument in the calling thread (the same clear
@@ -124,251 +132,194 @@ class Run(RunView, SteerableRun):
             workers=workers, use_multiprocessing=use_multiprocessing)
         history = RunHistory()
         loop = FitLoop.from_config(config, history=history)
-        super().__init__(model, loop, history, strategy, log)
+        self._model, self._loop, self._history = model, loop, history
+        self._status = status = RunStatus(self)
+        self._coordinator = coordinator = make_coordinator(strategy, status, loop, self)
+        self._passes = passes = PassRunner(status, loop, self, coordinator)
+        self._hold = hold = Hold(status, loop, passes, coordinator, self)
+        self._actions = actions = RunActions(status, loop, passes, coordinator, self)
+        self._steering = steering = RunSteering(status, loop, self, log, actions.require_trainable)
+        loop.set_gate(coordinator.gate(hold.gate, steering))
+        loop.set_wait_check(coordinator.wait_check(hold.check_stop))
 
-    # -- controls -----------------------------------------------------------------------
+    # -- the controls (`RunActions`, `Hold`, `RunSteering`) -------------------------------
 
-    def start(self) -> Run:
-        """Start training in a background thread; returns at once.
+    start = _part("_actions", RunActions.start)
+    pause = _part("_actions", RunActions.pause)
+    stop = _part("_actions", RunActions.stop)
+    resume = _part("_actions", RunActions.resume)
+    close = _part("_actions", RunActions.close)
+    allowed_actions = _part("_actions", RunActions.allowed_actions)
+    resumable = _part("_status", RunStatus.resumable)
+    lost_worker = _part("_status", RunStatus.lost_worker)
+    paused = _part("_hold", Hold.paused)
+    set_learning_rate = _part("_steering", RunSteering.set_learning_rate)
+    set_hyperparameters = _part("_steering", RunSteering.set_hyperparameters)
+    learning_rate = _part("_steering", RunSteering.learning_rate)
+    hyperparameter_changes = _part("_steering", RunSteering.hyperparameter_changes)
+    add_steering_listener = _part("_steering", RunSteering.add_steering_listener)
+    add_listener = _part("_status", RunStatus.add_listener)
 
-        Returns:
-            The run itself.
+    # -- what may be read ---------------------------------------------------------------
 
-        Raises:
-            RuntimeError: already started, or the model is training in another Run.
+    @property
+    def state(self) -> State:
+        """One of `'created'`, `'running'`, `'paused'`, `'stopping'`, `'stopped'`,
+        `'finished'`, `'failed'`."""
+        return self._status.state
 
-        Example:
+    @property
+    def loop(self) -> Any:
+        """The `FitLoop` the run drives: its position, data streams and callbacks
+        (read it; steer the run through its controls)."""
+        return self._loop
 
-        ```python
-        run = nbtrain.Run(model, sequence, epochs=5).start()
-        ```
-        """
-        with self._status.lock:
-            if self._status.state != CREATED:
-                raise RuntimeError(f"This run was already started (it is {self.state}).")
-            thread = self._passes.begin()
-        self._passes.launch(thread)
-        return self
+    @property
+    def model(self) -> Any:
+        """The model being trained."""
+        return self._model
 
-    def pause(self) -> bool:
-        """Hold training before its next batch; the data workers stay alive.
+    @property
+    def history(self) -> RunHistory:
+        """The one History of the run, across every pause, stop and resume."""
+        return self._history
 
-        Returns at once: `'pausing'`, then `'paused'` once the loop holds.
+    @property
+    def exception(self) -> BaseException | None:
+        """The exception that failed the run (with its `__traceback__`), or None."""
+        return self._status.exception
 
-        Returns:
-            True if the run was running and is now pausing; else False, with a warning.
+    @property
+    def epoch(self) -> int:
+        """0-based index of the epoch in progress (or the next to start); equals
+        `epochs` once every epoch is done."""
+        return self._loop.position().epoch
 
-        Example:
+    @property
+    def batch(self) -> int:
+        """Batches trained in the current epoch."""
+        return self._loop.position().batch
 
-        ```python
-        run.pause(); ...; run.resume()
-        ```
-        """
-        return self._change("pause", (RUNNING,), PAUSING)
+    @property
+    def epochs(self) -> int:
+        """The final epoch: training ends when `epoch` reaches it."""
+        return self._loop.epochs
 
-    def stop(self) -> bool:
-        """Stop after the current batch: the pass ends and the data workers stop.
-        Works while pausing or paused.  `resume()` continues later.
+    @property
+    def steps(self) -> int | None:
+        """Batches in the current epoch, when known."""
+        return self._loop.epoch_steps()
 
-        A stop is an interruption, not an end of training: for the callbacks the epoch in progress
-        does not end (`on_epoch_end` runs once, when a resume completes it), nor does the training
-        (`close()` ends it).  Returns at once: `'stopping'`, then `'stopped'` within 5 s of the
-        current batch, even while a data read hangs (`nbtrain.run.waiting.STOP_TIMEOUT`).
+    @property
+    def is_chief(self) -> bool:
+        """False on the workers of a multi-worker job other than the chief: they
+        follow the chief's controls and cannot be steered themselves."""
+        return self._coordinator.is_chief
 
-        Returns:
-            True if a running, pausing or paused run is now stopping; else False, warned.
+    @property
+    def failure(self) -> Any:
+        """Where and how the run failed (`nbtrain.engine.recovery.LoopFailure`:
+        `kind`, `epoch`, `batch`, `source` such as `MySequence[7]`, `resumable`,
+        and `line()`, the one line also added to `run.exception` as a note), or
+        None (not failed, or failed outside the loop)."""
+        return self._status.failure
 
-        Example:
+    def __repr__(self) -> str:
+        epoch, epochs = self.epoch, self.epochs
+        batch = batch_fraction(self.batch, self.steps, epoch, epochs)
+        return f"<nbtrain.Run {self.state} epoch {epoch_fraction(epoch, epochs)} batch {batch}>"
 
-        ```python
-        run.stop(); run.wait()
-        ```
-        """
-        return self._change("stop", (RUNNING, PAUSING, PAUSED), STOPPING)
+    @property
+    def callbacks(self) -> list:
+        """The Keras callbacks the loop calls (the steering log first, the user's, the
+        History, any display)."""
+        return list(self._loop.callbacks.callbacks)
 
-    def _change(self, what: str, sources: tuple, target: State, quiet: bool = False) -> bool:
-        status = self._status
-        with status.lock:
-            self._require_chief(what)
-            if status.state not in sources:
-                return False if quiet else refused(what, status.state)
-            status.change(target)
-        status.dispatch()
-        return True
-
-    def resume(self, epochs: int | None = None) -> bool:
-        """Continue training.
-
-        Pausing or paused: continues with the next batch.  Stopped: a new pass of the loop
-        from the interrupted epoch and, for a Sequence or arrays, its exact next
-        batch in the same order (a generator is read on where it was).
-        `epochs=N` sets the final epoch to N, so `resume(epochs=N)` also trains
-        a finished run further.  While stopping, resume is ignored.  A failed run
-        that is `run.resumable` (its data, a callback, a lost data worker; see
-        `nbtrain.engine.recovery`) resumes once fixed, at the batch that failed.
+    def add_callback(self, callback: keras.callbacks.Callback) -> None:
+        """Add a Keras callback to the loop (before `start()`, or between passes).
 
         Args:
-            epochs: new final epoch (must be greater than the epoch in progress).
-
-        Returns:
-            True if training resumes (or the target changed); False for a no-op, warned.
+            callback: a `keras.callbacks.Callback`; it runs on the training thread.
 
         Raises:
-            RuntimeError: the run has not started, or failed and is not `resumable`.
-            ValueError: `epochs` is not after the epoch in progress.
+            TypeError: not a Keras callback.
+            RuntimeError: a pass is in progress.
 
         Example:
 
         ```python
-        run.stop(); run.wait()
-        run.resume(epochs=run.epochs + 5)
+        run = nbtrain.Run(model, sequence, epochs=3)
+        run.add_callback(keras.callbacks.CSVLogger("log.csv"))
+        run.start()
         ```
         """
-        status, loop, thread = self._status, self._loop, None
-        with status.lock:
-            self._require_chief("resume")
-            state = status.state
-            lost = state == FAILED and self.resumable
-            if lost:  # like a stop: the data is read again, by fresh workers
-                state = STOPPED
-            if state == FAILED:
-                raise RuntimeError(_not_resumable(status.exception, status.failure))
-            if state == STOPPING:
-                return refused("resume", state)
-            if self._closed:
-                raise RuntimeError("This run was closed (run.close()) and cannot be resumed.")
-            if state in (STOPPED, FINISHED):
-                registry.check_free(self._model, self)
-            if epochs is not None:
-                self._set_epochs(epochs)
-            if state == RUNNING:
-                return epochs is not None or refused("resume", state)
-            if state in HOLDING:
-                status.change(RUNNING)
-            elif loop.position().epoch >= loop.epochs:  # stopped or finished
-                warnings.warn(
-                    f"The run has trained all {loop.epochs} epochs; to train more, call "
-                    f"run.resume(epochs=N) with N > {loop.epochs}.",
-                    RuntimeWarning, stacklevel=2,
+        if not isinstance(callback, keras.callbacks.Callback):
+            raise TypeError(
+                f"add_callback needs a keras.callbacks.Callback, got {type(callback).__name__}."
+            )
+        with self._status.lock:
+            if self._passes.active:
+                raise RuntimeError(
+                    "Callbacks can only be added before start() or while no pass is in "
+                    f"progress (the run is {self.state})."
                 )
-                return False
-            else:
-                if lost:
-                    status.clear_failure()
-                thread = self._passes.begin()
-        if thread is not None:
-            self._passes.launch(thread)
-        else:
-            status.dispatch()
-        return True
+            self._loop.callbacks.append(callback)
 
-    def _set_epochs(self, epochs: Any) -> None:
-        self._coordinator.set_epochs(_checked_epochs(epochs, self._loop.position().epoch),
-                                     self._passes.active)
+    # -- waiting ------------------------------------------------------------------------
 
-    def close(self, timeout: float | None = None) -> None:
-        """End the run for good: stop it if it is training, wait until its pass
-        has ended, and end the training for the callbacks (`on_train_end`, on
-        the calling thread, if a stop left it open: `CSVLogger` closes its file).
-        A closed run cannot be resumed; closing twice is a no-op.
+    def wait(self, timeout: float | None = None) -> keras.callbacks.History:
+        """Block until the run is stopped, finished or failed; return the History.
 
-        In a multi-worker job, closing the chief's Run ends the job: every other
-        worker's `run.wait()` returns (the chief's program exiting does the same).
-        On another worker, `close()` waits until the chief closes.
+        A Ctrl-C (KeyboardInterrupt) while waiting stops the run and is raised
+        again within about a second (`INTERRUPT_WAIT`): the run is then stopped
+        (history kept, data workers ended, thread joined) or, if a batch read
+        hangs, still stopping (it stops within `STOP_TIMEOUT`, 5 s).
+
+        On a worker of a multi-worker job other than the chief it returns when
+        the chief ends the job (`run.close()` on the chief, or the chief's
+        program exiting): the chief may resume after a stop.
 
         Args:
             timeout: seconds to wait at most, a number >= 0 (None: no limit).
 
+        Returns:
+            `run.history`.
+
         Raises:
-            TimeoutError: the pass was still ending after `timeout` s.
-            RuntimeError: called from the training thread.
+            Exception: the exception that failed training, with its traceback.
+            TimeoutError: `timeout` passed first.
+            RuntimeError: not started, or called from the training thread or
+                inside `run.paused()` (it would never return).
 
         Example:
 
         ```python
-        run.stop(); run.wait()
-        run.close()
+        history = nbtrain.fit(model, x, y, epochs=5, display=False).wait()
         ```
         """
-        self._require_caller_thread("close()")
-        deadline = Deadline(timeout)
-        if not self.is_chief:
-            self._coordinator.close(deadline)
-            self._closed = True
-            return
-        with self._status.lock:
-            if self._closed:
-                return
-            started = self._status.state != CREATED
-        if started:
-            with contextlib.suppress(RuntimeError):
-                self._change("stop", (RUNNING, PAUSING, PAUSED), STOPPING, quiet=True)
-            self._passes.wait_idle(deadline)
-        with self._status.lock:
-            if self._closed:
-                return
-            self._closed = True
-            end = self._status.state == STOPPED  # not a failed training: Keras never ends those
-        if end:
-            self._loop.end_training()
-        self._coordinator.close(deadline)
+        self._actions.require_started("wait")
+        self._actions.require_caller_thread("wait()")
+        if self._hold.held_by_this_thread():
+            raise RuntimeError("run.wait() inside `with run.paused():` would never return.")
+        status, passes, deadline = self._status, self._passes, Deadline(timeout)
+        try:
+            with status.cond:
+                wait_until(status.cond, self._waited_for, deadline,
+                           lambda: f"The run is still {status.state} after {timeout} s.")
+                ended = passes.ended_threads()
+            for thread in ended:
+                join(thread, deadline)
+        except KeyboardInterrupt:  # stop, and give control back within about a second
+            self._actions.stop_on_interrupt()
+            raise
+        if status.state == FAILED and status.exception is not None:
+            raise status.exception.with_traceback(status.traceback)
+        return self._history
 
-    @contextlib.contextmanager
-    def paused(self) -> Iterator[Run]:
-        """Hold training for the duration of a `with` block; resume after it if it was running.
-
-        On entry it waits until the loop actually holds between two batches, and
-        snapshots the model's metric state; on exit it restores it, so calling
-        `model.evaluate` or `model.predict` inside the block is safe and does not
-        disturb the epoch's running averages.  While a block is open the loop
-        does not move, even if `resume()` or `stop()` are called meanwhile (they
-        take effect when the block ends).
-
-        Yields:
-            The run.
-
-        Raises:
-            RuntimeError: called from the training thread.
-
-        Example:
-
-        ```python
-        with run.paused():
-            print(model.evaluate(x_test, y_test, verbose=0))
-        ```
-        """
-        if self._passes.on_training_thread():
-            raise RuntimeError("run.paused() cannot be used on the training thread.")
-        self._coordinator.check_hold()
-        with self._hold.paused():
-            yield self
-
-
-def _not_resumable(error: BaseException | None, failure: Any) -> str:
-    """Why `resume()` of a failed run is refused."""
-    what = f"{type(error).__name__}: {error}".splitlines()[0]
-    why = {"step": "the training step failed and may have changed the model",
-           "validation": "validation failed",
-           "data": "a generator or dataset that raised cannot go on",
-           }.get(getattr(failure, "kind", None), "the failure was not in the data or a callback")
-    return (f"This run failed ({what}) and cannot be resumed: {why}. Fix the cause and "
-            "start a new run; run.exception holds the error.")
-
-
-def _checked_epochs(epochs: Any, current: int) -> int:
-    """`epochs` for `resume(epochs=N)`: an integer after the epoch in progress."""
-    try:
-        if isinstance(epochs, bool):
-            raise TypeError
-        epochs = operator.index(epochs)
-    except TypeError:
-        raise ValueError(f"`epochs` must be an integer, got {epochs!r}.") from None
-    if epochs <= current:
-        raise ValueError(
-            f"`epochs={epochs}` must be greater than the epoch in progress "
-            f"({current}): epochs is the index of the final epoch."
-        )
-    return epochs
+    def _waited_for(self) -> bool:
+        """What `wait()` waits for: no pass in progress, and on a worker of a
+        multi-worker job other than the chief, the end of the job."""
+        return self._status.state in ENDED and self._coordinator.job_ended()
 
 
 __all__ = ["ENDED", "STATES", "Run", "RunHistory"]

@@ -24,7 +24,6 @@ from typing import Any, Callable
 import keras
 
 from nbtrain.engine.hyperparameters import LEARNING_RATE, HyperparameterChange, read_hyperparameter
-from nbtrain.run.state import FAILED
 
 SteeringListener = Callable[[Any, HyperparameterChange], None]
 
@@ -83,20 +82,25 @@ class SteeringLog(keras.callbacks.Callback):
 
 
 class RunSteering:
-    """A Run's pending hyperparameter changes, their record and their listeners.
+    """A Run's steering: its controls (`set_learning_rate`, `set_hyperparameters`),
+    the pending changes, their record and their listeners.
 
     Args:
         status: the Run's `RunStatus` (its lock guards the pending values).
         loop: its `FitLoop` (checks and applies the values).
         owner: the Run (passed to listeners).
         log: the `SteeringLog` among the loop's callbacks.
+        check: raises `RuntimeError` if the run cannot train again, or is not
+            steered here (`RunActions.require_trainable`; called with the lock held).
     """
 
-    def __init__(self, status: Any, loop: Any, owner: Any, log: SteeringLog):
+    def __init__(self, status: Any, loop: Any, owner: Any, log: SteeringLog,
+                 check: Callable[[], None]):
         self.status = status
         self.loop = loop
         self.owner = owner
         self.log = log
+        self.check = check
         log.history = loop.history
         self.pending: dict[str, float] = {}
         self.changes: list[HyperparameterChange] = []
@@ -143,20 +147,7 @@ class RunSteering:
                     warnings.warn(f"A steering listener failed: {type(exc).__name__}: {exc}",
                                   RuntimeWarning, stacklevel=2)
 
-    def add_listener(self, fn: SteeringListener) -> Callable[[], None]:
-        with self.status.lock:
-            self._listeners.append(fn)
-
-        def remove() -> None:
-            with self.status.lock:
-                if fn in self._listeners:
-                    self._listeners.remove(fn)
-
-        return remove
-
-
-class SteerableRun:
-    """The steering controls of `nbtrain.Run` (a base class of it)."""
+    # -- the Run's steering controls ------------------------------------------------------
 
     def set_learning_rate(self, value: float) -> None:
         """Set the optimizer's learning rate from the next batch on.
@@ -218,20 +209,9 @@ class SteerableRun:
         ```
         """
         checked = self.loop.check_hyperparameters(values)
-        with self._status.lock:
-            self._require_steerable()
-        self._steering.request(checked)
-
-    def _require_steerable(self) -> None:
-        if self._closed:
-            raise RuntimeError("This run was closed (run.close()): it will not train again.")
-        state = self._status.state
-        if state == FAILED and not self.lost_worker:
-            raise RuntimeError("This run failed and cannot train again; see run.exception.")
-        if not self.is_chief:
-            raise RuntimeError(
-                f"run.set_hyperparameters() on {self._coordinator.task}: in a multi-worker job "
-                "only the chief's Run is steered; its changes reach every worker at the same batch.")
+        with self.status.lock:
+            self.check()
+        self.request(checked)
 
     @property
     def learning_rate(self) -> float | None:
@@ -241,7 +221,7 @@ class SteerableRun:
         (at the next batch).
         """
         try:
-            return read_hyperparameter(self.model.optimizer, LEARNING_RATE)
+            return read_hyperparameter(self.loop.model.optimizer, LEARNING_RATE)
         except Exception:  # noqa: BLE001 - a schedule, or no optimizer
             return None
 
@@ -249,8 +229,8 @@ class SteerableRun:
     def hyperparameter_changes(self) -> list[HyperparameterChange]:
         """Every change applied so far, in order: where it landed (epoch, batch) and
         the old and new values (`nbtrain.engine.hyperparameters.HyperparameterChange`)."""
-        with self._status.lock:
-            return list(self._steering.changes)
+        with self.status.lock:
+            return list(self.changes)
 
     def add_steering_listener(self, fn: SteeringListener) -> Callable[[], None]:
         """Call `fn(run, change)` for every hyperparameter change, on the training
@@ -268,7 +248,15 @@ class SteerableRun:
         run.add_steering_listener(lambda run, c: print(c.name, c.old, "->", c.new))
         ```
         """
-        return self._steering.add_listener(fn)
+        with self.status.lock:
+            self._listeners.append(fn)
+
+        def remove() -> None:
+            with self.status.lock:
+                if fn in self._listeners:
+                    self._listeners.remove(fn)
+
+        return remove
 
 
-__all__ = ["RunSteering", "SteerableRun", "SteeringLog", "SteeringListener"]
+__all__ = ["RunSteering", "SteeringLog", "SteeringListener"]

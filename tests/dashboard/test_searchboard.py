@@ -308,9 +308,86 @@ def test_outside_a_notebook_the_search_is_lines_of_text(monkeypatch):
     assert not search.listeners
 
 
+# -- the search as one HTML output (issue 29: Colab and Kaggle) -----------------------------
+
+WIDGET = "application/vnd.jupyter.widget-view+json"
+
+
+def test_a_search_as_one_html_output_updated_in_place(make, cell):
+    from nbtrain.dashboard.htmlview import MIN_INTERVAL
+    from nbtrain.dashboard.searchboard import SEARCH_HINT
+
+    clock = FakeClock()
+    search = FakeSearch(max_trials=2)
+    board = make(search, clock=clock)
+    board.display(html=True)
+    (shown_,) = cell.outputs()  # one output, no widget, no snapshot outputs
+    assert WIDGET not in shown_ and 'class="nbtrain-html nbtrain-search"' in shown_["text/html"]
+    assert SEARCH_HINT in shown_["text/html"] and "no trial yet" in shown_["text/html"]
+
+    clock.advance(MIN_INTERVAL)
+    search.start_trial(units=8)  # the trial's dashboard updates it too (its new state)
+    live = cell.outputs()[0]["text/html"]
+    assert "current trial 00" in live and "units=8" in live
+    assert 'class="nbtrain-search-current"' in live and "epoch 1 / 2" in live  # the trial's view
+    assert "trial 1 of 2" in live and "nbtrain-state-running" in live
+
+    search.pause()  # a change of state: at once
+    assert "nbtrain-state-paused" in cell.outputs()[0]["text/html"]
+    search.resume()
+    search.end_trial(0.25, losses=(1.0, 0.5))
+    search.set("finished")
+    (final,) = cell.outputs()
+    html = final["text/html"]
+    assert "nbtrain-state-finished" in html and "2 of 2" not in html and "1 of 2 trials" in html
+    assert 'img class="nbtrain-search-plot"' in html  # the final curves
+    assert SEARCH_HINT not in html and "nbtrain-search-current" not in html
+    assert "trial 00: units=8  val_loss 0.25  completed" in final["text/plain"]
+    assert len(cell.order) == 1 and cell.updates >= 3
+
+
+def fake_kernel(monkeypatch, **environment):
+    """A notebook kernel (no IPython display formatter) with these variables set."""
+    import IPython
+
+    from nbtrain.dashboard import notebook
+
+    for name in ("COLAB_RELEASE_TAG", "COLAB_GPU", "KAGGLE_KERNEL_RUN_TYPE", "KAGGLE_URL_BASE",
+                 "VSCODE_PID", "VSCODE_CWD", notebook.ENV_DISPLAY):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(IPython, "get_ipython",
+                        lambda: SimpleNamespace(kernel=object(), user_ns={}))
+
+
+@pytest.mark.parametrize(("environment", "html"), [
+    ({"COLAB_RELEASE_TAG": "x"}, True), ({"KAGGLE_KERNEL_RUN_TYPE": "Interactive"}, True),
+    ({}, False), ({"COLAB_RELEASE_TAG": "x", "NBTRAIN_DISPLAY": "dashboard"}, False)])
+def test_the_search_display_is_html_where_the_frontend_gets_html(monkeypatch, cell, comm_log,
+                                                                 environment, html):
+    from nbtrain.dashboard.searchboard import attach_search_display, display_search
+
+    fake_kernel(monkeypatch, **environment)
+    search = FakeSearch()
+    board = attach_search_display(search)
+    again = display_search(search)  # `search` on a cell's last line: the same display
+    try:
+        outputs = cell.outputs()
+        if html:
+            assert len(outputs) == 2 and all(WIDGET not in o for o in outputs)
+            assert all("nbtrain-search" in o["text/html"] for o in outputs)
+        else:
+            assert len(outputs) == 6 and WIDGET in outputs[0] and WIDGET in outputs[3]
+    finally:
+        board.close()
+        again.close()
+
+
 def test_a_real_search_shown_to_the_end_and_listed_by_the_magic(comm_log, ipython, tmp_path,
-                                                                capsys):
+                                                                capsys, monkeypatch):
     keras_tuner = pytest.importorskip("keras_tuner")
+    monkeypatch.setenv("NBTRAIN_DISPLAY", "dashboard")  # no kernel here: text by default
     import keras
     import numpy as np
 
