@@ -332,6 +332,7 @@ class Dashboard(keras.callbacks.Callback):
             self.presenter.set_state(state)
             # the plot's room is kept while the run trains; no plot controls on a failure
             self.view.keep_plot_room(self.plot and state not in ENDED)
+            self.view.keep_message_room(state not in ENDED)
             if self.plot_controls is not None:
                 self.plot_controls.show_for(state)
 

@@ -22,7 +22,7 @@ from PIL import Image
 from nbtrain.dashboard import failure
 from nbtrain.dashboard import format as fmt
 from nbtrain.dashboard.callback import Dashboard
-from nbtrain.dashboard.layout import PLOT_HEIGHT, PLOT_WIDTH, expected_panels
+from nbtrain.dashboard.layout import MESSAGE_LINE, PLOT_HEIGHT, PLOT_WIDTH, expected_panels
 from nbtrain.dashboard.throttle import Throttle
 
 
@@ -349,3 +349,18 @@ def test_resume_to_its_own_final_epoch_is_the_plain_resume(cell):
             run.stop()
             run.wait(60)
         dashboard.close()
+
+
+def test_a_warning_mid_run_takes_the_line_kept_for_it(bound, clock):
+    run, dashboard = bound
+    view = dashboard.view
+    start(run, dashboard)
+    batches(dashboard, clock, 5)
+    kept = view.messages.layout.height
+    assert kept == MESSAGE_LINE and view.messages.value == ""  # room before any message
+    dashboard.message("a warning that came mid-run")
+    batches(dashboard, clock, 5, start=5)
+    assert "a warning that came mid-run" in view.messages.value
+    assert view.messages.layout.height == kept  # nothing below it moved
+    run.set("failed")
+    assert view.messages.layout.height is None  # an ended run's messages take their room
