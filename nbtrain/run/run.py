@@ -25,6 +25,7 @@ from typing import Any
 import keras
 
 from nbtrain.engine import FitLoop
+from nbtrain.engine.arguments import RUN
 from nbtrain.engine.config import fit_config
 from nbtrain.run import registry
 from nbtrain.run.actions import RunActions
@@ -85,7 +86,7 @@ class Run:
 
     Args: those of `nbtrain.fit` (all of `model.fit`'s, with Keras's meaning,
         and `workers`, `use_multiprocessing`, `max_queue_size`), without
-        `verbose` and `display`; their docs are `nbtrain.engine.config.ARGUMENTS`.
+        `verbose` and `display`; their docs are `nbtrain.engine.arguments.TABLE`.
 
     Raises:
         TypeError, ValueError: bad input (nothing has started; see
@@ -108,28 +109,18 @@ class Run:
 
     __module__ = "nbtrain.run"  # its public home (the notebook display is registered by it)
 
-    def __init__(self, model: Any, x: Any, y: Any = None, *, batch_size: int | None = None,
-                 epochs: int = 1, steps_per_epoch: int | None = None, validation_data: Any = None,
-                 validation_steps: int | None = None, validation_freq: Any = 1,
-                 callbacks: Any = None, class_weight: dict | None = None, workers: int = 1,
-                 use_multiprocessing: bool = False, max_queue_size: int = 10,
-                 shuffle: bool = True, initial_epoch: int = 0, sample_weight: Any = None,
-                 validation_split: float = 0.0, validation_batch_size: int | None = None):
+    @RUN.takes
+    def __init__(self, model: Any, x: Any, y: Any = None, **arguments: Any):
         registry.check_free(model)
         strategy = multi_worker_strategy_of(model)
+        callbacks = arguments.pop("callbacks")
         if strategy is not None:
             from nbtrain.run.multiworker import is_chief, worker_callbacks
 
             callbacks = worker_callbacks(callbacks, is_chief(strategy))
-        config = fit_config(
-            model, x, y, api="fit", batch_size=batch_size, epochs=epochs, verbose=0,
-            callbacks=SteeringLog.before(callbacks, log := SteeringLog()),
-            validation_split=validation_split, validation_data=validation_data,
-            shuffle=shuffle, class_weight=class_weight, sample_weight=sample_weight,
-            initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
-            validation_steps=validation_steps, validation_freq=validation_freq,
-            validation_batch_size=validation_batch_size, max_queue_size=max_queue_size,
-            workers=workers, use_multiprocessing=use_multiprocessing)
+        config = fit_config(model, x, y, api="fit", verbose=0,
+                            callbacks=SteeringLog.before(callbacks, log := SteeringLog()),
+                            **arguments)
         history = RunHistory()
         loop = FitLoop.from_config(config, history=history)
         self._model, self._loop, self._history = model, loop, history
