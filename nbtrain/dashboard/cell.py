@@ -136,9 +136,9 @@ class CellControls:
         """Handle the buttons' clicks; hold here while paused (cell's thread)."""
         self.events.poll()
         status = self.status
+        if status.state != PAUSING:  # clicks and training share this thread: no race
+            return
         with status.lock:
-            if status.state != PAUSING:
-                return
             status.change(PAUSED)  # the loop holds here, between two batches
         status.dispatch()
         while status.state == PAUSED:
