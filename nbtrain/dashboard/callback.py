@@ -330,9 +330,7 @@ class Dashboard(keras.callbacks.Callback):
                 self._warnings.release()  # a failed pass never reaches on_train_end
                 self._warnings = None
             self.presenter.set_state(state)
-            # the plot's room is kept while the run trains; no plot controls on a failure
-            self.view.keep_plot_room(self.plot and state not in ENDED)
-            self.view.keep_message_room(state not in ENDED)
+            self.view.keep_rooms(state not in ENDED, self.plot)  # no plot controls on a failure
             if self.plot_controls is not None:
                 self.plot_controls.show_for(state)
 

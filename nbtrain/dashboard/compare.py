@@ -181,6 +181,32 @@ def history_of(item: Any) -> Any:
     return _history_of(item)
 
 
+def overlay_of(history: Any) -> dict[str, Any]:
+    """An earlier run's curves to draw faintly behind a live plot (a
+    `keras.callbacks.History`'s epoch-level values): for each metric, its training
+    and validation `(x, y)` at each epoch's end, as the live run's own are placed
+    (`MetricTracker.overlay`)."""
+    epochs = np.array(list(getattr(history, "epoch", None) or []), dtype=float)
+    overlay: dict[str, Any] = {}
+    for key, values in (getattr(history, "history", None) or {}).items():
+        try:
+            values = np.array(values, dtype=float)
+        except (TypeError, ValueError):
+            continue
+        if values.ndim != 1 or len(values) != len(epochs):
+            continue
+        is_val = key.startswith("val_")
+        name = key[4:] if is_val else key
+        empty = (np.empty(0), np.empty(0))
+        train, val = overlay.get(name, (empty, empty))
+        if is_val:
+            val = (epochs + 1.0, values)
+        else:
+            train = (epochs + 1.0, values)
+        overlay[name] = (train, val)
+    return overlay
+
+
 def overlay(dashboard: Any, earlier: Any) -> None:
     """Draw `earlier`'s curves (a Run or a History) faintly behind a dashboard's
     live plot: its epoch-level values only, static, so the plot's cost per render
@@ -196,7 +222,7 @@ def overlay(dashboard: Any, earlier: Any) -> None:
         return
     history = _history_of(earlier)
     with presenter.lock:
-        presenter.tracker.set_overlay(history)
+        presenter.tracker.overlay = overlay_of(history)
         presenter.changed()
 
 
@@ -266,4 +292,4 @@ def compare(*runs: Any, names: Sequence[str] | None = None,
     return Comparison(curves, chosen, log_y=log_y, smoothing=float(smoothing))
 
 
-__all__ = ["Comparison", "RunCurves", "compare", "history_of", "overlay"]
+__all__ = ["Comparison", "RunCurves", "compare", "history_of", "overlay", "overlay_of"]

@@ -228,6 +228,11 @@ class DashboardView:
             return 0
         return set_traits(self.plot.layout, display=None if keep else "none")
 
+    def keep_rooms(self, live: bool, plot: bool = True) -> int:
+        """Keep the rooms of what a live run will show (the plot's, when it has one,
+        and a line of messages), or give them up once it ended."""
+        return self.keep_plot_room(plot and live) + self.keep_message_room(live)
+
     def keep_message_room(self, keep: bool) -> int:
         """Keep one line for the messages, scrolling, while the run lives (a warning
         that comes mid-run moves nothing below it), or let them take their height."""

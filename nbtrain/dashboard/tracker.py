@@ -282,7 +282,9 @@ class MetricTracker:
         self._completed: int | None = None  # the last epoch that ended complete
         self.marks: tuple[float, ...] = ()  # positions (in epochs) of hyperparameter changes
         self.rate_history = RateHistory()
-        self.overlay: dict[str, Any] = getattr(self, "overlay", {})  # kept across reset()
+        # an earlier run's epoch-level curves drawn behind this one's (kept across
+        # reset(); see `nbtrain.dashboard.compare.overlay_of`)
+        self.overlay: dict[str, Any] = getattr(self, "overlay", {})
         self.epoch_logs: dict[int, dict[str, float]] = {}  # each epoch's values (the table)
         self.epoch_times: dict[int, float] = {}  # each epoch's training seconds, where timed
         self.epoch_began: float | None = None  # `clock()` when the epoch in progress began
@@ -426,30 +428,6 @@ class MetricTracker:
             self.record_epoch(epoch, epoch + 1.0, logs)
             self.epoch = self._completed = epoch
             self.done = 0
-
-    def set_overlay(self, history: Any) -> None:
-        """Draw an earlier run's epoch-level curves (a `keras.callbacks.History`)
-        faintly behind this one's: training and validation values at each epoch's
-        end, as this run's own are placed."""
-        epochs = np.array(list(getattr(history, "epoch", None) or []), dtype=float)
-        overlay: dict[str, Any] = {}
-        for key, values in (getattr(history, "history", None) or {}).items():
-            try:
-                values = np.array(values, dtype=float)
-            except (TypeError, ValueError):
-                continue
-            if values.ndim != 1 or len(values) != len(epochs):
-                continue
-            is_val = key.startswith("val_")
-            name = key[4:] if is_val else key
-            empty = (np.empty(0), np.empty(0))
-            train, val = overlay.get(name, (empty, empty))
-            if is_val:
-                val = (epochs + 1.0, values)
-            else:
-                train = (epochs + 1.0, values)
-            overlay[name] = (train, val)
-        self.overlay = overlay
 
     def mark(self, x: Any) -> None:
         """Mark where a hyperparameter changed on every panel.
