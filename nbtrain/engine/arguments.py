@@ -153,7 +153,7 @@ class Contract:
         binds them to the generated signature (defaults filled in), the contract's
         ones gathered in its `**arguments`; its docstring's "Args:" made whole."""
         signature = self.signature(body)
-        name = body.__name__
+        name = body.__qualname__  # as Python names it in its own TypeError
 
         @functools.wraps(body)
         def function(*args: Any, **kwargs: Any) -> Any:
