@@ -13,8 +13,8 @@ each label to what `PlotOptions` takes.  The metrics are toggle buttons, one
 per metric that exists (shown as metrics appear), never free text.  Metrics
 appear while training, when the plot is published on the render thread, but
 widgets are made on the thread that makes the dashboard: `SPARE_TOGGLES`
-hidden toggles are made with it and given to metrics as they appear (a
-model with more panels than that gets the rest made where they appear).
+toggles are made with it, and shown as they are given to metrics (a model
+with more panels than that gets the rest made where they appear).
 """
 
 from __future__ import annotations
@@ -71,10 +71,10 @@ def _dropdown(choices: tuple, description: str, css: str, width: str) -> widgets
 
 
 def _toggle() -> widgets.ToggleButton:
-    """A metric toggle not given to a metric yet: hidden, no class of the contract."""
-    return widgets.ToggleButton(value=True, icon="check", _dom_classes=("nbtrain-plot-spare",),
+    """A metric toggle, not shown until it is given a metric (its name)."""
+    return widgets.ToggleButton(value=True, icon="check", _dom_classes=("nbtrain-plot-metric",),
                                 layout=widgets.Layout(width="auto", height="24px",
-                                                      margin="2px 2px", display="none"))
+                                                      margin="2px 2px"))
 
 
 class PlotControls:
@@ -111,7 +111,7 @@ class PlotControls:
         self._spare = [_toggle() for _ in range(SPARE_TOGGLES)]
         for toggle in self._spare:
             toggle.observe(self._toggled, names="value")
-        self.metrics = widgets.HBox(list(self._spare), _dom_classes=("nbtrain-plot-metrics",),
+        self.metrics = widgets.HBox([], _dom_classes=("nbtrain-plot-metrics",),
                                     layout=widgets.Layout(margin="0 0 0 8px"))
         for widget in (self.scale, self.smoothing):
             widget.observe(self._changed, names="value")
@@ -165,12 +165,11 @@ class PlotControls:
             else:  # more panels than spare toggles: made here, on the render thread
                 toggle = _toggle()
                 toggle.observe(self._toggled, names="value")
-                self.metrics.children = (*self.metrics.children, toggle)
-            with toggle.hold_sync():
+            with toggle.hold_sync():  # one message a toggle
                 toggle.description, toggle.tooltip = name, f"Show the {name} panel"
-                toggle._dom_classes = ("nbtrain-plot-metric",)
-                toggle.layout.display = None
             self.toggles[name] = toggle
+        self.metrics.children = tuple(self.toggles.values())
+        self.presenter.throttle.sent(len(new) + 1)  # within the widget messages' budget
         self._set_metrics()
 
     def _toggled(self, change: Any) -> None:

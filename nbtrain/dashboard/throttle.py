@@ -80,8 +80,14 @@ class Throttle:
         Forced updates (a state change) are recorded too: they delay the next
         throttled one, so the budget holds on average.
         """
-        now = self.clock() if now is None else now
         self.updates += 1
+        self.sent(messages, now)
+
+    def sent(self, messages: int, now: float | None = None) -> None:
+        """Record `messages` widget messages sent (by an update, or by anything else the
+        dashboard shows, e.g. the plot controls' new toggles): the next update waits
+        for them to fit the budget."""
+        now = self.clock() if now is None else now
         self.messages += messages
         wait = max(self.interval, messages / self.budget) if self.budget else self.interval
         self.next_update = max(self.next_update, now + wait)
