@@ -5,6 +5,7 @@ tests/dashboard/test_dashboard_rate.py)."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -96,3 +97,34 @@ def test_layout_has_no_cycle_no_large_class_no_private_reach():
     out = subprocess.run([sys.executable, str(ROOT / "tools" / "check_layout.py")],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
+MAP_ENTRY = re.compile(r"^- `([\w/]+\.py)`:", re.MULTILINE)  # "- `run/state.py`: ..."
+PY_PATH = re.compile(r"`([\w./-]+\.py)`")  # any `.py` path the page names
+
+
+def test_architecture_map_names_every_module_and_only_real_ones():
+    """docs/architecture.md is the package's map: a module added, moved or renamed
+    without its line on the map fails here, and so does a path the page names that
+    is not there (relative to nbtrain/, or to the repository for tests/, tools/ ...)."""
+    text = ARCHITECTURE.read_text(encoding="utf-8")
+    package = ROOT / "nbtrain"
+    modules = {path.relative_to(package).as_posix() for path in package.rglob("*.py")}
+    _, found, map_section = text.partition("\n## The map\n")
+    assert found, "docs/architecture.md has no '## The map' section"
+    map_section = map_section.split("\n## ", 1)[0]
+    entries = MAP_ENTRY.findall(map_section)
+    assert sorted(modules - set(entries)) == [], "modules with no line on the map"
+    assert sorted(set(entries) - modules) == [], "map lines naming no module of nbtrain/"
+    assert len(entries) == len(set(entries)), "a module with two lines on the map"
+    named = set(PY_PATH.findall(text))
+    stale = sorted(name for name in named
+                   if not (package / name).is_file() and not (ROOT / name).is_file())
+    assert stale == [], "paths named in docs/architecture.md that do not exist"
+
+
+def test_architecture_is_a_map_not_a_log():
+    lines = ARCHITECTURE.read_text(encoding="utf-8").count("\n")
+    assert lines <= 520, f"docs/architecture.md is {lines} lines: keep it a map (about 500)"
+
