@@ -6,7 +6,7 @@ training is logged as `fit` would be, and a Run across a stop and a resume is on
 MLflow run; a failed training's run ends FAILED, and one resumed after the failure
 goes on.  W&B's `WandbMetricsLogger` in offline mode across a stop and a
 resume.  (TensorBoard's callback across a stop and a resume:
-tests/test_run_keras_callbacks.py.)
+tests/run/test_run_keras_callbacks.py.)
 """
 
 from __future__ import annotations
