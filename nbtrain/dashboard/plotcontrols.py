@@ -111,11 +111,13 @@ class PlotControls:
         self._spare = [_toggle() for _ in range(SPARE_TOGGLES)]
         for toggle in self._spare:
             toggle.observe(self._toggled, names="value")
+        # the spare toggles wait, hidden, in the controls' box (closed with the dashboard)
+        self.spares = widgets.HBox(self._spare, layout=widgets.Layout(display="none"))
         self.metrics = widgets.HBox([], _dom_classes=("nbtrain-plot-metrics",),
                                     layout=widgets.Layout(margin="0 0 0 8px"))
         for widget in (self.scale, self.smoothing):
             widget.observe(self._changed, names="value")
-        self.box = widgets.HBox([self.scale, self.smoothing, self.metrics],
+        self.box = widgets.HBox([self.scale, self.smoothing, self.metrics, self.spares],
                                 _dom_classes=("nbtrain-plot-controls",),
                                 layout=widgets.Layout(visibility="hidden"))
         presenter.view.plot.observe(self._plotted, names="value")
@@ -169,7 +171,8 @@ class PlotControls:
                 toggle.description, toggle.tooltip = name, f"Show the {name} panel"
             self.toggles[name] = toggle
         self.metrics.children = tuple(self.toggles.values())
-        self.presenter.throttle.sent(len(new) + 1)  # within the widget messages' budget
+        self.spares.children = tuple(self._spare)
+        self.presenter.throttle.sent(len(new) + 2)  # within the widget messages' budget
         self._set_metrics()
 
     def _toggled(self, change: Any) -> None:

@@ -80,17 +80,21 @@ class Throttle:
         Forced updates (a state change) are recorded too: they delay the next
         throttled one, so the budget holds on average.
         """
+        now = self.clock() if now is None else now
         self.updates += 1
-        self.sent(messages, now)
+        self.messages += messages
+        self.next_update = max(self.next_update, now + self._wait(messages))
 
     def sent(self, messages: int, now: float | None = None) -> None:
-        """Record `messages` widget messages sent (by an update, or by anything else the
-        dashboard shows, e.g. the plot controls' new toggles): the next update waits
-        for them to fit the budget."""
+        """Record `messages` widget messages sent between two updates (e.g. the plot
+        controls' new toggles): the next update waits for them too, after the wait
+        already due (as in a token bucket), so they fit the budget."""
         now = self.clock() if now is None else now
         self.messages += messages
-        wait = max(self.interval, messages / self.budget) if self.budget else self.interval
-        self.next_update = max(self.next_update, now + wait)
+        self.next_update = max(self.next_update, now) + self._wait(messages)
+
+    def _wait(self, messages: int) -> float:
+        return max(self.interval, messages / self.budget) if self.budget else self.interval
 
     def plot_due(self, now: float | None = None) -> bool:
         """True when the plot may be rendered (never at the first look: that one
