@@ -82,6 +82,33 @@ class BatchRecorder(keras.callbacks.Callback):
         self.events.append("train_end")
 
 
+class HoldAt(keras.callbacks.Callback):
+    """Blocks the training thread at batch `(epoch, batch)` until `go` is set: after
+    the batch (`on_train_batch_end`), or, with `before=True`, as it begins (a batch in
+    flight while the test acts).  `reached` is set when it holds."""
+
+    def __init__(self, epoch: int, batch: int, before: bool = False, timeout: float = 60):
+        super().__init__()
+        self.at, self.epoch, self.before, self.timeout = (epoch, batch), None, before, timeout
+        self.reached, self.go = threading.Event(), threading.Event()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.before:
+            self._hold(batch)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not self.before:
+            self._hold(batch)
+
+    def _hold(self, batch):
+        if (self.epoch, batch) == self.at and not self.go.is_set():
+            self.reached.set()
+            assert self.go.wait(self.timeout)
+
+
 def batch_generator(x, y, batch_size: int = 8, limit: int | None = None):
     """An infinite (or `limit`-batch) generator over `x, y`."""
     n = 0

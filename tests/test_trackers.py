@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 import warnings
 
-import keras
 import pytest
-from helpers import make_data, make_model
+from helpers import HoldAt, make_data, make_model
 
 import nbtrain
 
@@ -27,23 +25,6 @@ import nbtrain
 # in sys.modules for every other test.
 
 TIMEOUT = 60
-
-
-class HoldAt(keras.callbacks.Callback):
-    """Blocks the training thread after batch (epoch, batch) until `go` is set."""
-
-    def __init__(self, epoch: int, batch: int):
-        super().__init__()
-        self.at, self.epoch = (epoch, batch), None
-        self.reached, self.go = threading.Event(), threading.Event()
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        if (self.epoch, batch) == self.at and not self.go.is_set():
-            self.reached.set()
-            assert self.go.wait(TIMEOUT)
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import time
 
 import keras
 import pytest
-from helpers import make_data, make_model
+from helpers import HoldAt, make_data, make_model
 
 import nbtrain
 
@@ -79,24 +79,6 @@ class Events(keras.callbacks.Callback):
         self.log.add("train_end")
 
 
-class HoldAt(keras.callbacks.Callback):
-    """Blocks the training thread in `on_train_batch_begin` of (epoch, batch) until
-    `go` is set: a batch in flight while the test acts."""
-
-    def __init__(self, epoch: int, batch: int):
-        super().__init__()
-        self.at, self.epoch = (epoch, batch), None
-        self.reached, self.go = threading.Event(), threading.Event()
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-
-    def on_train_batch_begin(self, batch, logs=None):
-        if (self.epoch, batch) == self.at and not self.go.is_set():
-            self.reached.set()
-            assert self.go.wait(TIMEOUT)
-
-
 def make_run(epochs=3, hold=None, callbacks=(), **kwargs):
     x, y = make_data(32)  # 4 batches of 8
     run = nbtrain.Run(make_model(), x, y, batch_size=8, epochs=epochs, shuffle=False,
@@ -141,7 +123,7 @@ def pass_threads_only() -> list[str]:
 
 
 def test_paused_only_once_the_loop_holds_and_no_batch_event_after_it():
-    hold = HoldAt(1, 2)
+    hold = HoldAt(1, 2, before=True)
     run, log = make_run(hold=hold)
     run.start()
     assert hold.reached.wait(TIMEOUT)  # batch (1, 2) is in flight
@@ -167,7 +149,7 @@ def test_paused_only_once_the_loop_holds_and_no_batch_event_after_it():
 
 
 def test_resume_while_pausing_cancels_the_pause():
-    hold = HoldAt(0, 1)
+    hold = HoldAt(0, 1, before=True)
     run, log = make_run(hold=hold, epochs=1)
     run.start()
     assert hold.reached.wait(TIMEOUT)
@@ -180,7 +162,7 @@ def test_resume_while_pausing_cancels_the_pause():
 
 
 def test_paused_block_says_paused_only_once_held():
-    hold = HoldAt(0, 1)
+    hold = HoldAt(0, 1, before=True)
     run, log = make_run(hold=hold, epochs=1)
     run.start()
     assert hold.reached.wait(TIMEOUT)
@@ -199,7 +181,7 @@ def test_paused_block_says_paused_only_once_held():
 
 
 def test_stopped_only_once_the_pass_has_ended():
-    hold = HoldAt(1, 2)
+    hold = HoldAt(1, 2, before=True)
     run, log = make_run(hold=hold, workers=2)
     at_stopped: list = []
     run.add_listener(lambda r, old, new: new == "stopped" and at_stopped.append(
@@ -220,7 +202,7 @@ def test_stopped_only_once_the_pass_has_ended():
 
 def test_stop_while_pausing_and_while_paused():
     for paused in (False, True):
-        hold = HoldAt(0, 1)
+        hold = HoldAt(0, 1, before=True)
         run, log = make_run(hold=hold, epochs=2)
         run.start()
         assert hold.reached.wait(TIMEOUT)
@@ -246,7 +228,7 @@ def test_stop_while_pausing_and_while_paused():
 @pytest.mark.parametrize("at", [(1, 2), (1, 0), (0, 3)], ids=["mid-epoch", "epoch-start",
                                                              "last-batch"])
 def test_stop_and_resume_is_one_training_for_the_callbacks(at):
-    hold = HoldAt(*at)
+    hold = HoldAt(*at, before=True)
     run, log = make_run(hold=hold)
     run.start()
     assert hold.reached.wait(TIMEOUT)
@@ -277,7 +259,7 @@ def test_finish_then_continue_is_a_new_segment():
 
 
 def test_close_ends_the_training_of_a_stopped_run():
-    hold = HoldAt(1, 1)
+    hold = HoldAt(1, 1, before=True)
     run, log = make_run(hold=hold)
     run.start()
     assert hold.reached.wait(TIMEOUT)
@@ -293,7 +275,7 @@ def test_close_ends_the_training_of_a_stopped_run():
 
 
 def test_close_of_a_running_and_of_a_finished_run_ends_the_training_once():
-    hold = HoldAt(0, 2)
+    hold = HoldAt(0, 2, before=True)
     run, log = make_run(hold=hold)
     run.start()
     assert hold.reached.wait(TIMEOUT)
@@ -327,7 +309,7 @@ def test_a_callback_stop_ends_the_training_and_resume_begins_a_segment():
 
 
 def test_pause_and_resume_add_no_callback_events():
-    hold = HoldAt(0, 2)
+    hold = HoldAt(0, 2, before=True)
     run, log = make_run(hold=hold, epochs=2)
     run.start()
     assert hold.reached.wait(TIMEOUT)
