@@ -71,8 +71,9 @@ def _dropdown(choices: tuple, description: str, css: str, width: str) -> widgets
 
 
 def _toggle() -> widgets.ToggleButton:
-    """A metric toggle, not shown until it is given a metric (its name)."""
-    return widgets.ToggleButton(value=True, icon="check", _dom_classes=("nbtrain-plot-metric",),
+    """A metric toggle, not shown until it is given a metric (its name; its class
+    then says it is one: `nbtrain-plot-metric`)."""
+    return widgets.ToggleButton(value=True, icon="check", _dom_classes=("nbtrain-plot-spare",),
                                 layout=widgets.Layout(width="auto", height="24px",
                                                       margin="2px 2px"))
 
@@ -169,6 +170,7 @@ class PlotControls:
                 toggle.observe(self._toggled, names="value")
             with toggle.hold_sync():  # one message a toggle
                 toggle.description, toggle.tooltip = name, f"Show the {name} panel"
+                toggle._dom_classes = ("nbtrain-plot-metric",)
             self.toggles[name] = toggle
         self.metrics.children = tuple(self.toggles.values())
         self.spares.children = tuple(self._spare)

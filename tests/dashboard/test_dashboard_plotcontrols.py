@@ -97,6 +97,8 @@ def test_the_controls_redraw_while_paused_and_the_snapshot_keeps_the_last_choice
             "loss": True, "acc": True}
         assert list(controls.metrics.children) == list(controls.toggles.values())
         assert all("nbtrain-plot-metric" in t._dom_classes for t in controls.metrics.children)
+        # the toggles not given a metric yet are not metric toggles to the page
+        assert not any("nbtrain-plot-metric" in t._dom_classes for t in controls.spares.children)
         controls.toggles["acc"].value = False  # paused: drawn at once
         assert titles(dashboard) == ["loss"]
         assert (controls.toggles["acc"].icon, controls.toggles["loss"].icon) == ("", "check")
