@@ -388,8 +388,8 @@ class Dashboard(keras.callbacks.Callback):
             complete = epochs is None or self.tracker.epochs_done >= epochs
             stopped = getattr(self.model, "stop_training", False) and not complete
             self.set_state(STOPPED if stopped else FINISHED)
-        else:
-            self.presenter.update(force=True)
+        else:  # the run's ended state follows, and draws the final plot
+            self.presenter.update(force=True, plot=False)
 
     def _after_cell(self, result: Any) -> None:
         """The cell running a plain `fit` ended: if training did not end, it failed."""

@@ -254,8 +254,9 @@ class Presenter:
         """An update is due by the throttle."""
         return self.throttle.clock() >= self.throttle.next_update
 
-    def update(self, force: bool = False) -> None:
-        """Push the latest values to the widgets (and maybe render the plot)."""
+    def update(self, force: bool = False, plot: bool = True) -> None:
+        """Push the latest values to the widgets (and maybe render the plot; `plot=False`:
+        not now, e.g. when the run's ended state, which draws the final plot, follows)."""
         with self.lock:
             throttle = self.throttle
             now = throttle.clock()
@@ -268,7 +269,7 @@ class Presenter:
                 self.add_message(f"{name} is {value} in epoch {tracker.epoch + 1}")
             tracker.nonfinite.clear()
             throttle.spent(self._update_widgets(now), now)
-            if self.plot and (force or throttle.plot_due(now)):
+            if self.plot and plot and (force or throttle.plot_due(now)):
                 self.live.update(now, force)
             for listener in self.listeners:
                 listener(force)
