@@ -183,10 +183,12 @@ def test_history_and_positions():
 
 @pytest.mark.parametrize("position, final, expected", [
     (0.0, None, 1.0), (0.3, 100, 1.0), (1.0, 100, 1.0), (1.2, 100, 2.0), (3.4, 100, 5.0),
-    (7.3, 100, 10.0), (11.0, 100, 20.0), (13.0, 100, 20.0), (37.0, 100, 50.0),
-    (97.0, 100, 100.0), (6.5, 7, 7.0), (150.0, 100, 200.0), (250.0, None, 300.0),
+    (7.3, 100, 10.0), (11.0, 100, 20.0), (13.0, 100, 20.0), (29.0, 100, 30.0),
+    (37.0, 100, 100.0), (97.0, 100, 100.0), (6.5, 7, 7.0), (0.2, 3, 3.0), (2.5, 10, 3.0),
+    (3.5, 10, 10.0), (150.0, 100, 200.0), (250.0, None, 300.0),
 ])
-def test_the_x_axis_grows_to_the_next_round_number(position, final, expected):
+def test_the_x_axis_grows_to_the_next_round_number_or_the_run_s_end(position, final,
+                                                                  expected):
     assert x_limits(0.0, position, final) == (0.0, expected)
     assert x_limits(5.0, 5.0 + position, None if final is None else final + 5.0) == (
         5.0, 5.0 + expected)
