@@ -40,7 +40,13 @@ paints the bars in the badge's colour over it (`style.bar_color` from `STATE_COL
 and teal where the badge is grey (stopped) and amber (paused)."""
 
 LIVE_ROWS = 10
-"""Completed epochs the live table shows (the latest); the snapshot shows them all."""
+"""Completed epochs the live table shows (the latest)."""
+
+SNAPSHOT_ROWS = 2 * LIVE_ROWS
+"""The saved snapshot shows every epoch up to this many; a longer run's shows the
+latest `LIVE_ROWS`, as the live table does, and says how many earlier ones the History
+has.  Never a scrolling box: an untrusted notebook's sanitiser (JupyterLab's, GitHub's)
+drops the sticky header such a box needs, and the header scrolled away."""
 
 ROW_PX = 22
 """The height of a table row, in pixels (the live table reserves its room with it)."""
@@ -241,7 +247,7 @@ def table_html(table: EpochTable, limit: int | None = LIVE_ROWS,
     Args:
         table: from `epoch_table`.
         limit: the completed epochs shown (the latest; a line says how many are
-            not); None: all, in a box that scrolls past `LIVE_ROWS` rows.
+            not); None: all.
         reserve: rows to keep room for from the start (the epochs the run will
             have), so the dashboard does not grow while it trains.
     """
@@ -251,15 +257,9 @@ def table_html(table: EpochTable, limit: int | None = LIVE_ROWS,
         rows = min(reserve, (limit if limit is not None else LIVE_ROWS) + 1)
         note = 1 if limit is not None and reserve > limit + 1 else 0
         room = f"min-height:{(rows + note + 1) * ROW_PX + 2}px;"
-    sticky = ""
-    if limit is None and len(table.rows) > LIVE_ROWS + 1:
-        # scrolls, opening at its end (the latest epochs), under a header that stays
-        room += (f"max-height:{(LIVE_ROWS + 2) * ROW_PX}px;overflow-y:auto;display:flex;"
-                 "flex-direction:column-reverse;align-items:flex-start;")
-        sticky = ";position:sticky;top:0;background:var(--jp-layout-color0,white)"
     if not table:
         return f'<div class="nbtrain-table-box" style="{room}"></div>' if room else ""
-    head = "".join(f'<th style="{_HEAD}{";text-align:left" if i == 0 else ""}{sticky}">'
+    head = "".join(f'<th style="{_HEAD}{";text-align:left" if i == 0 else ""}">'
                    f"{html.escape(c)}</th>" for i, c in enumerate(table.columns))
     body = []
     if hidden:
@@ -344,14 +344,20 @@ def snapshot_css(key: str) -> str:
             f"{child},{child}+.jp-OutputArea-child{{display:none!important}}</style>")
 
 
+def snapshot_table_html(table: EpochTable) -> str:
+    """The metric table of an ended run's static view: every epoch up to
+    `SNAPSHOT_ROWS`, else the latest `LIVE_ROWS` and how many earlier ones there are."""
+    completed = len(table.rows) - table.running
+    return table_html(table, limit=None if completed <= SNAPSHOT_ROWS else LIVE_ROWS)
+
+
 def snapshot_html(state: str, progress: str, table: EpochTable,
                   messages: Sequence[tuple[str, str]], key: str | None = None) -> str:
-    """The static snapshot's `text/html`: state, epoch, metric table (every epoch,
-    in a box that scrolls when long), messages (`key`: the dashboard's, see
-    `snapshot_css`)."""
+    """The static snapshot's `text/html`: state, epoch, metric table
+    (`snapshot_table_html`), messages (`key`: the dashboard's, see `snapshot_css`)."""
     header = f'<div style="margin:4px 0">{state_html(state)} {html.escape(progress)}</div>'
     classes = "nbtrain-snapshot" + (f" {snapshot_class(key)}" if key else "")
-    return (f'<div class="{classes}">{header}{table_html(table, limit=None)}'
+    return (f'<div class="{classes}">{header}{snapshot_table_html(table)}'
             f"{messages_html(messages)}</div>")
 
 

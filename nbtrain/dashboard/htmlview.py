@@ -126,7 +126,7 @@ class HtmlView:
             epochs = presenter.epochs()
             progress = fmt.epoch_text(tracker.epoch + 1, epochs)
             table = fmt.epoch_table(tracker)
-            metrics = fmt.table_html(table, limit=None) if ended else view.metrics.value
+            metrics = fmt.snapshot_table_html(table) if ended else view.metrics.value
             parts = [
                 '<div class="nbtrain-header" style="margin:4px 0">'
                 f'<span class="nbtrain-state nbtrain-state-{html.escape(state)}">'

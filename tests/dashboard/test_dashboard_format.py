@@ -99,9 +99,15 @@ def test_long_runs_show_the_latest_epochs_and_say_how_many_not():
     text = fmt.table_text(table).splitlines()
     assert text[1] == "... 15 earlier epochs" and text[2].startswith("16 ")
     assert text[-1].startswith("26 so far")
-    whole = fmt.table_html(table, limit=None)  # the snapshot: every epoch, in a scrolling box
-    assert whole.count("<tr") == 1 + 26 and "overflow-y:auto" in whole
-    assert "column-reverse" in whole and "position:sticky" in whole  # opens at the end
+    # the saved snapshot: a long run's latest epochs, as live; never a scrolling box,
+    # whose sticky header an untrusted notebook's sanitiser drops
+    saved = fmt.snapshot_table_html(table)
+    assert saved.count("<tr") == 1 + 1 + fmt.LIVE_ROWS + 1 and "15 earlier epochs" in saved
+    short = fmt.epoch_table(tracker_of(epochs[:fmt.SNAPSHOT_ROWS], steps=2, dt=0.1))
+    whole = fmt.snapshot_table_html(short)  # every epoch, up to SNAPSHOT_ROWS
+    assert whole.count("<tr") == 1 + fmt.SNAPSHOT_ROWS and "earlier epoch" not in whole
+    for html in (saved, whole):
+        assert "overflow" not in html and "sticky" not in html and "flex" not in html
 
 
 def test_the_live_table_reserves_its_room_from_the_start():
