@@ -46,7 +46,7 @@ from nbtrain.dashboard import notebook
 from nbtrain.dashboard.layout import PAUSE_TIP, RESUME_TIP, set_traits
 from nbtrain.dashboard.plotworker import PlotWorker
 from nbtrain.dashboard.saver import SnapshotSaver
-from nbtrain.run.state import ACTIVE, ENDED, FAILED, PAUSED, PAUSING, RUNNING, STOPPED
+from nbtrain.run.state import ACTIVE, ENDED, FAILED, PAUSED, RUNNING
 
 PLOT_PERIOD = 2.0
 """Seconds at least between two redraws of the overlaid curves within a trial."""
@@ -57,15 +57,12 @@ _CELL = ("padding:2px 10px;line-height:18px;text-align:right;white-space:nowrap;
 _HEAD = "padding:2px 10px;line-height:17px;text-align:right;border-bottom:1px solid #ccc"
 _STRIPE = "background:rgba(128,128,128,0.08)"
 _CURRENT = "color:#757575;font-style:italic"
-_ALLOWED = {RUNNING: {"pause", "stop", "skip"}, PAUSING: {"resume", "stop"},
-            PAUSED: {"resume", "stop", "skip"}, STOPPED: {"resume"}}
 
 
 class ControlledSearch(Protocol):
     """What the search dashboard uses of a search (`nbtrain.search`'s object).
 
-    Optional: `allowed_actions()` (default: from the state), `max_trials`
-    and `tuner` (its oracle's objective and `max_trials`).
+    Optional: `max_trials` and `tuner` (its oracle's objective and `max_trials`).
     """
 
     state: str
@@ -82,6 +79,8 @@ class ControlledSearch(Protocol):
 
     def skip(self) -> Any: ...
 
+    def allowed_actions(self) -> set[str]: ...
+
 
 def _classed(cls: type, *classes: str, **traits: Any) -> widgets.DOMWidget:
     return cls(_dom_classes=classes, **traits)
@@ -94,14 +93,12 @@ def _show(widget: widgets.DOMWidget, shown: bool) -> int:
 # -- reading a search and its trials (duck-typed) ------------------------------------------
 
 def allowed_actions(search: Any) -> set[str]:
-    """The actions legal now: the search's own `allowed_actions()` if it has one."""
-    method = getattr(search, "allowed_actions", None)
-    if callable(method):
-        try:
-            return set(method())
-        except Exception:  # noqa: BLE001 - a search that cannot tell: from the state
-            pass
-    return set(_ALLOWED.get(search.state, ()))
+    """The actions legal now, as the search says (`allowed_actions()`, whose table is
+    `nbtrain.tuning.searchstate.CONTROLS`); none when it cannot tell."""
+    try:
+        return set(search.allowed_actions())
+    except Exception:  # noqa: BLE001 - a search that cannot tell shows no control
+        return set()
 
 
 def max_trials(search: Any) -> int | None:

@@ -13,6 +13,7 @@ from typing import Any, Callable
 from nbtrain.run.state import State
 from nbtrain.run.waiting import INTERRUPT_WAIT, STOP_TIMEOUT, Deadline, join, wait_until
 from nbtrain.tuning.searchstate import (
+    CONTROLS,
     CREATED,
     DONE,
     FAILED,
@@ -134,11 +135,10 @@ class Search:
         with control.cond:
             if control.closing:
                 return set()
-            allowed = {RUNNING: {"pause", "stop"}, PAUSING: {"resume", "stop"},
-                       PAUSED: {"resume", "stop"}, STOPPED: {"resume"}}.get(control.state, set())
+            allowed = set(CONTROLS.get(control.state, ()))
             if control.current is not None and control.skipping is not control.current:
-                allowed = allowed | {"skip"}
-            return set(allowed)
+                allowed.add("skip")
+            return allowed
 
     def __repr__(self) -> str:
         done = sum(record.status != "running" for record in self.trials)

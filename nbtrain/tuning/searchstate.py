@@ -48,6 +48,15 @@ RUN, PAUSE, STOP = "run", "pause", "stop"
 DONE = (STOPPED, FINISHED, FAILED)
 """The states in which `Search.wait()` returns."""
 
+CONTROLS: dict[str, frozenset[str]] = {
+    RUNNING: frozenset({"pause", "stop"}),
+    PAUSING: frozenset({"resume", "stop"}),
+    PAUSED: frozenset({"resume", "stop"}),
+    STOPPED: frozenset({"resume"}),
+}
+"""The controls that act in each state of a search (`Search.allowed_actions`), and
+`skip` whenever a trial is current and not already being skipped; none once it closes."""
+
 Listener = Callable[[Any, str, Any], None]
 
 

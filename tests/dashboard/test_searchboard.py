@@ -11,6 +11,7 @@ import pytest
 from dashboard_helpers import FakeClock, FakeRun
 
 from nbtrain.dashboard.searchboard import SearchDashboard, trials_html
+from nbtrain.tuning.searchstate import CONTROLS
 
 
 class FakeSearch:
@@ -29,6 +30,10 @@ class FakeSearch:
     def add_listener(self, fn):
         self.listeners.append(fn)
         return lambda: self.listeners.remove(fn)
+
+    def allowed_actions(self):  # nbtrain.Search's table, a trial always current
+        skip = {"skip"} if self.state in ("running", "paused") else set()
+        return set(CONTROLS.get(self.state, ())) | skip
 
     def _tell(self, event, detail=None):
         for fn in list(self.listeners):
