@@ -29,8 +29,9 @@ LIVE = frozenset({CREATED, RUNNING, PAUSING, PAUSED, STOPPING})
 CONTROLS_HEIGHT = "36px"
 """The controls row's height, kept while no button shows (no jump of what is below)."""
 MESSAGE_LINE = "22px"
-"""The messages' room while a run lives: one line, kept empty until a warning
-comes; more scroll in it (nothing below moves); an ended run's take what they need."""
+"""The messages' room while a run lives: one line, kept empty until a warning comes
+(a one-line warning mid-run moves nothing below it; a longer text is shown whole, and
+grows it); an ended run's messages take what they need."""
 PLOT_HEIGHT = 265
 """Pixels kept for the plot before its first image: one row of panels
 (`PlotRenderer`'s default figure: 2.65 in at 100 dpi)."""
@@ -175,7 +176,7 @@ class DashboardView:
             children=[self.pause, self.stop, self.continue_, self.continue_epochs],
             layout=w.Layout(display=None if controls else "none", min_height=CONTROLS_HEIGHT))
         self.messages = _classed(w.HTML, "nbtrain-messages",  # see keep_message_room
-                                 layout=w.Layout(height=MESSAGE_LINE, overflow="auto"))
+                                 layout=w.Layout(min_height=MESSAGE_LINE))
         self.metrics = _classed(w.HTML, "nbtrain-metrics")
         self.drawn = False  # the plot shows a rendered image (before: a blank stand-in)
         self.plot = _classed(w.Image, "nbtrain-plot", format="png",  # shown once drawn
@@ -234,11 +235,9 @@ class DashboardView:
         return self.keep_plot_room(plot and live) + self.keep_message_room(live)
 
     def keep_message_room(self, keep: bool) -> int:
-        """Keep one line for the messages, scrolling, while the run lives (a warning
-        that comes mid-run moves nothing below it), or let them take their height."""
-        if keep:
-            return set_traits(self.messages.layout, height=MESSAGE_LINE, overflow="auto")
-        return set_traits(self.messages.layout, height=None, overflow=None)
+        """Keep a line for the messages while the run lives (a warning that comes
+        mid-run moves nothing below it), or let them take only their own height."""
+        return set_traits(self.messages.layout, min_height=MESSAGE_LINE if keep else None)
 
     def set_controls(self, allowed: frozenset[str] | set[str], state: str,
                      continue_to: int | None = None) -> int:

@@ -356,11 +356,11 @@ def test_a_warning_mid_run_takes_the_line_kept_for_it(bound, clock):
     view = dashboard.view
     start(run, dashboard)
     batches(dashboard, clock, 5)
-    kept = view.messages.layout.height
+    kept = view.messages.layout.min_height
     assert kept == MESSAGE_LINE and view.messages.value == ""  # room before any message
     dashboard.message("a warning that came mid-run")
     batches(dashboard, clock, 5, start=5)
     assert "a warning that came mid-run" in view.messages.value
-    assert view.messages.layout.height == kept  # nothing below it moved
+    assert view.messages.layout.min_height == kept  # nothing below it moved
     run.set("failed")
-    assert view.messages.layout.height is None  # an ended run's messages take their room
+    assert view.messages.layout.min_height is None  # an ended run's take their own room
