@@ -1,9 +1,13 @@
-"""Shared test set-up: quiet TensorFlow, no thread may outlive a test, and the groups
-`make test` hands to its two pytest-xdist workers (`--dist loadgroup`)."""
+"""Shared test set-up: quiet TensorFlow, no thread may outlive a test, the groups
+`make test` hands to its two pytest-xdist workers (`--dist loadgroup`), and every
+thread's stack printed when a test fails on a timeout (a rare hang, diagnosed from CI's
+log)."""
 
 from __future__ import annotations
 
+import faulthandler
 import os
+import tempfile
 import threading
 import time
 
@@ -22,6 +26,20 @@ def pytest_collection_modifyitems(items) -> None:
         path = str(item.path)
         group = "browser" if path.startswith(BROWSER) else path
         item.add_marker(pytest.mark.xdist_group(group))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A test that failed on a timeout (`run.wait(timeout=...)`, an event waited for):
+    print every thread's stack while they are still where they hung."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and call.excinfo is not None and (
+            call.excinfo.errisinstance(TimeoutError) or "timed out" in str(call.excinfo.value)):
+        with tempfile.TemporaryFile("w+") as stacks:  # faulthandler writes to a file
+            faulthandler.dump_traceback(file=stacks, all_threads=True)
+            stacks.seek(0)
+            report.sections.append(("every thread's stack at the timeout", stacks.read()))
 
 
 @pytest.fixture(scope="module")
