@@ -222,8 +222,6 @@ class Presenter:
             old, self.state = self.state, state
             self.flush_next = True
             self.meter.set_active(state in ACTIVE, now)
-            sent = self.view.set_state(state)
-            self.throttle.spent(sent, now)
             if old in ENDED and state not in ENDED:
                 self.snapshot.clear()
             self.update(force=True)
@@ -233,6 +231,9 @@ class Presenter:
                 for listener in self.listeners:
                     listener(True)  # with the final plot
                 self.live.release()  # its figure is the bulk of a dashboard's memory
+            # the badge last: a page (or a user) that sees an ended state has the final
+            # table, plot and snapshot already (a save then keeps them)
+            self.throttle.spent(self.view.set_state(state), self.throttle.clock())
 
     def snapshot_bundles(self) -> tuple[dict, dict | None]:
         """The final table and plot as mime bundles."""

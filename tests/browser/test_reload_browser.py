@@ -132,7 +132,10 @@ def test_reload_while_running_paused_stopped_and_finished(page, lab, screenshot)
 
     # Stopped: one control trains it on, "Resume to epoch 50" (its own final epoch).
     # The stop happened in a reloaded page, which the kernel's snapshot update
-    # never reaches: the saver wrote it, and the saved file has it.
+    # never reaches: the saver wrote it (in the page, as the finished run's below),
+    # and the saved file has it.
+    expect(dashboard.snapshot).to_have_count(1, timeout=15_000)
+    expect(dashboard.snapshot).to_contain_text("stopped")
     dashboard = save_and_reload(notebook)
     tables, images = saved_snapshot(lab, "dashboard_test.ipynb")
     assert len(tables) == 1 and "stopped" in tables[0] and images == 1, tables
