@@ -120,6 +120,18 @@ def _show(widget: widgets.DOMWidget, shown: bool) -> int:
     return set_traits(widget.layout, display=None if shown else "none")
 
 
+def view_parts() -> tuple[str, widgets.HTML, SnapshotSaver, widgets.HTML]:
+    """What a dashboard view (a run's, a search's) starts with: its key (which marks
+    its snapshot outputs), the hidden style that hides those outputs where the view
+    renders, its `SnapshotSaver`, and its state badge (`running`)."""
+    key = uuid.uuid4().hex[:16]
+    style = _classed(widgets.HTML, "nbtrain-style", value=fmt.snapshot_css(key),
+                     layout=widgets.Layout(display="none"))
+    state = _classed(widgets.HTML, "nbtrain-state", "nbtrain-state-running",
+                     value=fmt.state_html(RUNNING))
+    return key, style, SnapshotSaver(key), state
+
+
 class DashboardView:
     """The widget tree of a dashboard.
 
@@ -146,12 +158,7 @@ class DashboardView:
 
     def __init__(self, controls: bool = True):
         w = widgets
-        self.key = uuid.uuid4().hex[:16]
-        self.style = _classed(w.HTML, "nbtrain-style", value=fmt.snapshot_css(self.key),
-                              layout=w.Layout(display="none"))
-        self.saver = SnapshotSaver(self.key)
-        self.state = _classed(w.HTML, "nbtrain-state", "nbtrain-state-running",
-                              value=fmt.state_html(RUNNING))
+        self.key, self.style, self.saver, self.state = view_parts()
         self.time = _classed(w.HTML, "nbtrain-time")
         self.header = _classed(w.HBox, "nbtrain-header", children=[self.state, self.time])
         self.epoch_bar = _classed(w.IntProgress, "nbtrain-epoch-bar", max=1, description="epoch")

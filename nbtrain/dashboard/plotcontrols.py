@@ -109,11 +109,11 @@ class PlotControls:
         self.smoothing = _dropdown(SMOOTHING, "smoothing", "nbtrain-plot-smoothing", "160px")
         self.toggles: dict[str, widgets.ToggleButton] = {}
         self._seen: tuple[int, bool] | None = None  # the metrics and rate known at the last look
-        self._spare = [_toggle() for _ in range(SPARE_TOGGLES)]
-        for toggle in self._spare:
-            toggle.observe(self._toggled, names="value")
         # the spare toggles wait, hidden, in the controls' box (closed with the dashboard)
-        self.spares = widgets.HBox(self._spare, layout=widgets.Layout(display="none"))
+        self.spares = widgets.HBox([_toggle() for _ in range(SPARE_TOGGLES)],
+                                   layout=widgets.Layout(display="none"))
+        for toggle in self.spares.children:
+            toggle.observe(self._toggled, names="value")
         self.metrics = widgets.HBox([], _dom_classes=("nbtrain-plot-metrics",),
                                     layout=widgets.Layout(margin="0 0 0 8px"))
         for widget in (self.scale, self.smoothing):
@@ -162,9 +162,10 @@ class PlotControls:
         new = [name for name in names if name not in self.toggles]
         if not new:
             return
+        spare = list(self.spares.children)
         for name in new:
-            if self._spare:
-                toggle = self._spare.pop(0)
+            if spare:
+                toggle = spare.pop(0)
             else:  # more panels than spare toggles: made here, on the render thread
                 toggle = _toggle()
                 toggle.observe(self._toggled, names="value")
@@ -173,7 +174,7 @@ class PlotControls:
                 toggle._dom_classes = ("nbtrain-plot-metric",)
             self.toggles[name] = toggle
         self.metrics.children = tuple(self.toggles.values())
-        self.spares.children = tuple(self._spare)
+        self.spares.children = tuple(spare)
         self.presenter.throttle.sent(len(new) + 2)  # within the widget messages' budget
         self._set_metrics()
 

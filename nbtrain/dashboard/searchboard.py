@@ -43,10 +43,9 @@ import keras
 
 from nbtrain.dashboard import format as fmt
 from nbtrain.dashboard import notebook
-from nbtrain.dashboard.layout import PAUSE_TIP, RESUME_TIP, set_traits
+from nbtrain.dashboard.layout import PAUSE_TIP, RESUME_TIP, set_traits, view_parts
 from nbtrain.dashboard.plotworker import PlotWorker
-from nbtrain.dashboard.saver import SnapshotSaver
-from nbtrain.run.state import ACTIVE, ENDED, FAILED, PAUSED, RUNNING
+from nbtrain.run.state import ACTIVE, ENDED, FAILED, PAUSED
 
 PLOT_PERIOD = 2.0
 """Seconds at least between two redraws of the overlaid curves within a trial."""
@@ -313,15 +312,8 @@ class SearchView:
     """
 
     def __init__(self) -> None:
-        import uuid
-
         w = widgets
-        self.key = uuid.uuid4().hex[:16]
-        self.style = _classed(w.HTML, "nbtrain-style", value=fmt.snapshot_css(self.key),
-                              layout=w.Layout(display="none"))
-        self.saver = SnapshotSaver(self.key)
-        self.state = _classed(w.HTML, "nbtrain-state", "nbtrain-state-running",
-                              value=fmt.state_html(RUNNING))
+        self.key, self.style, self.saver, self.state = view_parts()
         self.progress = _classed(w.HTML, "nbtrain-search-progress",
                                  layout=w.Layout(margin="0 0 0 12px"))
         self.time = _classed(w.HTML, "nbtrain-time", layout=w.Layout(margin="0 0 0 12px"))
