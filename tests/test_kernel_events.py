@@ -73,7 +73,8 @@ def replies(client, msg_ids, timeout=60.0):
 
 
 def output_of(client, msg_id, timeout=60.0) -> str:
-    """The stdout of request `msg_id` (reads iopub until its idle status)."""
+    """The stdout of request `msg_id` (reads iopub until its idle status), with
+    any error it raised as a last line `Name: value` (so a failure says why)."""
     text = []
     deadline = time.monotonic() + timeout
     while True:
@@ -82,6 +83,8 @@ def output_of(client, msg_id, timeout=60.0) -> str:
             continue
         if msg["msg_type"] == "stream":
             text.append(msg["content"]["text"])
+        if msg["msg_type"] == "error":
+            text.append(f"{msg['content']['ename']}: {msg['content']['evalue']}\n")
         if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
             return "".join(text)
 
