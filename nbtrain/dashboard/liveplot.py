@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from nbtrain.dashboard.plot import PlotRenderer
+from nbtrain.dashboard.plot import PlotRenderer, give_back, take_renderer
 from nbtrain.dashboard.plotworker import PlotWorker
 from nbtrain.dashboard.tracker import LEARNING_RATE
 from nbtrain.run.state import ACTIVE, ENDED
@@ -180,7 +180,7 @@ class LivePlot:
             seq = self._seq
             start = clock()
             if self.renderer is None:
-                self.renderer = PlotRenderer()
+                self.renderer = take_renderer()
             self.presenter.plot_options.apply(self.renderer)
             png = self.renderer.render(self._panels(job), job.x_range)
             return png, clock() - start, seq
@@ -198,8 +198,11 @@ class LivePlot:
         presenter.throttle.rendered(seconds, since=job.made if self.threaded else None)
 
     def release(self) -> None:
-        """Let the renderer go (its figure is the bulk of a dashboard's memory)."""
+        """Give the renderer back for the next dashboard's plot (its figure is the bulk
+        of a dashboard's memory: one is kept, not one per dashboard)."""
         with self.render_lock:
+            if self.renderer is not None:
+                give_back(self.renderer)
             self.renderer = None
 
 

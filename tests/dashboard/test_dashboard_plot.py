@@ -12,8 +12,17 @@ import numpy as np
 from PIL import Image
 
 import nbtrain.dashboard
-from nbtrain.dashboard.plot import PlotRenderer, smooth, use_log_scale
-from nbtrain.dashboard.tracker import MetricTracker
+from dataclasses import replace
+
+from nbtrain.dashboard.plot import (
+    PlotRenderer,
+    give_back,
+    png_bytes,
+    smooth,
+    take_renderer,
+    use_log_scale,
+)
+from nbtrain.dashboard.tracker import MetricTracker, RateChange
 
 
 def tracker_with(batches: int, epochs: int = 4, start: float = 3.0, end: float = 0.1):
@@ -43,6 +52,49 @@ def test_renders_a_png_with_a_panel_per_metric():
     assert image.format == "PNG"
     assert image.size == renderer.size
     assert [ax.get_title(loc="left") for ax in renderer.figure.axes] == ["loss", "accuracy"]
+
+
+def test_png_bytes_decode_to_the_pixels_given():
+    rgb = np.random.default_rng(0).integers(0, 256, (7, 5, 3), dtype=np.uint8)
+    image = Image.open(io.BytesIO(png_bytes(rgb)))
+    assert image.format == "PNG" and image.mode == "RGB" and image.size == (5, 7)
+    np.testing.assert_array_equal(np.asarray(image), rgb)
+    plot = np.asarray(Image.open(io.BytesIO(render(PlotRenderer(), tracker_with(400)))))
+    assert plot.shape[2] == 3 and plot.min() < 100 and plot.max() == 255  # lines on white
+
+
+def test_a_renderer_given_back_draws_the_next_plot_as_a_new_one_would():
+    """One renderer is kept for the next dashboard (no layout for the same panels);
+    nothing of the plot it drew before shows: not its automatic log scale, its
+    marks, an earlier run, its learning-rate labels or its limits."""
+
+    def spread(panel, low, high):  # the panel's batch values from low to high
+        x, y = panel.batch
+        return replace(panel, batch=(x, np.linspace(low, high, len(y))))
+
+    busy = tracker_with(400, start=100.0, end=0.01)  # the automatic choice goes to log
+    loss, accuracy = busy.panels()
+    rate = replace(loss, name="learning_rate", batch=(np.r_[0.0, 2.0], np.r_[0.1, 0.01]),
+                   epochs=(np.array([]), np.array([])), val=(np.array([]), np.array([])),
+                   changes=(RateChange(0.0, 0.1, 1), RateChange(2.0, 0.01, 3, 5)))
+    overlay = ((np.r_[0.0, 4.0], np.r_[5.0, 4.0]), (np.r_[1.0], np.r_[4.5]))
+    old = [replace(loss, marks=(1.5,), overlay=overlay), spread(accuracy, 0.2, 0.9), rate]
+    used = take_renderer()
+    used.render(old, (0.0, 5.0))
+    assert used.panel_artists["loss"].ax.get_yscale() == "log"
+    figure = used.figure
+    give_back(used)
+    loss, accuracy = tracker_with(400, start=2.0, end=1.0).panels()
+    # the accuracy axis drawn before would still hold these (limits are kept while
+    # the data fits): a new plot fits them afresh
+    new = [loss, spread(accuracy, 0.3, 0.8),
+           replace(rate, changes=(RateChange(0.0, 0.1, 1),), batch=(np.r_[0.0], np.r_[0.1]))]
+    again = take_renderer()
+    assert again is used and again.figure is figure and again.full_draws == 0
+    png = again.render(new, (0.0, 5.0))
+    assert again.panel_artists["loss"].ax.get_yscale() == "linear"
+    assert png == PlotRenderer().render(new, (0.0, 5.0))
+    assert take_renderer() is not used  # given to one plot at a time
 
 
 def test_same_figure_reused_and_unchanged_limits_are_blitted():
