@@ -7,8 +7,9 @@ The rooms, each named by its role (no file name here is used elsewhere in nbtrai
   composition of the rest; `display_run` shows a live view of a run);
 - the widgets: `layout` (the ipywidgets tree, `DashboardView`), `presenter`
   (what they show, the rate meter), `format` (every string shown, the table);
-- the plot: `plot` (matplotlib), `axes` (scales, ticks, legends), `liveplot`
-  and `plotworker` (when and on which thread it is drawn), `tracker` and
+- the plot: `plot` (matplotlib), `axes` (scales, ticks, legends), `pngfile`
+  (its PNG), `liveplot` and `plotworker` (when and on which thread it is
+  drawn), `tracker` and
   `series` (the metric series), `throttle` (the update schedule);
 - the snapshot: `snapshot` (the final table and plot in the cell's outputs),
   `saver` (the invisible widget that writes it from the page), `htmlview`

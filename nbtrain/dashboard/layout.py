@@ -12,13 +12,12 @@ budget counts.
 
 from __future__ import annotations
 
-import struct
 import uuid
-import zlib
 
 import ipywidgets as widgets
 
 from nbtrain.dashboard import format as fmt
+from nbtrain.dashboard import pngfile
 from nbtrain.dashboard.saver import SnapshotSaver
 from nbtrain.run.state import CREATED, PAUSED, PAUSING, RUNNING, STOPPING
 
@@ -105,14 +104,7 @@ def blank_png(width: int, height: int) -> bytes:
     stand-in before its first image, so the page keeps the room the image will
     take, scaled to the cell's width as the image will be."""
     row = b"\x00" + b"\xff" * ((width + 7) // 8)  # filter byte, then 1-bit white pixels
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1-bit greyscale
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(row * height, 9)) + chunk(b"IEND", b""))
+    return pngfile.png(row * height, width, height, 1, pngfile.GREY, 9)
 
 
 def _show(widget: widgets.DOMWidget, shown: bool) -> int:

@@ -21,9 +21,7 @@ labelled with its value, epoch and batch.
 
 from __future__ import annotations
 
-import struct
 import threading
-import zlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,6 +31,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from nbtrain.dashboard import axes as ax_rules
+from nbtrain.dashboard import pngfile
 from nbtrain.dashboard.axes import LOG_RATIO, RATE, ScaleChoice, metric_kind
 from nbtrain.dashboard.tracker import Panel
 
@@ -432,19 +431,12 @@ def png_bytes(rgb: np.ndarray, level: int = 3) -> bytes:
 
     On a plot (mostly flat white) this takes less than half the CPU of PIL's
     encoder at its level 1, which tries a filter on every row, for a smaller
-    file; `zlib` releases the GIL while it compresses.
+    file.
     """
     height, width, _ = rgb.shape
     rows = np.zeros((height, 1 + 3 * width), np.uint8)  # each row: filter 0, pixels
     rows[:, 1:] = rgb.reshape(height, 3 * width)
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data)))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
-    return b"".join((b"\x89PNG\r\n\x1a\n", chunk(b"IHDR", header),
-                     chunk(b"IDAT", zlib.compress(rows.data, level)), chunk(b"IEND", b"")))
+    return pngfile.png(rows.data, width, height, 8, pngfile.RGB, level)
 
 
 _shelf: list[PlotRenderer] = []  # at most one renderer, given back by a plot that ended
