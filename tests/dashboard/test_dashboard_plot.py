@@ -7,13 +7,12 @@ import inspect
 import io
 import pathlib
 import threading
+from dataclasses import replace
 
 import numpy as np
 from PIL import Image
 
 import nbtrain.dashboard
-from dataclasses import replace
-
 from nbtrain.dashboard.plot import (
     PlotRenderer,
     give_back,
