@@ -70,10 +70,11 @@ def round_up(x: float) -> float:
 def x_limits(start: float, position: float, final: float | None = None) -> tuple[float, float]:
     """The x axis from `start` to the next round number of epochs past `position`,
     or to the `final` epoch (when known, and not passed) once that axis would reach
-    a third of the run: the data then fill at least a third of it, and the axis
-    changes (a full redraw of the plot) less often (a 3-epoch run: never)."""
+    two thirds of the run: the data fill about half of the axis or more, and a
+    short run's axis changes (a full redraw of the plot) at most twice (3 epochs:
+    to 1, then to 3)."""
     end = start + round_up(position - start)
-    if final is not None and position <= final and final - start <= 3 * (end - start):
+    if final is not None and position <= final and 2 * (final - start) <= 3 * (end - start):
         end = max(final, start + 1.0)
     return float(start), float(end)
 
