@@ -48,9 +48,7 @@ def learning_rate_of(model: Any) -> float | None:
     value = getattr(optimizer, "learning_rate", None) if optimizer is not None else None
     if value is None:
         return None
-    import keras
-
-    return float(keras.ops.convert_to_numpy(value))
+    return float(value)  # not convert_to_numpy: see `hyperparameters.read_hyperparameter`
 
 
 def drawable(panel: Any) -> bool:

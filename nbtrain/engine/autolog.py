@@ -301,7 +301,7 @@ class MlflowAutologSteps(MlflowAutolog):
     @_safe
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         """Log the batch's logs every `log_every_n_steps` optimizer iterations."""
-        iteration = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        iteration = int(self.model.optimizer.iterations)  # no NumPy 2 warning
         if logs and iteration % self.options["log_every_n_steps"] == 0:
             self._log(logs, step=iteration)
 

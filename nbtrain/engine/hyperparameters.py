@@ -139,10 +139,13 @@ def check_hyperparameters(optimizer: Any, values: dict[str, Any]) -> dict[str, f
 
 
 def read_hyperparameter(optimizer: Any, name: str) -> float:
-    """The current value of a steerable hyperparameter, as a float."""
-    import keras
+    """The current value of a steerable hyperparameter, as a float.
 
-    return float(keras.ops.convert_to_numpy(_variable(optimizer, name)))
+    Read with `float()`, not `keras.ops.convert_to_numpy`: under NumPy 2 that
+    warns (a DeprecationWarning on `__array__`'s copy keyword, from Keras and
+    TensorFlow) at every read, which a dashboard showing warnings would show.
+    """
+    return float(_variable(optimizer, name))
 
 
 def assign_hyperparameters(optimizer: Any, values: dict[str, float]) -> dict[str, float]:

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import warnings
 
 import keras
 import numpy as np
@@ -340,6 +341,26 @@ def test_a_step_that_fails_leaves_the_weights_of_the_batches_before_it():
         nbtrain.fit_generator(trained, BadBatchAt(x, y, at=3), shuffle=False, verbose=0,
                               workers=0)
     assert_same_weights(trained, after_3)
+
+
+def test_reading_the_learning_rate_warns_nothing():
+    """The dashboard and steering read the optimizer's rate a few times a second; under
+    NumPy 2, `keras.ops.convert_to_numpy` warns at every read (`__array__` without a
+    copy keyword), which the dashboard, showing the training's warnings, showed."""
+    from nbtrain.dashboard.liveplot import learning_rate_of
+    from nbtrain.engine.hyperparameters import read_hyperparameter
+
+    x, y = data()
+    plain, scheduled = model(), model()
+    scheduled.compile(optimizer=keras.optimizers.Adam(
+        keras.optimizers.schedules.ExponentialDecay(0.01, 1, 0.5)), loss="mse")
+    for m in (plain, scheduled):
+        m.fit(x, y, batch_size=BATCH, verbose=0)  # the optimizer built, 6 steps taken
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_hyperparameter(plain.optimizer, "learning_rate") == pytest.approx(0.01)
+        assert learning_rate_of(plain) == pytest.approx(0.01)
+        assert learning_rate_of(scheduled) == pytest.approx(0.01 * 0.5**STEPS)
 
 
 def test_a_learning_rate_set_while_running_takes_effect_at_the_next_batch():
