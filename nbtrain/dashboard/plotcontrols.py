@@ -121,7 +121,7 @@ class PlotControls:
         self.box = widgets.HBox([self.scale, self.smoothing, self.metrics, self.spares],
                                 _dom_classes=("nbtrain-plot-controls",),
                                 layout=widgets.Layout(visibility="hidden"))
-        presenter.view.plot.observe(self._plotted, names="value")
+        presenter.deferred.append(self._refresh)
 
     @classmethod
     def attach(cls, presenter: Any) -> PlotControls:
@@ -143,17 +143,20 @@ class PlotControls:
         """The run's state changed: no plot controls for a failed run."""
         self.box.layout.display = "none" if state == FAILED else None
 
-    def _plotted(self, change: Any) -> None:
-        """A plot image was shown (under the presenter's lock): show the controls,
-        and a toggle for each metric that has appeared since."""
+    def _refresh(self) -> int:
+        """After a plot image was shown: show the controls, and a toggle for each
+        metric that has appeared since (a `Presenter.deferred` change: called by an
+        update, under the presenter's lock).  Returns the widget messages sent."""
         if not self.presenter.view.drawn:
-            return  # the blank stand-in that keeps the plot's room
+            return 0  # the blank stand-in that keeps the plot's room
+        sent = 0
         if self.box.layout.visibility == "hidden":
             self.box.layout.visibility = None
+            sent += 1
         tracker = self.presenter.tracker
         seen = (len(tracker.metrics), bool(tracker.rate_history.rates))
         if seen == self._seen:
-            return
+            return sent
         self._seen = seen
         # the panels the plot has: the metrics' (`panels`), then the learning rate's
         names = [panel.name for panel in tracker.panels()]
@@ -161,12 +164,12 @@ class PlotControls:
             names.append(LEARNING_RATE)
         new = [name for name in names if name not in self.toggles]
         if not new:
-            return
+            return sent
         spare = list(self.spares.children)
         for name in new:
             if spare:
                 toggle = spare.pop(0)
-            else:  # more panels than spare toggles: made here, on the render thread
+            else:  # more panels than spare toggles: made here
                 toggle = _toggle()
                 toggle.observe(self._toggled, names="value")
             with toggle.hold_sync():  # one message a toggle
@@ -175,8 +178,8 @@ class PlotControls:
             self.toggles[name] = toggle
         self.metrics.children = tuple(self.toggles.values())
         self.spares.children = tuple(spare)
-        self.presenter.throttle.sent(len(new) + 2)  # within the widget messages' budget
         self._set_metrics()
+        return sent + len(new) + 2
 
     def _toggled(self, change: Any) -> None:
         change["owner"].icon = "check" if change["new"] else ""  # pressed reads as chosen

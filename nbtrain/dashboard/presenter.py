@@ -189,6 +189,10 @@ class Presenter:
         # other views of what it shows (`htmlview.HtmlView`): called after each update
         # (True: forced, a state change) and once more after an ended run's final plot
         self.listeners: list[Callable[[bool], None]] = []
+        # widget changes made by an update, after its plot, each returning the messages
+        # it sent (`PlotControls`' new toggles): a throttled update that sends some
+        # sends nothing else, so a burst is one update's worth within the budget
+        self.deferred: list[Callable[[], int]] = []
 
     @property
     def renderer(self) -> Any:
@@ -269,9 +273,15 @@ class Presenter:
                 value = tracker.metrics[name].last
                 self.add_message(f"{name} is {value} in epoch {tracker.epoch + 1}")
             tracker.nonfinite.clear()
-            throttle.spent(self._update_widgets(now), now)
+            if force:  # a state change: shown at once, whatever else follows
+                throttle.spent(self._update_widgets(now), now)
             if self.plot and plot and (force or throttle.plot_due(now)):
                 self.live.update(now, force)
+            sent = sum(change() for change in self.deferred)
+            if not force:
+                throttle.spent(sent or self._update_widgets(now), now)
+            elif sent:
+                throttle.spent(sent, now)
             for listener in self.listeners:
                 listener(force)
 

@@ -85,14 +85,6 @@ class Throttle:
         self.messages += messages
         self.next_update = max(self.next_update, now + self._wait(messages))
 
-    def sent(self, messages: int, now: float | None = None) -> None:
-        """Record `messages` widget messages sent between two updates (e.g. the plot
-        controls' new toggles): the next update waits for them too, after the wait
-        already due (as in a token bucket), so they fit the budget."""
-        now = self.clock() if now is None else now
-        self.messages += messages
-        self.next_update = max(self.next_update, now) + self._wait(messages)
-
     def _wait(self, messages: int) -> float:
         return max(self.interval, messages / self.budget) if self.budget else self.interval
 

@@ -4,6 +4,7 @@ static snapshot, throttling, failure display.  No kernel, no browser."""
 from __future__ import annotations
 
 import base64
+import bisect
 import io
 import warnings
 from types import SimpleNamespace
@@ -194,9 +195,9 @@ def test_messages_and_renders_a_second_whatever_the_step_rate(make, clock, comm_
         dashboard.on_epoch_end(epoch, {"loss": 0.5, "acc": 0.5, "val_loss": 0.6})
         note()
         epoch += 1
-    for second in range(seconds):
-        in_window = [t for t in sent_at if start + second <= t < start + second + 1]
-        assert len(in_window) <= 20, (second, len(in_window))
+    # in any one second (a sliding window: the first plot, with its new toggles, too)
+    for i, t in enumerate(sent_at):
+        assert bisect.bisect_left(sent_at, t + 1.0) - i <= 20, (t - start, sent_at[i:i + 30])
     renders = dashboard.throttle.renders
     assert 1 <= renders <= seconds + 1
     assert len([i for i, _ in comm_log if i == plot_id]) == renders
