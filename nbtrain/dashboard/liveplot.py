@@ -48,7 +48,9 @@ def learning_rate_of(model: Any) -> float | None:
     value = getattr(optimizer, "learning_rate", None) if optimizer is not None else None
     if value is None:
         return None
-    return float(value)  # not convert_to_numpy: see `hyperparameters.read_hyperparameter`
+    from nbtrain.engine.hyperparameters import scalar_value
+
+    return scalar_value(value)
 
 
 def drawable(panel: Any) -> bool:

@@ -37,6 +37,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from nbtrain.engine.hyperparameters import scalar_value
+
 FLAVORS = ("keras", "tensorflow")  # the autolog integrations that patch keras.Model.fit
 # What MLflow's patch leaves out of the parameters (mlflow/keras/autologging.py).
 UNLOGGED = ("self", "x", "y", "callbacks", "validation_data", "verbose", "batch_size")
@@ -301,7 +303,7 @@ class MlflowAutologSteps(MlflowAutolog):
     @_safe
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         """Log the batch's logs every `log_every_n_steps` optimizer iterations."""
-        iteration = int(self.model.optimizer.iterations)  # no NumPy 2 warning
+        iteration = int(scalar_value(self.model.optimizer.iterations))
         if logs and iteration % self.options["log_every_n_steps"] == 0:
             self._log(logs, step=iteration)
 

@@ -22,6 +22,8 @@ import math
 import numbers
 from typing import Any, NamedTuple
 
+import numpy as np
+
 LEARNING_RATE = "learning_rate"
 
 
@@ -138,14 +140,25 @@ def check_hyperparameters(optimizer: Any, values: dict[str, Any]) -> dict[str, f
     return out
 
 
-def read_hyperparameter(optimizer: Any, name: str) -> float:
-    """The current value of a steerable hyperparameter, as a float.
+def scalar_value(value: Any) -> float:
+    """A scalar variable's or tensor's value (any backend, a `tf.distribute` variable
+    too) as a float.
 
-    Read with `float()`, not `keras.ops.convert_to_numpy`: under NumPy 2 that
-    warns (a DeprecationWarning on `__array__`'s copy keyword, from Keras and
-    TensorFlow) at every read, which a dashboard showing warnings would show.
+    Not through `keras.ops.convert_to_numpy`, which under NumPy 2 warns at every
+    read (a DeprecationWarning: Keras's and the backends' `__array__` take no
+    copy keyword), and a dashboard showing the training's warnings would show
+    it: `float()`, or, for a `MirroredVariable` (which `float()` refuses),
+    `np.asarray`, which does not warn on TensorFlow (it does on PyTorch).
     """
-    return float(_variable(optimizer, name))
+    try:
+        return float(value)
+    except TypeError:  # a tf.distribute variable
+        return float(np.asarray(value))
+
+
+def read_hyperparameter(optimizer: Any, name: str) -> float:
+    """The current value of a steerable hyperparameter, as a float."""
+    return scalar_value(_variable(optimizer, name))
 
 
 def assign_hyperparameters(optimizer: Any, values: dict[str, float]) -> dict[str, float]:

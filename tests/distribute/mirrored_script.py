@@ -5,6 +5,7 @@ training and against Keras's own fit under the same strategy.  Prints JSON."""
 import json
 import os
 import sys
+import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -17,6 +18,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import nbtrain  # noqa: E402
+from nbtrain.dashboard.liveplot import learning_rate_of  # noqa: E402
+from nbtrain.engine.hyperparameters import read_hyperparameter  # noqa: E402
 
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 rng = np.random.default_rng(0)
@@ -95,7 +98,10 @@ for name, scope in [("steered", strategy.scope()),
     per_replica = strategy.experimental_local_results(
         strategy.run(lambda m=model: tf.identity(m.optimizer.learning_rate.value))
     ) if name == "steered" else []  # each replica reads its own copy of the variable
-    out[name] = {"history": h.history, "weights": weights(model),
+    with warnings.catch_warnings():  # how steering and the dashboard read the rate
+        warnings.simplefilter("error")
+        read = [read_hyperparameter(model.optimizer, "learning_rate"), learning_rate_of(model)]
+    out[name] = {"history": h.history, "weights": weights(model), "read": read,
                  "replica_lrs": [float(v.numpy()) for v in per_replica],
                  "changes": [list(c) for c in run.hyperparameter_changes]}
 json.dump(out, sys.stdout)

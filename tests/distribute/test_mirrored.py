@@ -62,6 +62,8 @@ def test_a_learning_rate_set_while_training_reaches_every_replica(results):
         assert (epoch, batch, steps, name, new) == (0, 2, 4, "learning_rate", 0.01)
         assert old == pytest.approx(0.05)
     assert steered["history"]["learning_rate"] == pytest.approx([0.01, 0.01])
+    # read as steering and the dashboard read it (a MirroredVariable), warning nothing
+    assert steered["read"] == single["read"] == pytest.approx([0.01, 0.01])
     # the replicas trained with the new value: the same weights as one device steered alike,
     # not those of the run left at 0.05
     close(steered["weights"], single["weights"], rtol=1e-5, atol=1e-6)
