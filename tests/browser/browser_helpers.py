@@ -396,7 +396,22 @@ class Notebook:
         self.page.locator(f".lm-Menu-item[data-command='{command}']").click()
 
     def run_all(self) -> None:
-        self.menu("Run", "runmenu:run-all")
+        """Run > Run All Cells, once more if no cell was queued within 10 s (Notebook 7
+        once left every cell unrun in a fresh clone's run: the command did not take).
+        The page marks every cell queued (`[*]`) as soon as the command takes, so the
+        second click never runs a cell twice."""
+        from playwright.sync_api import expect
+
+        queued = self.panel.locator(".jp-CodeCell .jp-InputPrompt",
+                                    has_text=re.compile(r"\[(\*|\d+)\]"))
+        for attempt in range(2):
+            self.menu("Run", "runmenu:run-all")
+            try:
+                expect(queued.first).to_be_visible(timeout=10_000)
+                return
+            except AssertionError:
+                if attempt:
+                    raise
 
     def save(self) -> None:
         self.menu("File", "docmanager:save")
