@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 from nbtrain.dashboard.plot import PlotRenderer, give_back, take_renderer
 from nbtrain.dashboard.plotworker import PlotWorker
 from nbtrain.dashboard.tracker import LEARNING_RATE
+from nbtrain.engine.hyperparameters import scalar_value
 from nbtrain.run.state import ACTIVE, ENDED
 
 
@@ -48,8 +49,6 @@ def learning_rate_of(model: Any) -> float | None:
     value = getattr(optimizer, "learning_rate", None) if optimizer is not None else None
     if value is None:
         return None
-    from nbtrain.engine.hyperparameters import scalar_value
-
     return scalar_value(value)
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import struct
 import zlib
 
+import numpy as np
+
 GREY = 0
 """PNG colour type: greyscale."""
 
@@ -40,4 +42,18 @@ def png(rows: bytes, width: int, height: int, depth: int, color: int, level: int
                      chunk(b"IDAT", zlib.compress(rows, level)), chunk(b"IEND", b"")))
 
 
-__all__ = ["GREY", "RGB", "png"]
+def rgb_png(rgb: np.ndarray, level: int = 3) -> bytes:
+    """An RGB image (height x width x 3, uint8) as PNG: rows unfiltered, deflated at
+    `level`.
+
+    On a plot (mostly flat white) this takes less than half the CPU of PIL's
+    encoder at its level 1, which tries a filter on every row, for a smaller
+    file.
+    """
+    height, width, _ = rgb.shape
+    rows = np.zeros((height, 1 + 3 * width), np.uint8)  # each row: filter 0, pixels
+    rows[:, 1:] = rgb.reshape(height, 3 * width)
+    return png(rows.data, width, height, 8, RGB, level)
+
+
+__all__ = ["GREY", "RGB", "png", "rgb_png"]

@@ -16,11 +16,11 @@ import nbtrain.dashboard
 from nbtrain.dashboard.plot import (
     PlotRenderer,
     give_back,
-    png_bytes,
     smooth,
     take_renderer,
     use_log_scale,
 )
+from nbtrain.dashboard.pngfile import rgb_png
 from nbtrain.dashboard.tracker import MetricTracker, RateChange
 
 
@@ -53,9 +53,9 @@ def test_renders_a_png_with_a_panel_per_metric():
     assert [ax.get_title(loc="left") for ax in renderer.figure.axes] == ["loss", "accuracy"]
 
 
-def test_png_bytes_decode_to_the_pixels_given():
+def test_rgb_png_decodes_to_the_pixels_given():
     rgb = np.random.default_rng(0).integers(0, 256, (7, 5, 3), dtype=np.uint8)
-    image = Image.open(io.BytesIO(png_bytes(rgb)))
+    image = Image.open(io.BytesIO(rgb_png(rgb)))
     assert image.format == "PNG" and image.mode == "RGB" and image.size == (5, 7)
     np.testing.assert_array_equal(np.asarray(image), rgb)
     plot = np.asarray(Image.open(io.BytesIO(render(PlotRenderer(), tracker_with(400)))))
